@@ -1,0 +1,59 @@
+"""Entry point of the ``payments`` console script.
+
+Sub-commands live in their own modules and are imported only when invoked, so ``payments --help`` and quick
+commands stay fast and a command never pays for another's imports.  Exit codes: 0 ok, 1 a check failed,
+2 bad usage (click's own convention for usage errors).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> "module:attribute" of a click command or group.
+COMMANDS: dict[str, str] = {
+    "config": "cli.config_cmd:config",
+    "db": "cli.db_cmd:db",
+    "queues": "cli.queues_cmd:queues",
+    "run": "cli.run_cmd:run",
+    "serve": "cli.serve_cmd:serve",
+    "worker": "cli.worker_cmd:worker",
+    "scheduler": "cli.scheduler_cmd:scheduler",
+    "sim": "cli.sim_cmd:sim",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="payments-engine", prog_name="payments")
+def cli() -> None:
+    """payments-engine: payment jobs on SQS FIFO, run by Dramatiq workers.
+
+    With no configuration every command uses the embedded stack that `payments run` starts.
+    """
+
+
+def main() -> None:
+    """Run the CLI; exits with its status."""
+    cli(prog_name="payments")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The engine's settings, read from ``PAYMENTS_*`` environment variables and an optional ``.env`` file.
+
+Settings are grouped (``settings.sqs.endpoint_url`` is ``PAYMENTS_SQS_ENDPOINT_URL``): the first word after the
+prefix names the group, the rest the field.  A handful of settings whose names read as one phrase
+(``PAYMENTS_DATA_DIR``, ``PAYMENTS_QUEUE_PREFIX``, ``PAYMENTS_RATE_LIMIT_PER_MINUTE``) stay at the top level.
+Secrets are :class:`pydantic.SecretStr` and print masked.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PAYMENTS_"
+
+
+class DatabaseSettings(BaseModel):
+    url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql+psycopg://…); unset: the embedded PostgreSQL under the data dir.",
+    )
+    pool_size: int = Field(default=5, ge=1, description="Connections kept per process.")
+
+
+class AwsSettings(BaseModel):
+    region: str = Field(default="eu-west-1", description="AWS region for SQS and S3.")
+
+
+class SqsSettings(BaseModel):
+    endpoint_url: str | None = Field(
+        default=None, description="SQS endpoint; unset: real AWS, or the embedded local endpoint under `run`."
+    )
+    wait_time_seconds: int = Field(default=20, ge=0, le=20, description="Long-polling wait per ReceiveMessage.")
+    visibility_timeout_seconds: int = Field(default=300, ge=1, description="Work queue VisibilityTimeout.")
+    heartbeat_seconds: float = Field(
+        default=60.0, gt=0, description="How often a message still being worked on has its visibility extended."
+    )
+    delete_flush_seconds: float = Field(
+        default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."
+    )
+    max_receive_count: int = Field(default=3, ge=1, description="Receives before SQS redrives to the DLQ.")
+
+
+class S3Settings(BaseModel):
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint; unset: as for SQS.")
+    bucket_invoices: str = "payments-invoices"
+    bucket_settlements: str = "payments-settlements"
+    bucket_audit: str = "payments-audit"
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(
+        default=None, description="Redis URL; unset: 127.0.0.1:6379 if reachable, else an embedded server."
+    )
+    prefix: str | None = Field(default=None, description="Key namespace; unset: derived from the data dir.")
+
+
+class StripeSettings(BaseModel):
+    api_key: SecretStr | None = Field(default=None, description="Stripe secret key; unset: the bundled sandbox.")
+    api_base: str | None = Field(default=None, description="Any Stripe-compatible server (default api.stripe.com).")
+    sim_port: int = Field(default=12111, description="Port of the Stripe sandbox (`payments sim stripe`).")
+    webhook_secrets: SecretStr | None = Field(
+        default=None, description="Comma-separated webhook signing secrets; all are accepted."
+    )
+    max_network_retries: int = Field(default=2, ge=0, description="Network retries inside the Stripe SDK.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Stripe request timeout.")
+
+
+class HttpSettings(BaseModel):
+    host: str = Field(default="127.0.0.1", description="Ingest bind address.")
+    port: int = Field(default=8000, description="Ingest HTTP port.")
+
+
+class MetricsSettings(BaseModel):
+    port: int = Field(default=9191, description="Worker metrics port.")
+
+
+class LocalSettings(BaseModel):
+    aws_port: int = Field(default=4566, description="Port of the embedded local AWS (SQS/S3) endpoint.")
+
+
+class RetrySettings(BaseModel):
+    backoff_base_seconds: float = Field(default=5.0, ge=0, description="First retry backoff (full jitter).")
+    backoff_max_seconds: float = Field(default=300.0, ge=0, description="Longest retry backoff.")
+
+
+class JwtSettings(BaseModel):
+    secret: SecretStr | None = Field(
+        default=None, description="HS256 secrets, comma-separated (the first signs, all verify)."
+    )
+    public_key: str | None = Field(default=None, description="PEM public key for RS256 tokens.")
+
+
+class SellerSettings(BaseModel):
+    country: str = Field(default="IE", description="Seller's country (ISO 3166 alpha-2).")
+    vat_id: str | None = Field(default=None, description="Seller's VAT id.")
+
+
+class VatSettings(BaseModel):
+    oss: bool = Field(default=True, description="Tax EU B2C sales at the customer's rate (One-Stop Shop).")
+
+
+class IdempotencySettings(BaseModel):
+    ttl_seconds: int = Field(default=86400, ge=1, description="How long Idempotency-Key answers are kept.")
+
+
+class ReconcileSettings(BaseModel):
+    after_seconds: int = Field(default=900, ge=1, description="Re-enqueue jobs with no progress for this long.")
+
+
+class DunningSettings(BaseModel):
+    schedule_days: str = Field(default="1,3,5", description="Days after a failed renewal to retry it.")
+
+
+class SettlementSettings(BaseModel):
+    fee_bps: int = Field(default=0, ge=0, description="Settlement fee in basis points of gross.")
+
+
+class MerchantSettings(BaseModel):
+    webhook_url: str | None = Field(default=None, description="Where job events are POSTed, signed.")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for Payments-Signature.")
+
+
+class WorkerSettings(BaseModel):
+    processes: int = Field(default=1, ge=1, description="Worker processes started by `payments run`.")
+    threads: int = Field(default=8, ge=1, description="Worker threads per process.")
+
+
+class LogSettings(BaseModel):
+    level: str = Field(default="INFO", description="Log level.")
+    format: str = Field(default="json", description="`json` (one object a line) or `text`.")
+
+
+class Settings(BaseSettings):
+    """Every setting of the engine.  Build it with :func:`get_settings` (cached) or ``Settings()`` (fresh)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(default=Path("./var"), description="Where embedded services keep their data.")
+    queue_prefix: str = Field(default="", description="Prefix put verbatim before every queue and bucket name.")
+    rate_limit_per_minute: int = Field(default=1000, ge=0, description="POSTs per client IP a minute; 0 = off.")
+
+    database: DatabaseSettings = DatabaseSettings()
+    aws: AwsSettings = AwsSettings()
+    sqs: SqsSettings = SqsSettings()
+    s3: S3Settings = S3Settings()
+    redis: RedisSettings = RedisSettings()
+    stripe: StripeSettings = StripeSettings()
+    http: HttpSettings = HttpSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    local: LocalSettings = LocalSettings()
+    retry: RetrySettings = RetrySettings()
+    jwt: JwtSettings = JwtSettings()
+    seller: SellerSettings = SellerSettings()
+    vat: VatSettings = VatSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
+    dunning: DunningSettings = DunningSettings()
+    settlement: SettlementSettings = SettlementSettings()
+    merchant: MerchantSettings = MerchantSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log: LogSettings = LogSettings()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain JSON-able data with every secret (and a database password) masked."""
+        data = self.model_dump(mode="json")
+        # model_dump(mode="json") already renders SecretStr as "**********"; only URL passwords remain.
+        db_url = self.database.url.get_secret_value() if self.database.url else None
+        data["database"]["url"] = mask_url_password(db_url) if db_url else None
+        return data
+
+
+def mask_url_password(url: str) -> str:
+    """Return ``url`` with the password part of its authority replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    userinfo, _, host = rest.partition("@")
+    user, has_password, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+
+
+def env_name(path: str) -> str:
+    """The environment variable for a dotted settings path: ``sqs.endpoint_url`` → ``PAYMENTS_SQS_ENDPOINT_URL``."""
+    return ENV_PREFIX + path.replace(".", "_").upper()
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
