@@ -47,9 +47,9 @@ class SqsSettings(BaseModel):
 
 class S3Settings(BaseModel):
     endpoint_url: str | None = Field(default=None, description="S3 endpoint; unset: as for SQS.")
-    bucket_invoices: str = "payments-invoices"
-    bucket_settlements: str = "payments-settlements"
-    bucket_audit: str = "payments-audit"
+    bucket_invoices: str = Field(default="payments-invoices", description="Bucket for invoice PDFs.")
+    bucket_settlements: str = Field(default="payments-settlements", description="Bucket for POS batches.")
+    bucket_audit: str = Field(default="payments-audit", description="Bucket for audit archives.")
 
 
 class RedisSettings(BaseModel):

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: table definitions, engine factory, migrations and repositories."""

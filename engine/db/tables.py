@@ -1,0 +1,109 @@
+"""Table definitions (SQLAlchemy Core).  Domain objects never import this module; repositories do.
+
+Migrations in ``engine/db/migrations`` are the source of truth for the schema; these definitions mirror them
+for queries, and ``tests/integration/db/test_schema.py`` checks the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+JOB_KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
+JOB_STATUSES = (
+    "accepted",
+    "processing",
+    "succeeded",
+    "failed",
+    "requires_action",
+    "in_review",
+    "dead_lettered",
+)
+TERMINAL_STATUSES = ("succeeded", "failed", "requires_action", "in_review", "dead_lettered")
+DEAD_LETTER_SOURCES = ("redrive", "poison", "explicit")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="accepted"),
+    # The last completed stage (null before the first): the job's recovery point.
+    sa.Column("stage", sa.Text, nullable=True),
+    # (client, Idempotency-Key) or an upstream envelope's scope: one job per scope, ever.
+    sa.Column("idempotency_scope", sa.Text, nullable=False, unique=True),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("group_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=True),
+    sa.Column("correlation_id", sa.Text, nullable=True),
+    sa.Column("request", JSONB, nullable=False),
+    # Results of completed stages, keyed by stage name, persisted with each checkpoint.
+    sa.Column("stage_results", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("result", JSONB, nullable=True),
+    sa.Column("error", JSONB, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # How many times the job was re-sent by replay or the reconciler (suffix of its dedup id).
+    sa.Column("enqueue_generation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(f"kind IN {JOB_KINDS!r}", name="jobs_kind_known"),
+    sa.CheckConstraint(f"status IN {JOB_STATUSES!r}", name="jobs_status_known"),
+)
+sa.Index("jobs_status_updated_idx", jobs.c.status, jobs.c.updated_at)
+sa.Index("jobs_created_idx", jobs.c.created_at.desc(), jobs.c.id.desc())
+sa.Index("jobs_customer_idx", jobs.c.customer_id)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("queue", sa.Text, nullable=False),
+    sa.Column("message_id", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("kind", sa.Text, nullable=True),
+    sa.Column("group_id", sa.Text, nullable=True),
+    sa.Column("stage", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error_class", sa.Text, nullable=False),
+    sa.Column("error_message", sa.Text, nullable=False),
+    sa.Column("traceback", sa.Text, nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("first_failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_failed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("purged_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("queue", "message_id", name="dead_letters_queue_message_key"),
+    sa.CheckConstraint(f"source IN {DEAD_LETTER_SOURCES!r}", name="dead_letters_source_known"),
+)
+sa.Index("dead_letters_job_idx", dead_letters.c.job_id)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    # Unique per event so that a redone stage cannot emit the same event twice.
+    sa.Column("event_key", sa.Text, nullable=False, unique=True),
+    sa.Column("payload", JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("relayed_at", sa.DateTime(timezone=True), nullable=True),
+)
+sa.Index("outbox_unrelayed_idx", outbox.c.id, postgresql_where=outbox.c.relayed_at.is_(None))
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("client", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("request_hash", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=True),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", JSONB, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("idempotency_keys_expiry_idx", idempotency_keys.c.expires_at)
