@@ -16,7 +16,8 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
     """Apply migrations to the configured (or running embedded) database."""
-    from engine.db.migrate import current_revision, upgrade as run_upgrade
+    from engine.db.migrate import current_revision
+    from engine.db.migrate import upgrade as run_upgrade
     from engine.runtime import NothingRunningError, resolve_endpoints
 
     try:

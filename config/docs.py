@@ -34,9 +34,7 @@ def rows() -> list[tuple[str, str, str, bool]]:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             for sub_name, sub_field in annotation.model_fields.items():
                 secret = "SecretStr" in str(sub_field.annotation)
-                out.append(
-                    (env_name(f"{name}.{sub_name}"), _default(sub_field), sub_field.description or "", secret)
-                )
+                out.append((env_name(f"{name}.{sub_name}"), _default(sub_field), sub_field.description or "", secret))
         else:
             out.append((env_name(name), _default(field), field.description or "", False))
     return out

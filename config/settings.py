@@ -37,7 +37,9 @@ class SqsSettings(BaseModel):
     wait_time_seconds: int = Field(default=20, ge=0, le=20, description="Long-polling wait per ReceiveMessage.")
     visibility_timeout_seconds: int = Field(default=300, ge=1, description="Work queue VisibilityTimeout.")
     heartbeat_seconds: float = Field(
-        default=60.0, gt=0, description="How often a message still being worked on has its visibility extended."
+        default=60.0,
+        gt=0,
+        description="How often a message still being worked on has its visibility extended.",
     )
     delete_flush_seconds: float = Field(
         default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."

@@ -143,8 +143,9 @@ def resolve_endpoints(settings: Settings | None = None) -> Endpoints:
 
 
 def _real_aws_configured() -> bool:
-    return bool(os.environ.get("PAYMENTS_AWS_REGION") or os.environ.get("AWS_ACCESS_KEY_ID")
-                or os.environ.get("AWS_PROFILE"))
+    return bool(
+        os.environ.get("PAYMENTS_AWS_REGION") or os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
+    )
 
 
 def effective_settings_view(settings: Settings | None = None) -> dict[str, Any]:

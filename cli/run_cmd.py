@@ -1,0 +1,35 @@
+"""``payments run``: the whole engine on this machine, embedded defaults, one command."""
+
+from __future__ import annotations
+
+import signal
+
+import click
+
+from cli.output import fail
+
+
+@click.command()
+@click.option("--no-worker", is_flag=True, help="Do not start a worker.")
+@click.option("--no-scheduler", is_flag=True, help="Do not start the scheduler.")
+def run(no_worker: bool, no_scheduler: bool) -> None:
+    """Start PostgreSQL, the local SQS/S3 endpoint, Redis, the Stripe sandbox, ingest, worker and scheduler."""
+    from config.settings import get_settings
+    from engine.stack import Stack, StackError
+
+    stack = Stack(get_settings(), say=lambda m: click.echo(m, err=True))
+    signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
+    try:
+        click.echo("starting payments-engine …", err=True)
+        stack.start(with_worker=not no_worker, with_scheduler=not no_scheduler)
+    except StackError as exc:
+        fail(str(exc))
+    click.echo(stack.summary())
+    try:
+        stack.supervise()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("stopping …", err=True)
+        stack.stop()
+        click.echo("stopped.", err=True)

@@ -1,0 +1,54 @@
+"""``payments scheduler``: periodic tasks (the Procfile's ``scheduler``)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+
+import click
+
+from cli.output import fail, print_json
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run every task once, print what each did, and exit.")
+@click.option(
+    "--now",
+    "now",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="With --once: run as if it were this time (ISO 8601).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
+def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:
+    """Run the engine's periodic tasks (DLQ sweep, and those pipelines add)."""
+    from engine.bootstrap import bootstrap
+    from engine.logs import configure_logging
+    from engine.runtime import NothingRunningError
+    from engine.scheduler import run_forever, run_once
+
+    if now is not None and not once:
+        raise click.UsageError("--now only goes with --once")
+    c = bootstrap()
+    configure_logging(c.settings)
+    try:
+        c.endpoints.require("database", "sqs")
+    except NothingRunningError as exc:
+        fail(str(exc))
+    if once:
+        if now is not None and now.tzinfo is None:
+            from datetime import UTC
+
+            now = now.replace(tzinfo=UTC)
+        report = run_once(c, now)
+        if as_json:
+            print_json(report)
+        else:
+            for name, line in report.items():
+                click.echo(f"{name}: {line}")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_forever(c, stop)

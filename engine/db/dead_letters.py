@@ -1,0 +1,71 @@
+"""The PostgreSQL dead-letter sink: one reason row per dead-lettered message, and the job marked.
+
+SQS redrive carries no reason, so the worker records why a message died at the moment it gives up on it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from engine.broker.dead_letters import DeadLetterRecord
+from engine.db.tables import TERMINAL_STATUSES, dead_letters, jobs
+
+
+class SqlDeadLetterSink:
+    """Implements :class:`engine.broker.dead_letters.DeadLetterSink` on the ``dead_letters`` table."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def record(self, record: DeadLetterRecord) -> None:
+        """Upsert the reason row for (queue, message id) and mark its job ``dead_lettered``.
+
+        A second record for the same message (a retried write, or the DLQ sweep finding it again) keeps the
+        first failure time and takes the newest error.  A job already succeeded or failed is left alone.
+        Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database cannot be written.
+        """
+        values = {
+            "queue": record.queue,
+            "message_id": record.message_id,
+            "job_id": record.job_id,
+            "kind": record.kind,
+            "group_id": record.group_id,
+            "stage": record.stage,
+            "attempts": record.attempts,
+            "error_class": record.error_class,
+            "error_message": record.error_message,
+            "traceback": record.traceback,
+            "body": record.body,
+            "source": record.source,
+            "first_failed_at": record.failed_at,
+            "last_failed_at": record.failed_at,
+        }
+        stmt = insert(dead_letters).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            constraint="dead_letters_queue_message_key",
+            set_={
+                "attempts": sa.func.greatest(dead_letters.c.attempts, stmt.excluded.attempts),
+                "error_class": stmt.excluded.error_class,
+                "error_message": stmt.excluded.error_message,
+                "traceback": sa.func.coalesce(stmt.excluded.traceback, dead_letters.c.traceback),
+                "last_failed_at": stmt.excluded.last_failed_at,
+                "stage": sa.func.coalesce(stmt.excluded.stage, dead_letters.c.stage),
+            },
+        )
+        with self._engine.begin() as conn:
+            conn.execute(stmt)
+            if record.job_id:
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == record.job_id)
+                    .where(jobs.c.status.not_in([s for s in TERMINAL_STATUSES if s != "dead_lettered"]))
+                    .values(
+                        status="dead_lettered",
+                        error={
+                            "code": "dead_lettered",
+                            "message": f"{record.error_class}: {record.error_message}",
+                        },
+                        updated_at=sa.func.now(),
+                    )
+                )

@@ -1,0 +1,1 @@
+"""The HTTP ingest (FastAPI): accepts jobs, answers health and metrics."""
