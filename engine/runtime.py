@@ -119,7 +119,7 @@ def resolve_endpoints(settings: Settings | None = None) -> Endpoints:
     # AWS: an explicit endpoint wins; real AWS is "configured" when the user set a region or credentials
     # explicitly; otherwise the embedded endpoint from the runtime file.
     local_aws = rt.get("local_aws_url")
-    real_aws = _real_aws_configured()
+    real_aws = _real_aws_configured(s)
     embedded_aws = not (s.sqs.endpoint_url or real_aws)
     sqs_url = s.sqs.endpoint_url or (local_aws if embedded_aws else None)
     s3_url = s.s3.endpoint_url or (local_aws if not (s.s3.endpoint_url or real_aws) else None)
@@ -142,10 +142,9 @@ def resolve_endpoints(settings: Settings | None = None) -> Endpoints:
     )
 
 
-def _real_aws_configured() -> bool:
-    return bool(
-        os.environ.get("PAYMENTS_AWS_REGION") or os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE")
-    )
+def _real_aws_configured(settings: Settings) -> bool:
+    """Real AWS is chosen by setting ``PAYMENTS_AWS_REGION`` explicitly (environment or ``.env``)."""
+    return "region" in settings.aws.model_fields_set
 
 
 def effective_settings_view(settings: Settings | None = None) -> dict[str, Any]:

@@ -1,0 +1,63 @@
+"""`/health` reports each dependency with its latency; errors take the contract's shape."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from engine.ingest.app import create_app
+from engine.liveness import WorkerHeartbeat
+
+
+def test_health_is_503_without_a_live_worker_then_200_with_one(container) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(container))
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert set(body["checks"]) == {"database", "queues", "redis", "workers", "stripe"}
+    assert body["checks"]["database"]["ok"] and body["checks"]["queues"]["ok"] and body["checks"]["redis"]["ok"]
+    assert body["checks"]["workers"] == {**body["checks"]["workers"], "ok": False}
+    assert isinstance(body["checks"]["database"]["latency_ms"], float)
+
+    beat = WorkerHeartbeat(container.redis, container.redis_prefix)
+    beat.start()
+    try:
+        response = client.get("/health")
+        assert response.status_code == 200, response.json()
+        assert response.json()["status"] == "ok"
+        assert response.json()["checks"]["workers"]["detail"] == "1 live"
+    finally:
+        beat.stop()
+    assert client.get("/health").status_code == 503
+
+
+def test_ready_needs_database_and_queues_only(container) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(container))
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert set(response.json()["checks"]) == {"database", "queues"}
+    assert client.get("/health/live").json() == {"status": "ok"}
+
+
+def test_ready_is_503_when_queues_are_missing(container, engine_settings) -> None:  # type: ignore[no-untyped-def]
+    from engine.bootstrap import Container
+    from engine.runtime import resolve_endpoints
+
+    other = engine_settings.model_copy(update={"queue_prefix": "missing-"})
+    client = TestClient(create_app(Container(settings=other, endpoints=resolve_endpoints(other))))
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["queues"]["ok"] is False
+
+
+def test_unknown_route_has_the_error_shape(container) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(container))
+    response = client.get("/v1/nope")
+    assert response.status_code == 404
+    assert response.json() == {"error": {"type": "invalid_request_error", "code": "not_found", "message": "Not Found"}}
+
+
+def test_metrics_are_prometheus_text(container) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(container))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
