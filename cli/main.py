@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "worker": "cli.worker_cmd:worker",
     "scheduler": "cli.scheduler_cmd:scheduler",
     "sim": "cli.sim_cmd:sim",
+    "token": "cli.token_cmd:token",
 }
 
 
