@@ -11,6 +11,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 
+# Nullable JSON columns store Python None as SQL NULL (SQLAlchemy's default would store the JSON value null,
+# which `||` merges into an array).
+
 JOB_KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
 JOB_STATUSES = (
     "accepted",
@@ -41,8 +44,8 @@ jobs = sa.Table(
     sa.Column("request", JSONB, nullable=False),
     # Results of completed stages, keyed by stage name, persisted with each checkpoint.
     sa.Column("stage_results", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
-    sa.Column("result", JSONB, nullable=True),
-    sa.Column("error", JSONB, nullable=True),
+    sa.Column("result", JSONB(none_as_null=True), nullable=True),
+    sa.Column("error", JSONB(none_as_null=True), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     # How many times the job was re-sent by replay or the reconciler (suffix of its dedup id).
     sa.Column("enqueue_generation", sa.Integer, nullable=False, server_default="0"),
@@ -102,7 +105,7 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("job_id", sa.Text, nullable=True),
     sa.Column("response_status", sa.Integer, nullable=True),
-    sa.Column("response_body", JSONB, nullable=True),
+    sa.Column("response_body", JSONB(none_as_null=True), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )

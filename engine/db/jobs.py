@@ -1,0 +1,184 @@
+"""The jobs repository: rows of ``jobs`` in and out as :class:`engine.jobs.Job`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+from engine.db.tables import jobs
+from engine.jobs import Job
+
+
+class JobNotFound(LookupError):
+    """No job has this id."""
+
+
+def _to_job(row: sa.RowMapping) -> Job:
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        stage=row["stage"],
+        idempotency_scope=row["idempotency_scope"],
+        queue=row["queue"],
+        group_id=row["group_id"],
+        request=row["request"],
+        customer_id=row["customer_id"],
+        correlation_id=row["correlation_id"],
+        stage_results=row["stage_results"] or {},
+        public=row["result"] or {},
+        error=row["error"],
+        attempts=row["attempts"],
+        enqueue_generation=row["enqueue_generation"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def insert(conn: sa.Connection, job: Job) -> Job:
+    """Insert ``job`` and return it with its timestamps.
+
+    Raises :class:`sqlalchemy.exc.IntegrityError` when a job with the same id or idempotency scope exists.
+    """
+    row = (
+        conn.execute(
+            jobs.insert()
+            .values(
+                id=job.id,
+                kind=job.kind,
+                status=job.status,
+                stage=job.stage,
+                idempotency_scope=job.idempotency_scope,
+                queue=job.queue,
+                group_id=job.group_id,
+                customer_id=job.customer_id,
+                correlation_id=job.correlation_id,
+                request=job.request,
+                stage_results=job.stage_results,
+                result=job.public or None,
+                error=job.error,
+            )
+            .returning(jobs)
+        )
+        .mappings()
+        .one()
+    )
+    return _to_job(row)
+
+
+def get(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Job:
+    """The job ``job_id``.  Raises :class:`JobNotFound`."""
+    query = sa.select(jobs).where(jobs.c.id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().one_or_none()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _to_job(row)
+
+
+def get_by_scope(conn: sa.Connection, scope: str) -> Job | None:
+    """The job of an idempotency scope, if any."""
+    row = conn.execute(sa.select(jobs).where(jobs.c.idempotency_scope == scope)).mappings().one_or_none()
+    return _to_job(row) if row else None
+
+
+def checkpoint(
+    conn: sa.Connection,
+    job_id: str,
+    *,
+    stage: str | None,
+    stage_results: dict[str, Any],
+    public: dict[str, Any] | None = None,
+    status: str | None = None,
+    error: dict[str, Any] | None = None,
+    clear_error: bool = False,
+) -> None:
+    """Record completed stages in one UPDATE: results merged, public fields merged, status/stage/error set.
+
+    Called inside the caller's transaction so local writes of a stage (ledger, outbox) commit with it.
+    """
+    values: dict[str, Any] = {
+        "stage_results": jobs.c.stage_results.op("||")(sa.cast(stage_results, JSONB)),
+        "updated_at": sa.func.now(),
+    }
+    if stage is not None:
+        values["stage"] = stage
+    if public:
+        values["result"] = sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(sa.cast(public, JSONB))
+    if status is not None:
+        values["status"] = status
+    if error is not None:
+        values["error"] = error
+    elif clear_error:
+        values["error"] = None
+    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+
+def set_status(
+    conn: sa.Connection,
+    job_id: str,
+    status: str,
+    *,
+    only_from: Sequence[str] | None = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    """Set a job's status (optionally only when it is in one of ``only_from``); True when a row changed."""
+    stmt = jobs.update().where(jobs.c.id == job_id).values(status=status, updated_at=sa.func.now())
+    if only_from is not None:
+        stmt = stmt.where(jobs.c.status.in_(list(only_from)))
+    if error is not None:
+        stmt = stmt.values(error=error)
+    return conn.execute(stmt).rowcount > 0
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    """An opaque cursor for keyset pagination (newest first)."""
+    raw = json.dumps([created_at.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of :func:`encode_cursor`.  Raises :class:`ValueError` for a cursor this code did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, job_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(job_id)
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+
+
+def page(
+    conn: sa.Connection,
+    *,
+    limit: int = 20,
+    cursor: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+    customer: str | None = None,
+) -> tuple[list[Job], bool, str | None]:
+    """A page of jobs, newest first: ``(jobs, has_more, next_cursor)``.  Raises :class:`ValueError` on a bad cursor."""
+    query = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+    if status:
+        query = query.where(jobs.c.status == status)
+    if kind:
+        query = query.where(jobs.c.kind == kind)
+    if customer:
+        query = query.where(jobs.c.customer_id == customer)
+    if cursor:
+        created, job_id = decode_cursor(cursor)
+        query = query.where(
+            sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(sa.literal(created), sa.literal(job_id))
+        )
+    rows = [_to_job(r) for r in conn.execute(query).mappings().all()]
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = encode_cursor(last.created_at, last.id) if has_more and last and last.created_at else None
+    return rows, has_more, next_cursor
