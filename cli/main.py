@@ -16,6 +16,7 @@ import click
 COMMANDS: dict[str, str] = {
     "config": "cli.config_cmd:config",
     "db": "cli.db_cmd:db",
+    "ledger": "cli.ledger_cmd:ledger",
     "queues": "cli.queues_cmd:queues",
     "run": "cli.run_cmd:run",
     "serve": "cli.serve_cmd:serve",

@@ -110,3 +110,47 @@ idempotency_keys = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
 )
 sa.Index("idempotency_keys_expiry_idx", idempotency_keys.c.expires_at)
+
+# --- Ledger (migration 0002) -------------------------------------------------------------------------------------
+# Double entry: debits positive, credits negative, every transaction summing to zero per currency.  The database
+# enforces that with a deferred constraint trigger and refuses UPDATE/DELETE/TRUNCATE (see the migration); these
+# definitions carry only what queries need.  Kinds mirror ``engine.domain.ledger.LEDGER_KINDS``.
+LEDGER_KINDS = ("payment", "refund", "subscription", "settlement", "fee", "adjustment")
+
+ledger_transactions = sa.Table(
+    "ledger_transactions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=True),
+    # One ledger transaction per effect (``payment:{job_id}:capture``): a redone stage cannot book twice.
+    sa.Column("effect_key", sa.Text, nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(f"kind IN {LEDGER_KINDS!r}", name="ledger_transactions_kind_known"),
+    sa.CheckConstraint("effect_key <> ''", name="ledger_transactions_effect_key_not_empty"),
+)
+sa.Index("ledger_transactions_job_idx", ledger_transactions.c.job_id)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column(
+        "transaction_id",
+        sa.Text,
+        sa.ForeignKey("ledger_transactions.id", name="ledger_entries_transaction_fkey"),
+        nullable=False,
+    ),
+    sa.Column("account", sa.Text, nullable=False),
+    sa.Column("currency", sa.CHAR(3), nullable=False),
+    # Minor units, signed: debit > 0, credit < 0, never 0.
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("amount <> 0", name="ledger_entries_amount_not_zero"),
+    sa.CheckConstraint("currency ~ '^[a-z]{3}$'", name="ledger_entries_currency_lower"),
+    sa.CheckConstraint("account <> ''", name="ledger_entries_account_not_empty"),
+)
+sa.Index("ledger_entries_transaction_idx", ledger_entries.c.transaction_id)
+sa.Index("ledger_entries_account_currency_idx", ledger_entries.c.account, ledger_entries.c.currency)

@@ -1,0 +1,1 @@
+"""Unit tests of the ledger domain (pure, no database)."""
