@@ -1,0 +1,1 @@
+"""Adapters: the engine's small interfaces implemented on real services (Redis, …)."""

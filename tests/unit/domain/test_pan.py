@@ -1,0 +1,156 @@
+"""The PAN guard (engine.domain.pan): card numbers found anywhere in a body, nothing else flagged."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from stdnum import luhn as stdnum_luhn
+
+from engine.domain.pan import find_pan, is_valid_card_last4, luhn_valid, validate_card_last4
+
+# Stripe's test cards (Luhn-valid) of 13, 15, 16 and 19 digits.
+VISA = "4242424242424242"
+VISA_13 = "4222222222222"
+AMEX = "378282246310005"
+UNIONPAY_19 = "6205500000000000004"
+
+
+def with_check_digit(body: str) -> str:
+    """A Luhn-valid number: python-stdnum is the oracle, not the code under test."""
+    return body + stdnum_luhn.calc_check_digit(body)
+
+
+def test_test_cards_are_luhn_valid_per_stdnum() -> None:
+    for number in (VISA, VISA_13, AMEX, UNIONPAY_19):
+        assert stdnum_luhn.is_valid(number)
+        assert luhn_valid(number)
+    assert len(VISA_13) == 13 and len(UNIONPAY_19) == 19
+
+
+def test_luhn_matches_stdnum_on_random_numbers() -> None:
+    rng = random.Random(20261126)
+    for _ in range(2000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 25)))
+        assert luhn_valid(digits) == stdnum_luhn.is_valid(digits), digits
+
+
+@pytest.mark.parametrize(
+    "text",
+    [VISA, VISA_13, AMEX, UNIONPAY_19, "4242 4242 4242 4242", "4242-4242-4242-4242", "4242 4242-4242 4242",
+     "3782 822463 10005", "card: 4242424242424242.", "x4242424242424242y", "6205 5000 0000 0000 004",
+     "my card is 4242 4242 4242 4242 thanks"],
+)  # fmt: skip
+def test_card_numbers_are_found(text: str) -> None:
+    assert find_pan({"metadata": {"note": text}}) == "metadata.note"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["4242424242424241",  # Luhn fails
+     "424242424242",  # 12 digits
+     "4242  4242 4242 4242",  # a double space splits the run: 4 + 12 digits
+     "4242 / 4242 / 4242 / 4242",
+     "4242_4242_4242_4242",
+     "DE89370400440532013000",  # IBAN: 20 digits after the letters
+     "DE89 3704 0044 0532 0130 00",  # grouped IBAN: one run of 20 digits
+     "2026-11-26T03:20:32Z", "+353 1 234 5678", ""],
+)  # fmt: skip
+def test_other_numbers_are_not_flagged(text: str) -> None:
+    assert find_pan({"description": text, "metadata": {"k": text}}) is None
+
+
+def test_luhn_valid_run_longer_than_19_digits_is_not_a_card() -> None:
+    for length in (20, 24, 30):
+        number = with_check_digit("7" * (length - 1))
+        assert stdnum_luhn.is_valid(number)
+        assert find_pan({"order_id": number}) is None
+        assert find_pan({"order_id": " ".join(number[i : i + 4] for i in range(0, length, 4))}) is None
+
+
+def test_order_ids_failing_luhn_are_not_flagged_and_passing_ones_are() -> None:
+    rng = random.Random(7)
+    checked = 0
+    while checked < 200:
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(13, 19)))
+        expected = "order_id" if stdnum_luhn.is_valid(digits) else None
+        assert find_pan({"order_id": f"ORD-{digits}"}) == expected
+        checked += 1
+
+
+def test_every_length_from_13_to_19_in_every_layout() -> None:
+    rng = random.Random(1234)
+    for length in range(13, 20):
+        for _ in range(30):
+            number = with_check_digit("".join(rng.choice("0123456789") for _ in range(length - 1)))
+            broken = number[:-1] + str((int(number[-1]) + 1) % 10)
+            assert not stdnum_luhn.is_valid(broken)
+            for sep in ("", " ", "-"):
+                grouped = sep.join(number[i : i + 4] for i in range(0, length, 4))
+                assert find_pan({"a": grouped}) == "a", grouped
+                assert find_pan({"a": sep.join(broken[i : i + 4] for i in range(0, length, 4))}) is None
+            assert find_pan({"a": " ".join(number)}) == "a"  # a space between every digit
+    for length in (12, 20):
+        number = with_check_digit("4" * (length - 1))
+        assert find_pan({"a": number}) is None
+
+
+def test_paths_name_the_field_never_the_value() -> None:
+    body = {
+        "customer": {"id": "cus_1", "email": "a@example.com"},
+        "items": [{"sku": "a"}, {"note": "ok"}, {"note": f"pay with {VISA}"}],
+    }
+    assert find_pan(body) == "items.2.note"
+    assert find_pan({"metadata": {VISA: "value"}}) == "metadata"
+    assert find_pan({"metadata": {"x": {"y": [[VISA]]}}}) == "metadata.x.y.0.0"
+    assert find_pan(VISA) == "$"
+    assert find_pan([VISA]) == "0"
+    for body_ in ({"metadata": {VISA: "v"}}, {"a": VISA}):
+        path = find_pan(body_)
+        assert path is not None and VISA not in path and "4242" not in path
+
+
+def test_first_hit_in_document_order() -> None:
+    assert find_pan({"a": {"b": "fine", "c": AMEX}, "d": VISA}) == "a.c"
+    assert find_pan({"a": AMEX, "m": {VISA: 1}}) == "a"
+    assert find_pan({"m": {"x": "fine", VISA: 1}, "z": AMEX}) == "m"
+
+
+def test_json_integers_are_scanned_floats_and_bools_are_not() -> None:
+    assert find_pan({"amount": 1000, "metadata": {"n": int(VISA)}}) == "metadata.n"
+    assert find_pan({"n": -int(VISA)}) == "n"
+    assert find_pan({"n": 4242424242424241, "f": 4.242424242424242e15, "b": True, "z": None}) is None
+
+
+def test_no_false_positive_on_a_typical_payment_body() -> None:
+    body = {
+        "customer": {"id": "cus_8f2a6c1e9b", "email": "anna@example.de", "country": "DE", "vat_id": "DE136695976"},
+        "amount": 129900,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+        "description": "Order 2026-000123, invoice INV-2026-11-000457",
+        "metadata": {"order_id": "ORD-5544332211", "iban": "DE89 3704 0044 0532 0130 00"},
+    }
+    assert find_pan(body) is None
+
+
+def test_deeply_nested_body_does_not_blow_the_stack() -> None:
+    body: object = VISA
+    for _ in range(10_000):
+        body = {"a": [body]}
+    path = find_pan(body)
+    assert path is not None and path.count("a") == 10_000
+
+
+@pytest.mark.parametrize("value", ["4242", "0000", "9999"])
+def test_card_last4_accepts_four_digits(value: str) -> None:
+    assert is_valid_card_last4(value)
+    assert validate_card_last4(value) == value
+
+
+@pytest.mark.parametrize("value", ["424", "42424", "42a2", " 4242", "4242\n", "", 4242, None, "٤٢٤٢", VISA])
+def test_card_last4_refuses_anything_else(value: object) -> None:
+    assert not is_valid_card_last4(value)
+    with pytest.raises(ValueError) as err:
+        validate_card_last4(value)
+    assert str(value) not in str(err.value) or value == ""
