@@ -67,7 +67,13 @@ class Container:
         from engine.broker.bootstrap import build_broker
         from engine.db.dead_letters import SqlDeadLetterSink
 
-        return build_broker(self.settings, self.endpoints, SqlDeadLetterSink(self.db), sqs_client=self.sqs)
+        from engine.broker.queues import CATALOGUE
+
+        broker = build_broker(self.settings, self.endpoints, SqlDeadLetterSink(self.db))
+        # Producers (the ingest, the scheduler) send to every catalogue queue; declaring costs no SQS call.
+        for spec in CATALOGUE:
+            broker.declare_queue(spec.base)
+        return broker
 
 
 def bootstrap(settings: Settings | None = None) -> Container:

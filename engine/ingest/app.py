@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from engine.bootstrap import Container, bootstrap
-from engine.ingest.errors import install_error_handlers
+from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
+from engine.ingest.ratelimit import RateLimiter
+from engine.ingest.routes import build_router
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -22,6 +24,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = c
     install_error_handlers(app)
+    _install_rate_limit(app, c)
+    app.include_router(build_router(c))
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
@@ -47,3 +51,26 @@ def create_app(container: Container | None = None) -> FastAPI:
         return Response(content=body, media_type=content_type)
 
     return app
+
+
+def _install_rate_limit(app: FastAPI, c: Container) -> None:
+    """POST requests per client IP and minute (reads are never limited); 429 ``rate_limited`` with Retry-After."""
+    try:
+        client = c.redis if c.settings.rate_limit_per_minute > 0 else None
+    except Exception:
+        client = None
+    limiter = RateLimiter(client, c.redis_prefix, c.settings.rate_limit_per_minute)
+
+    @app.middleware("http")
+    async def rate_limit(request: Request, call_next: Any) -> Response:
+        if request.method == "POST" and client is not None:
+            import asyncio
+
+            ip = request.client.host if request.client else "unknown"
+            wait = await asyncio.to_thread(limiter.check, ip)
+            if wait is not None:
+                return ApiError(
+                    429, "rate_limited", "Too many requests from this address; slow down.", retry_after=wait
+                ).response()
+        response: Response = await call_next(request)
+        return response

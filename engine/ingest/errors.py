@@ -89,6 +89,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
         return ApiError(422, "validation_error", message, param=param or None).response()
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        return ApiError(500, "internal_error", "An unexpected error occurred.", error_type="api_error").response()
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODE_BY_STATUS.get(exc.status_code, "error")

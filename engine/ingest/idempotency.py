@@ -138,8 +138,9 @@ class IdempotencyStore:
                 expires_at=expires,
             )
             .on_conflict_do_nothing()
+            .returning(idempotency_keys.c.key)
         )
-        return result.rowcount == 1
+        return result.first() is not None
 
     def forget(self, conn: sa.Connection, client: str, key: str) -> None:
         """Remove a saved answer (when the job could not be enqueued and the request is answered 503)."""

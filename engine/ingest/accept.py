@@ -1,0 +1,150 @@
+"""Accepting a job: the idempotency check, one commit (job row + saved answer), then the message into SQS.
+
+"Accepted means durable": the 202 is only answered once the job row is committed and SQS has the message.  If the
+message cannot be sent, the job and the saved answer are removed again and the client gets 503 with Retry-After,
+free to retry with the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.bootstrap import Container
+from engine.broker.envelope import Envelope, to_message
+from engine.broker.queues import spec_for_kind
+from engine.db import jobs as job_repo
+from engine.db.tables import jobs
+from engine.ingest.errors import ApiError
+from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
+from engine.jobs import Job, new_job_id
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+
+
+def api_scope(client: str, key: str) -> str:
+    """The idempotency scope of an API request: the client (JWT ``sub``) and its Idempotency-Key."""
+    return f"api:{client}:{key}"
+
+
+class JobAcceptor:
+    """Creates jobs for the ingest routes."""
+
+    def __init__(self, container: Container, store: IdempotencyStore) -> None:
+        self._c = container
+        self._store = store
+
+    def accept(
+        self,
+        *,
+        client: str,
+        key: str,
+        request_hash: str,
+        kind: str,
+        data: dict[str, Any],
+        group_key: str,
+        customer_id: str | None,
+        correlation_id: str | None,
+        public: dict[str, Any] | None = None,
+    ) -> SavedAnswer:
+        """The answer for this request: a replay of the first answer, or 202 with a new job.
+
+        Raises :class:`ApiError` 422 ``idempotency_key_reused``, 409 ``idempotency_key_in_use``, 503 ``unavailable``.
+        """
+        saved = self._store.lookup(client, key, request_hash)
+        if saved is not None:
+            return saved
+        if not self._store.acquire(client, key):
+            raise ApiError(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry after it answered.",
+                param="Idempotency-Key",
+                error_type="idempotency_error",
+            )
+        try:
+            saved = self._store.lookup(client, key, request_hash)
+            if saved is not None:
+                return saved
+            return self._create(client, key, request_hash, kind, data, group_key, customer_id, correlation_id, public)
+        finally:
+            self._store.release(client, key)
+
+    def _create(
+        self,
+        client: str,
+        key: str,
+        request_hash: str,
+        kind: str,
+        data: dict[str, Any],
+        group_key: str,
+        customer_id: str | None,
+        correlation_id: str | None,
+        public: dict[str, Any] | None,
+    ) -> SavedAnswer:
+        spec = spec_for_kind(kind)
+        assert spec is not None, kind
+        scope = api_scope(client, key)
+        draft = Job(
+            id=new_job_id(),
+            kind=kind,
+            status="accepted",
+            stage=None,
+            idempotency_scope=scope,
+            queue=spec.name(""),
+            group_id=group_key,
+            request=data,
+            customer_id=customer_id,
+            correlation_id=correlation_id,
+            public=public or {},
+        )
+        try:
+            with self._c.db.begin() as conn:
+                job = job_repo.insert(conn, draft)
+                answer = SavedAnswer(202, job.view())
+                if not self._store.save(conn, client, key, request_hash, job.id, answer):
+                    raise _KeyTaken()
+        except _KeyTaken:
+            # Another request with this key committed first (Redis lock unavailable): answer as it did.
+            saved = self._store.lookup(client, key, request_hash)
+            if saved is None:  # pragma: no cover - the row we collided with expired in between
+                raise ApiError(503, "unavailable", "Try again.", retry_after=1) from None
+            return saved
+        except sa.exc.OperationalError as exc:
+            raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
+        envelope = Envelope.new(
+            kind=kind,
+            data=data,
+            idempotency_scope=scope,
+            group_id=group_key,
+            job_id=job.id,
+            correlation_id=correlation_id,
+        )
+        try:
+            self._c.broker.enqueue(to_message(envelope, spec.base))
+        except Exception as exc:
+            log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
+            self._undo(job.id, client, key)
+            raise ApiError(
+                503,
+                "unavailable",
+                "The job queue is unavailable; nothing was accepted.",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc
+        return answer
+
+    def _undo(self, job_id: str, client: str, key: str) -> None:
+        try:
+            with self._c.db.begin() as conn:
+                self._store.forget(conn, client, key)
+                conn.execute(jobs.delete().where(jobs.c.id == job_id, jobs.c.status == "accepted"))
+        except sa.exc.SQLAlchemyError:
+            # The job stays accepted; the reconciler enqueues it later.  The client's retry replays the 202.
+            log.exception("could not undo job %s after a failed enqueue", job_id)
+
+
+class _KeyTaken(Exception):
+    pass
