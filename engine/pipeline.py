@@ -5,8 +5,10 @@ Rules (after Brandur Leach's "Implementing Stripe-like Idempotency Keys in Postg
 * A stage that only computes (fraud score, VAT) is cheap to redo; its result is persisted with the next
   checkpoint (``StageResult.checkpoint = False``), saving a commit per job.
 * A stage with an external effect (Stripe) checkpoints at once so the external object id is never lost.
-* A stage that writes locally (ledger, outbox) hands its writes to the runner (``StageResult.write``), which
-  commits them with the stage checkpoint in one transaction.
+* A stage that writes locally (ledger) hands its writes to the runner (``StageResult.write``), which commits them
+  with the next checkpoint in one transaction.
+* When a job reaches a status that ends the pipeline, an outbox event ``job.{status}`` with the job's view is
+  written in that same transaction; the notifier relays it.
 
 A stage raises to ask for a retry (the broker leaves the message invisible with backoff; the next delivery resumes
 after the last checkpoint) and returns a ``status`` to end the job with a business outcome.
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
+from engine.db.outbox import add_event
 from engine.jobs import Job
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,8 @@ class StageResult:
     """What a stage produced.
 
     ``data`` is kept under ``stage_results[stage]``; ``public`` is merged into the job's API view; ``status``
-    (with ``error``) ends the pipeline; ``write`` runs inside the checkpoint transaction; ``checkpoint`` asks
-    for a commit right after this stage.
+    (with ``error``) ends the pipeline; ``write`` runs inside the next checkpoint's transaction; ``checkpoint``
+    asks for a commit right after this stage.
     """
 
     data: dict[str, Any] = field(default_factory=dict)
@@ -100,9 +103,11 @@ class PipelineRunner:
             return job
         pending: dict[str, Any] = {}
         public: dict[str, Any] = {}
+        writes: list[Callable[[sa.Connection], None]] = []
         remaining = self.pipeline.after(job.stage)
-        # A replayed dead letter, or a fresh job, is processing from here on (written with the first checkpoint).
-        status_now = "processing"
+        if not remaining:
+            # Every stage was checkpointed but the job did not settle (cannot happen with a final last stage).
+            return job
         for index, stage in enumerate(remaining):
             started = time.perf_counter()
             result = stage.run(job)
@@ -110,25 +115,22 @@ class PipelineRunner:
                 self._on_stage(self.pipeline.name, stage.name, time.perf_counter() - started)
             pending[stage.name] = result.data
             public.update(result.public)
+            if result.write is not None:
+                writes.append(result.write)
             job.stage_results = {**job.stage_results, stage.name: result.data}
             job.public = {**job.public, **result.public}
             last = index == len(remaining) - 1
             final_status = result.status or ("succeeded" if last else None)
-            if result.checkpoint or final_status or result.write:
-                self._commit(job, stage.name, pending, public, final_status or status_now, result)
-                job.stage = stage.name
-                job.status = final_status or status_now
+            if result.checkpoint or final_status:
+                status = final_status or "processing"
+                self._commit(job, stage.name, pending, public, status, result.error, writes, final=bool(final_status))
+                job.stage, job.status = stage.name, status
                 if result.error:
                     job.error = result.error
-                pending, public = {}, {}
+                pending, public, writes = {}, {}, []
             if final_status:
                 return job
-        if not remaining and job.status != "succeeded":
-            # Every stage was already checkpointed (a crash after the last commit): settle the status.
-            with self._db.begin() as conn:
-                job_repo.set_status(conn, job.id, "succeeded")
-            job.status = "succeeded"
-        return job
+        return job  # pragma: no cover - the last stage always settles the job
 
     def _commit(
         self,
@@ -137,11 +139,14 @@ class PipelineRunner:
         pending: dict[str, Any],
         public: dict[str, Any],
         status: str,
-        result: StageResult,
+        error: dict[str, Any] | None,
+        writes: list[Callable[[sa.Connection], None]],
+        *,
+        final: bool,
     ) -> None:
         with self._db.begin() as conn:
-            if result.write is not None:
-                result.write(conn)
+            for write in writes:
+                write(conn)
             job_repo.checkpoint(
                 conn,
                 job.id,
@@ -149,6 +154,15 @@ class PipelineRunner:
                 stage_results=pending,
                 public=public,
                 status=status,
-                error=result.error,
-                clear_error=result.error is None and status in ("processing", "succeeded"),
+                error=error,
+                clear_error=error is None and status in ("processing", "succeeded"),
             )
+            if final:
+                view = job_repo.get(conn, job.id).view()
+                add_event(
+                    conn,
+                    job_id=job.id,
+                    event_type=f"job.{status}",
+                    event_key=f"{job.id}:job.{status}",
+                    payload=view,
+                )

@@ -112,7 +112,11 @@ def test_crash_after_effect_resumes_without_redoing_it(db: sa.Engine) -> None:
         final = job_repo.get(conn, job.id)
         events = conn.execute(sa.select(outbox).where(outbox.c.job_id == job.id)).all()
     assert final.view()["booked"] is True and final.view()["score"] == 12
-    assert final.stage == "book" and len(events) == 1
+    assert final.stage == "book"
+    # The stage's own write and the runner's job.succeeded event, each once, whatever the crash.
+    assert sorted(e.event_key for e in events) == [f"{job.id}:booked", f"{job.id}:job.succeeded"]
+    announced = next(e for e in events if e.event_type == "job.succeeded")
+    assert announced.payload["status"] == "succeeded" and announced.payload["booked"] is True
     # A redelivery of a finished job changes nothing.
     assert runner.run(job.id).status == "succeeded"
     assert effect.effects == [job.id]
@@ -138,6 +142,9 @@ def test_business_outcome_ends_the_job(db: sa.Engine) -> None:
     with db.connect() as conn:
         stored = job_repo.get(conn, job.id)
     assert stored.error == {"code": "too_big", "message": "no"} and stored.stage == "decide"
+    with db.connect() as conn:
+        events = conn.execute(sa.select(outbox.c.event_type).where(outbox.c.job_id == job.id)).scalars().all()
+    assert events == ["job.failed"]
 
 
 def test_page_is_newest_first_with_a_cursor(db: sa.Engine) -> None:
