@@ -50,7 +50,7 @@ class Write:
         key = f"{job.id}:booked"
 
         def write(conn: sa.Connection) -> None:
-            conn.execute(outbox.insert().values(job_id=job.id, event_type="job.succeeded", event_key=key, payload={}))
+            conn.execute(outbox.insert().values(job_id=job.id, event_type="booked", event_key=key, payload={}))
 
         return StageResult(data={"booked": True}, public={"booked": True}, write=write)
 
