@@ -1,0 +1,5 @@
+"""Dramatiq actors: thin bindings of queues to pipeline runners.  Importing this package declares them all."""
+
+from actors import payments
+
+__all__ = ["payments"]

@@ -182,3 +182,42 @@ def page(
     last = rows[-1] if rows else None
     next_cursor = encode_cursor(last.created_at, last.id) if has_more and last and last.created_at else None
     return rows, has_more, next_cursor
+
+
+def note(conn: sa.Connection, job_id: str, key: str, value: dict[str, Any]) -> None:
+    """Keep ``value`` under ``stage_results[key]`` without moving the recovery point (failure-path notes)."""
+    conn.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id)
+        .values(
+            stage_results=jobs.c.stage_results.op("||")(sa.func.jsonb_build_object(key, sa.cast(value, JSONB))),
+            attempts=jobs.c.attempts + 1,
+            updated_at=sa.func.now(),
+        )
+    )
+
+
+def insert_if_absent(conn: sa.Connection, job: Job) -> Job:
+    """Insert ``job`` unless its idempotency scope (or id) is taken; return the stored job either way."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    conn.execute(
+        pg_insert(jobs)
+        .values(
+            id=job.id,
+            kind=job.kind,
+            status=job.status,
+            idempotency_scope=job.idempotency_scope,
+            queue=job.queue,
+            group_id=job.group_id,
+            customer_id=job.customer_id,
+            correlation_id=job.correlation_id,
+            request=job.request,
+            result=job.public or None,
+        )
+        .on_conflict_do_nothing()
+    )
+    found = get_by_scope(conn, job.idempotency_scope)
+    if found is None:
+        return get(conn, job.id)
+    return found

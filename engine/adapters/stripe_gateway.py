@@ -1,0 +1,164 @@
+"""The Stripe adapter: the official SDK, pointed at api.stripe.com or any Stripe-compatible server (the sandbox).
+
+Only what the pipelines need, with deterministic idempotency keys supplied by the caller.  Network retries inside
+the SDK reuse the same idempotency key (safe); anything else is the caller's decision (engine/errors.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from typing import Any
+
+import redis
+import stripe
+
+from engine.circuit import CircuitBreaker
+from engine.errors import classify_stripe_error
+
+
+class StripeGateway:
+    """Thread-safe; make one per process."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_base: str | None = None,
+        *,
+        max_network_retries: int = 2,
+        timeout_seconds: float = 30.0,
+        breaker: CircuitBreaker | None = None,
+        redis_client: redis.Redis | None = None,
+        redis_prefix: str = "",
+    ) -> None:
+        kwargs: dict[str, Any] = {"api_key": api_key, "max_network_retries": max_network_retries}
+        if api_base:
+            kwargs["base_addresses"] = {"api": api_base}
+        # A pooled session per gateway (keep-alive to Stripe) with the configured timeout.
+        kwargs["http_client"] = stripe.RequestsClient(timeout=timeout_seconds)
+        self.client = stripe.StripeClient(**kwargs)
+        self.breaker = breaker or CircuitBreaker("stripe")
+        self._redis = redis_client
+        self._prefix = redis_prefix
+        self._customers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- calls that go through the breaker --------------------------------------------------------------------
+    def call(self, job_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` and feed the outcome to the circuit breaker.  Re-raises the SDK's exception."""
+        try:
+            result = fn(*args, **kwargs)
+        except stripe.StripeError as exc:
+            failure = classify_stripe_error(exc)
+            if failure.kind == "transient":
+                self.breaker.record_failure(
+                    job_id,
+                    dependency_wide=failure.dependency_wide,
+                    server_error=bool(exc.http_status and exc.http_status >= 500),
+                )
+            else:
+                self.breaker.record_success()  # Stripe answered sensibly: it is up.
+            raise
+        self.breaker.record_success()
+        return result
+
+    # -- customers ---------------------------------------------------------------------------------------------
+    def customer_for(self, job_id: str, customer_id: str, email: str | None) -> str:
+        """The Stripe customer of an engine customer, created once (remembered in Redis and in process)."""
+        with self._lock:
+            known = self._customers.get(customer_id)
+        if known:
+            return known
+        key = f"{self._prefix}stripe_customer:{customer_id}"
+        if self._redis is not None:
+            try:
+                stored = self._redis.get(key)
+            except redis.RedisError:
+                stored = None
+            if stored:
+                value = stored.decode() if isinstance(stored, bytes) else str(stored)
+                with self._lock:
+                    self._customers[customer_id] = value
+                return value
+        params: dict[str, Any] = {"metadata": {"customer_id": customer_id}}
+        if email:
+            params["email"] = email
+        created = self.call(
+            job_id,
+            self.client.v1.customers.create,
+            params=params,
+            options={"idempotency_key": f"customer:{customer_id}"},
+        )
+        if self._redis is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._redis.set(key, created.id)
+        with self._lock:
+            self._customers[customer_id] = created.id
+        return str(created.id)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a process-wide gateway; payment methods do not change country
+    def card_country(self, payment_method: str) -> str | None:
+        """The issuing country of a card payment method, or None when Stripe does not say."""
+        try:
+            pm = self.client.v1.payment_methods.retrieve(payment_method)
+        except stripe.StripeError:
+            return None
+        card = getattr(pm, "card", None)
+        country = getattr(card, "country", None) if card is not None else None
+        return str(country).upper() if country else None
+
+    # -- payment intents ---------------------------------------------------------------------------------------
+    def create_and_confirm(
+        self,
+        job_id: str,
+        *,
+        amount: int,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        idempotency_key: str,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        params: dict[str, Any] = {
+            "amount": amount,
+            "currency": currency,
+            "customer": customer,
+            "payment_method": payment_method,
+            "confirm": True,
+            "payment_method_types": ["card"],
+            "metadata": {**(metadata or {}), "job_id": job_id},
+        }
+        if description:
+            params["description"] = description
+        return self.call(
+            job_id, self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
+        )
+
+    def confirm(self, job_id: str, intent_id: str, idempotency_key: str) -> Any:
+        return self.call(
+            job_id, self.client.v1.payment_intents.confirm, intent_id, options={"idempotency_key": idempotency_key}
+        )
+
+    def retrieve_intent(self, job_id: str, intent_id: str) -> Any:
+        return self.call(job_id, self.client.v1.payment_intents.retrieve, intent_id)
+
+    def find_intent(self, job_id: str, customer: str | None, recorded: str | None = None) -> Any | None:
+        """The PaymentIntent made for ``job_id``: the recorded id first, then the customer's intents filtered on
+        ``metadata.job_id``, search last.  The most advanced one wins (succeeded over the rest).  None if none."""
+        if recorded:
+            return self.retrieve_intent(job_id, recorded)
+        found: list[Any] = []
+        if customer:
+            page = self.call(job_id, self.client.v1.payment_intents.list, params={"customer": customer, "limit": 100})
+            found = [pi for pi in page.data if (pi.metadata or {}).get("job_id") == job_id]
+        if not found:
+            result = self.call(
+                job_id, self.client.v1.payment_intents.search, params={"query": f"metadata['job_id']:'{job_id}'"}
+            )
+            found = list(result.data)
+        if not found:
+            return None
+        order = {"succeeded": 0, "requires_capture": 1, "processing": 2, "requires_action": 3}
+        return sorted(found, key=lambda pi: (order.get(pi.status, 9), -int(pi.created or 0)))[0]

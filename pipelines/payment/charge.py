@@ -1,0 +1,150 @@
+"""Stage ``charge``: one Stripe PaymentIntent per job, created and confirmed exactly once.
+
+The idempotency key is ``{job_id}:charge:g{generation}``.  Stripe saves the answer of any request that reached
+its endpoint under the key, 500s included, so after a 5xx or an unknown outcome the stage first looks the
+PaymentIntent up (recorded id, the customer's intents by ``metadata.job_id``, search) and only when none exists
+creates one under the next generation.  The intent id is checkpointed at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from engine.adapters.stripe_gateway import StripeGateway
+from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
+from engine.jobs import Job
+from engine.pipeline import StageResult
+
+log = logging.getLogger(__name__)
+
+#: How long a worker thread holds a job while the Stripe breaker is open before giving the message back.
+BREAKER_WAIT_SECONDS = 120.0
+
+Note = Callable[[str, dict[str, Any]], None]
+
+
+def _retry_in_process(exc: BaseException) -> bool:
+    """Safe to repeat with the same key at once: rate limited, or refused before Stripe saw the request."""
+    if isinstance(exc, stripe.RateLimitError):
+        return True
+    # 409: a concurrent request with this key is still in flight at Stripe.
+    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 409
+
+
+_in_process = retry(
+    retry=retry_if_exception(_retry_in_process),
+    wait=wait_random_exponential(multiplier=0.2, max=2.0),
+    stop=stop_after_attempt(4),
+    reraise=True,
+)
+
+
+@dataclass
+class ChargeStage:
+    gateway: StripeGateway
+    #: Commits ``stage_results["charge_progress"]`` for a job outside a checkpoint (failure paths only).
+    note: Note
+    breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
+    name: str = "charge"
+
+    def run(self, job: Job) -> StageResult:
+        if not self.gateway.breaker.wait_until_allowed(self.breaker_wait_seconds):
+            raise DependencyDown("Stripe circuit breaker is open")
+        amounts = job.stage_results["vat"]
+        req = job.request
+        progress: dict[str, Any] = dict(job.stage_results.get("charge_progress") or {})
+        generation = int(progress.get("generation", 1))
+        try:
+            customer = self.gateway.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
+            intent = None
+            if progress.get("uncertain") or progress.get("payment_intent"):
+                intent = self.gateway.find_intent(job.id, customer, progress.get("payment_intent"))
+                if intent is None:
+                    generation += 1
+            if intent is None:
+                intent = _in_process(self.gateway.create_and_confirm)(
+                    job.id,
+                    amount=amounts["total"],
+                    currency=amounts["currency"],
+                    customer=customer,
+                    payment_method=req["payment_method"],
+                    idempotency_key=f"{job.id}:charge:g{generation}",
+                    description=req.get("description"),
+                    metadata=req.get("metadata"),
+                )
+            elif (
+                intent.status in ("requires_confirmation", "requires_payment_method") and not intent.last_payment_error
+            ):
+                intent = _in_process(self.gateway.confirm)(job.id, intent.id, f"{job.id}:confirm:g{generation}")
+        except stripe.CardError as exc:
+            return self._declined(exc, generation)
+        except stripe.StripeError as exc:
+            failure = classify_stripe_error(exc)
+            if failure.kind == "poison":
+                raise PoisonError(f"Stripe refused the request: {exc.user_message or exc}") from exc
+            if failure.outcome_unknown:
+                self.note(job.id, {"generation": generation, "uncertain": True})
+            raise TransientError(
+                f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+            ) from exc
+        return self._outcome(job, intent, generation)
+
+    def _outcome(self, job: Job, intent: Any, generation: int) -> StageResult:
+        data: dict[str, Any] = {
+            "payment_intent": intent.id,
+            "status": intent.status,
+            "generation": generation,
+            "charge": _charge_id(intent),
+        }
+        public: dict[str, Any] = {"stripe": {"payment_intent": intent.id}}
+        if intent.status == "succeeded":
+            return StageResult(data=data, public=public, checkpoint=True)
+        if intent.status == "requires_action":
+            public["stripe"]["client_secret"] = intent.client_secret
+            public["next_action"] = _plain(intent.next_action)
+            return StageResult(data=data, public=public, status="requires_action")
+        if intent.status in ("requires_payment_method", "canceled"):
+            err = intent.last_payment_error
+            error = {
+                "code": getattr(err, "code", None) or "card_declined",
+                "decline_code": getattr(err, "decline_code", None),
+                "message": getattr(err, "message", None) or "The payment was not completed.",
+            }
+            return StageResult(data=data, public=public, status="failed", error={k: v for k, v in error.items() if v})
+        # processing / requires_capture: Stripe has not decided yet.  Remember the intent and look again later.
+        self.note(job.id, {"generation": generation, "payment_intent": intent.id})
+        raise TransientError(f"PaymentIntent {intent.id} is {intent.status}; checking again later")
+
+    def _declined(self, exc: stripe.CardError, generation: int) -> StageResult:
+        error_obj = exc.error
+        intent = getattr(error_obj, "payment_intent", None) if error_obj is not None else None
+        intent_id = getattr(intent, "id", None) or (intent.get("id") if isinstance(intent, dict) else None)
+        error = {"code": "card_declined", "message": exc.user_message or str(exc)}
+        decline_code = getattr(error_obj, "decline_code", None) if error_obj is not None else None
+        if decline_code or exc.code not in (None, "card_declined"):
+            error["decline_code"] = decline_code or exc.code
+        data = {"payment_intent": intent_id, "status": "declined", "generation": generation}
+        public = {"stripe": {"payment_intent": intent_id}} if intent_id else {}
+        return StageResult(data=data, public=public, status="failed", error=error)
+
+
+def _charge_id(intent: Any) -> str | None:
+    charge = getattr(intent, "latest_charge", None)
+    if charge is None:
+        return None
+    return charge if isinstance(charge, str) else getattr(charge, "id", None)
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value

@@ -1,0 +1,53 @@
+"""Stage ``fraud``: explainable rules; ``review`` parks the job ``in_review``, ``decline`` fails it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from engine.domain.fraud import FraudInput, FraudRules, VelocityCounter, VelocityCounts, assess
+from engine.jobs import Job
+from engine.pipeline import StageResult
+
+
+@dataclass
+class FraudStage:
+    counter: VelocityCounter
+    rules: FraudRules
+    card_country: Callable[[str], str | None]
+    name: str = "fraud"
+
+    def run(self, job: Job) -> StageResult:
+        req = job.request
+        customer = req["customer"]
+        inp = FraudInput(
+            customer_id=customer["id"],
+            email=customer.get("email"),
+            customer_country=customer.get("country"),
+            card_country=self.card_country(req["payment_method"]),
+            amount=req["amount"],
+            currency=req["currency"],
+            payment_method=req["payment_method"],
+        )
+        # The job id is the window member: a redone stage (crash before the next checkpoint) counts once.
+        counts = VelocityCounts(
+            customer=self.counter.hit(
+                f"customer:{inp.customer_id}", self.rules.customer_velocity_window_seconds, member=job.id
+            )
+            if self.rules.customer_velocity_limit is not None
+            else None,
+            payment_method=self.counter.hit(
+                f"payment_method:{inp.payment_method}", self.rules.payment_method_velocity_window_seconds, member=job.id
+            )
+            if self.rules.payment_method_velocity_limit is not None
+            else None,
+        )
+        assessment = assess(inp, counts, self.rules)
+        data = assessment.as_dict()
+        public = {"fraud": data}
+        if assessment.decision == "decline":
+            error = {"code": "fraud_declined", "message": "Declined by fraud rules: " + ", ".join(assessment.reasons)}
+            return StageResult(data=data, public=public, status="failed", error=error)
+        if assessment.decision == "review":
+            return StageResult(data=data, public=public, status="in_review")
+        return StageResult(data=data, public=public)

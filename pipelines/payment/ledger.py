@@ -1,0 +1,46 @@
+"""Stage ``ledger``: book the capture (revenue and VAT payable against Stripe clearing), balanced per currency.
+
+The write runs in the transaction of the next checkpoint (the final one, with the job's outbox event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from engine.db.ledger import record
+from engine.db.tables import jobs
+from engine.domain.ledger import payment_captured
+from engine.jobs import Job
+from engine.pipeline import StageResult
+
+
+@dataclass
+class LedgerStage:
+    name: str = "ledger"
+
+    def run(self, job: Job) -> StageResult:
+        amounts = job.stage_results["vat"]
+        txn = payment_captured(
+            job.id,
+            job.request["customer"]["id"],
+            amounts["currency"],
+            amounts["net"],
+            amounts["vat"],
+            amounts["country"],
+        )
+
+        def write(conn: sa.Connection) -> None:
+            ledger_id = record(conn, txn)
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(
+                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
+                        sa.func.jsonb_build_object("ledger_transaction", ledger_id)
+                    ),
+                )
+            )
+
+        return StageResult(data={"effect_key": txn.effect_key}, write=write)
