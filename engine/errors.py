@@ -54,8 +54,26 @@ class StripeFailure:
     dependency_wide: bool = False
 
 
+#: The v1 API's error classes the engine meets, each with its treatment.  Subclasses inherit it.
+MAPPED_STRIPE_ERRORS: tuple[type[stripe.StripeError], ...] = (
+    stripe.CardError,
+    stripe.RateLimitError,
+    stripe.APIConnectionError,
+    stripe.IdempotencyError,
+    stripe.AuthenticationError,
+    stripe.PermissionError,
+    stripe.InvalidRequestError,
+    stripe.SignatureVerificationError,
+    stripe.APIError,
+)
+
+
 def classify_stripe_error(exc: stripe.StripeError) -> StripeFailure:
-    """The treatment of a Stripe SDK error.  Every SDK error class maps (tests/unit/test_errors.py checks)."""
+    """The treatment of a Stripe SDK error.  Every SDK error class maps (tests/unit/test_errors.py checks).
+
+    Classes outside :data:`MAPPED_STRIPE_ERRORS` belong to v2 APIs the engine never calls (payouts, financial
+    accounts, …): if one ever appears, the request itself is wrong for this engine, so it is poison.
+    """
     if isinstance(exc, stripe.CardError):
         return StripeFailure("business")
     if isinstance(exc, stripe.RateLimitError):
@@ -69,8 +87,7 @@ def classify_stripe_error(exc: stripe.StripeError) -> StripeFailure:
         # A bad or revoked key affects every job: hold everything until an operator fixes it.
         return StripeFailure("transient", dependency_wide=True)
     if isinstance(exc, stripe.InvalidRequestError):
-        status = exc.http_status or 400
-        if status == 409:  # a concurrent request with the same key: try again shortly
+        if exc.http_status == 409:  # a concurrent request with the same key: try again shortly
             return StripeFailure("transient")
         return StripeFailure("poison")
     if isinstance(exc, stripe.SignatureVerificationError):
@@ -78,4 +95,7 @@ def classify_stripe_error(exc: stripe.StripeError) -> StripeFailure:
     if isinstance(exc, stripe.APIError):
         status = exc.http_status or 500
         return StripeFailure("transient", outcome_unknown=status >= 500)
-    return StripeFailure("transient", outcome_unknown=True)
+    if type(exc) in (stripe.StripeError,) or exc.http_status is None:
+        # A bare StripeError: the SDK could not say what happened.
+        return StripeFailure("transient", outcome_unknown=True)
+    return StripeFailure("poison")
