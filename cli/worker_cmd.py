@@ -1,0 +1,108 @@
+"""`payments worker`: run Dramatiq workers on the engine's SQS broker.
+
+Options follow the ``dramatiq`` CLI in spirit: ``--processes``/``-p``, ``--threads``/``-t``, ``--queues``/``-Q``
+and actor modules as arguments (default: the ``actors`` package).  The broker is built and installed *before*
+the actor modules are imported, because actors bind to the global broker at import.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+import dramatiq
+
+from cli.output import fail
+from config.settings import get_settings
+from engine.broker.bootstrap import build_broker, install_broker
+from engine.broker.queues import resolve_queue_name
+from engine.runtime import NothingRunningError, resolve_endpoints
+
+log = logging.getLogger(__name__)
+DEFAULT_MODULES = ("actors",)
+#: How long a stopping worker waits for running jobs (ms) before returning unstarted ones and exiting.
+STOP_TIMEOUT_MS = 60_000
+
+
+@click.command()
+@click.option("-p", "--processes", type=click.IntRange(min=1), default=None, help="Worker processes.")
+@click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Worker threads per process.")
+@click.option("-Q", "--queues", "queue_names", multiple=True, help="Only these queues (payments, payments.fifo…).")
+@click.argument("modules", nargs=-1)
+def worker(processes: int | None, threads: int | None, queue_names: tuple[str, ...], modules: tuple[str, ...]) -> None:
+    """Consume the engine's queues with Dramatiq actors from MODULES (default: the actors package)."""
+    settings = get_settings()
+    processes = processes or settings.worker.processes
+    threads = threads or settings.worker.threads
+    for name in queue_names:
+        try:
+            resolve_queue_name(name)
+        except KeyError as exc:
+            fail(str(exc.args[0]), code=2)
+    try:
+        resolve_endpoints(settings).require("sqs")
+    except NothingRunningError as exc:
+        fail(str(exc))
+    mods = modules or DEFAULT_MODULES
+    if processes == 1:
+        sys.exit(run_worker_process(mods, threads, queue_names))
+    sys.exit(_supervise(processes, mods, threads, queue_names))
+
+
+def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
+    """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
+    settings = get_settings()
+    broker = build_broker(settings, resolve_endpoints(settings))
+    install_broker(broker, modules)
+    wanted = {resolve_queue_name(q).spec.base for q in queue_names}
+    # Dramatiq whitelists by declared queue name; map the user's spelling (payments.fifo) to the declared one.
+    whitelist = {q for q in broker.get_declared_queues() if not wanted or resolve_queue_name(q).spec.base in wanted}
+    if not whitelist:
+        log.error("no actor consumes the requested queues (declared: %s)", sorted(broker.get_declared_queues()))
+        broker.close()
+        return 1
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    worker = dramatiq.Worker(broker, queues=whitelist, worker_threads=threads)
+    worker.start()
+    log.info("worker consuming %s with %d threads", sorted(whitelist), threads)
+    stop.wait()
+    log.info("stopping: finishing running jobs, returning prefetched messages")
+    worker.stop(timeout=STOP_TIMEOUT_MS)
+    broker.close()
+    return 0
+
+
+def _child(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> None:
+    sys.exit(run_worker_process(modules, threads, queue_names))
+
+
+def _supervise(processes: int, modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
+    """Start ``processes`` worker processes, forward SIGTERM/SIGINT to them, wait for all; worst exit code."""
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads or sockets
+    children = [
+        ctx.Process(target=_child, args=(modules, threads, queue_names), name=f"worker-{i}") for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+
+    def _forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                child.terminate()  # SIGTERM: each child stops gracefully
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    for child in children:
+        child.join()
+    return max((child.exitcode or 0) for child in children)

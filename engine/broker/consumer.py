@@ -1,0 +1,411 @@
+"""The SQS consumer: batched receive, FIFO group hold-back, visibility heartbeat, retry by visibility.
+
+Threads per consumer: Dramatiq's consumer thread calls ``__next__``; a *receiver* thread long-polls SQS (10 at a
+time) into a local buffer; a *heartbeat* thread extends the visibility of every message still held here.
+``ack``/``nack`` are called from Dramatiq's worker threads, so all state sits behind one condition variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+from dramatiq.errors import ActorNotFound, Retry
+
+from engine.broker.backoff import backoff_seconds, visibility_timeout_for
+from engine.broker.batching import BATCH_SIZE, change_visibility
+from engine.broker.envelope import Envelope, parse_body, to_message
+from engine.broker.errors import HeldBehindFailure, PoisonMessage
+
+if TYPE_CHECKING:
+    from engine.broker.broker import SQSBroker
+
+log = logging.getLogger(__name__)
+
+RECEIVE_ATTRIBUTES = ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp"]
+#: Pause after a failed ReceiveMessage (SQS unreachable, throttled), doubled up to the maximum.
+RECEIVE_ERROR_PAUSE = 0.5
+RECEIVE_ERROR_PAUSE_MAX = 10.0
+
+
+class SQSMessage(dramatiq.MessageProxy):
+    """A received message: the Dramatiq message plus what SQS said about it."""
+
+    def __init__(
+        self,
+        message: dramatiq.Message[Any],
+        *,
+        envelope: Envelope,
+        body: str,
+        sqs_message_id: str,
+        receipt_handle: str,
+        receive_count: int,
+        group_id: str | None,
+        visible_until: float,
+    ) -> None:
+        super().__init__(message)
+        self.envelope = envelope
+        self.body = body
+        self.sqs_message_id = sqs_message_id
+        self.receipt_handle = receipt_handle
+        self.receive_count = receive_count
+        self.group_id = group_id
+        #: monotonic time at which SQS makes the message visible again unless extended.
+        self.visible_until = visible_until
+        self.yielded = False
+        self.dead_letter_now = False
+
+    @property
+    def exception(self) -> BaseException | None:
+        """The exception the actor raised (set by Dramatiq's worker before ``nack``)."""
+        return self._exception
+
+
+class SQSConsumer(dramatiq.Consumer):
+    """Consumes one queue for one Dramatiq worker.  Built by :meth:`SQSBroker.consume`.
+
+    ``prefetch`` bounds the messages held at once (received, not yet acked), but never below 10 so that every
+    ReceiveMessage can ask for a full batch: a receive is made only when 10 more fit (or nothing is held).
+    """
+
+    def __init__(self, broker: SQSBroker, queue_name: str, prefetch: int, timeout_ms: int) -> None:
+        self._broker = broker
+        self._sqs = broker.sqs
+        self.queue_name = queue_name
+        self._ref = broker.queue_ref(queue_name)
+        self._fifo = self._ref.spec.fifo
+        self._url = broker.queue_url(queue_name)
+        self._visibility = broker.visibility_timeout(queue_name)
+        self._timeout = max(timeout_ms, 1) / 1000
+        self._capacity = max(prefetch, BATCH_SIZE)
+        cfg = broker.config
+        self._wait = cfg.wait_time_seconds
+        self._tick = max(0.2, min(cfg.heartbeat_seconds, self._visibility / 3))
+        self._margin = min(2 * self._tick, self._visibility * 0.8)
+
+        self._cond = threading.Condition()
+        self._ready: deque[SQSMessage] = deque()
+        self._tracked: dict[str, SQSMessage] = {}
+        self._running_groups: set[str] = set()
+        self._held: dict[str, deque[SQSMessage]] = {}
+        self._closing = threading.Event()
+        self._receiving_stopped = threading.Event()
+        self._receiver = threading.Thread(target=self._receive_loop, name=f"sqs-recv-{queue_name}", daemon=True)
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"sqs-hb-{queue_name}", daemon=True)
+        self._receiver.start()
+        self._heartbeat.start()
+
+    # -- Dramatiq's side -------------------------------------------------------------------------------------
+
+    def __next__(self) -> SQSMessage | None:
+        """The next message ready to run, or ``None`` after the worker timeout (so Dramatiq can check for stop)."""
+        with self._cond:
+            if not self._ready:
+                self._cond.wait(timeout=self._timeout)
+            if not self._ready:
+                return None
+            message = self._ready.popleft()
+            message.yielded = True
+            return message
+
+    def ack(self, message: dramatiq.MessageProxy) -> None:
+        """Schedule the deletion (batched) and release the next held message of the same group."""
+        assert isinstance(message, SQSMessage)
+        with self._cond:
+            self._finish(message)
+        self._broker.deleter.add(self._url, message.receipt_handle)
+
+    def nack(self, message: dramatiq.MessageProxy) -> None:
+        """Retry by visibility, or dead-letter.  Never re-sends the message.
+
+        - the actor asked for a dead letter (``throws``, or one of the broker's ``dead_letter_exceptions``,
+          :class:`~engine.broker.errors.DeadLetterRequested` by default): to the DLQ now;
+        - the receive count reached maxReceiveCount: record the reason, visibility 0 → SQS redrives it on its
+          next receive;
+        - else: invisible for ``uniform(0, min(max, base * 2**(receive_count-1)))`` seconds (a
+          :class:`dramatiq.Retry` with a delay sets the delay itself).
+        Held messages of the same group are returned at once (visibility 0): SQS keeps serving that group only
+        after the failed message, so order holds.
+        """
+        assert isinstance(message, SQSMessage)
+        with self._cond:
+            self._tracked.pop(message.sqs_message_id, None)
+            released = list(self._held.pop(message.group_id, ())) if message.group_id else []
+            for held in released:
+                self._tracked.pop(held.sqs_message_id, None)
+            if message.group_id:
+                self._running_groups.discard(message.group_id)
+            self._cond.notify_all()
+        exc = message.exception
+        cfg = self._broker.config
+        try:
+            if message.dead_letter_now or isinstance(exc, self._broker.dead_letter_exceptions):
+                self._broker.dead_letter_now(
+                    self.queue_name,
+                    body=message.body,
+                    sqs_message_id=message.sqs_message_id,
+                    receipt_handle=message.receipt_handle,
+                    group_id=message.group_id,
+                    receive_count=message.receive_count,
+                    envelope=message.envelope,
+                    error=exc,
+                    source="explicit",
+                )
+            elif message.receive_count >= cfg.max_receive_count:
+                self._broker.record_dead_letter(
+                    self.queue_name,
+                    body=message.body,
+                    sqs_message_id=message.sqs_message_id,
+                    group_id=message.group_id,
+                    receive_count=message.receive_count,
+                    envelope=message.envelope,
+                    error=exc,
+                    source="redrive",
+                )
+                self._set_visibility([(message.receipt_handle, 0)])
+            else:
+                if isinstance(exc, Retry) and exc.delay is not None:
+                    delay = exc.delay / 1000
+                else:
+                    delay = backoff_seconds(
+                        message.receive_count, base=cfg.backoff_base_seconds, maximum=cfg.backoff_max_seconds
+                    )
+                self._set_visibility([(message.receipt_handle, visibility_timeout_for(delay))])
+        finally:
+            if released:
+                self._release_held(released, message)
+
+    def _release_held(self, released: list[SQSMessage], failed: SQSMessage) -> None:
+        """Return messages held behind ``failed`` (same group) with visibility 0.
+
+        SQS counts their receive although they never ran: that is inherent to FIFO batches.  A message whose
+        receive count is already exhausted will be redriven by SQS on its next receive without running, so its
+        reason is recorded now (operators replay it from the DLQ).
+        """
+        cfg = self._broker.config
+        for held in released:
+            if held.receive_count >= cfg.max_receive_count:
+                self._broker.record_dead_letter(
+                    self.queue_name,
+                    body=held.body,
+                    sqs_message_id=held.sqs_message_id,
+                    group_id=held.group_id,
+                    receive_count=held.receive_count,
+                    envelope=held.envelope,
+                    error=HeldBehindFailure(
+                        f"never ran: returned after message {failed.sqs_message_id} of its group failed, "
+                        "with its receive count exhausted"
+                    ),
+                    source="redrive",
+                )
+        self._set_visibility([(m.receipt_handle, 0) for m in released])
+
+    def requeue(self, messages: Iterable[dramatiq.MessageProxy]) -> None:
+        """Return unstarted messages to the queue at once (visibility 0), with any held behind them."""
+        returned: list[SQSMessage] = []
+        with self._cond:
+            for message in messages:
+                if not isinstance(message, SQSMessage) or message.sqs_message_id not in self._tracked:
+                    continue
+                returned.extend(self._untrack_with_group(message))
+            self._cond.notify_all()
+        if returned:
+            self._set_visibility([(m.receipt_handle, 0) for m in returned])
+
+    def close(self) -> None:
+        """Stop receiving, return every message not handed to Dramatiq yet (visibility 0), flush deletes.
+
+        Messages still being processed (a worker that did not stop in time) are left alone: SQS redelivers them
+        when their visibility runs out.
+        """
+        self.stop_receiving()
+        self._closing.set()
+        # A long poll cannot be interrupted: wait for it so what it brings back is returned, not stranded.
+        self._receiver.join(timeout=self._wait + 5)
+        self._heartbeat.join(timeout=5)
+        with self._cond:
+            unstarted = [m for m in self._tracked.values() if not m.yielded]
+            for m in unstarted:
+                self._tracked.pop(m.sqs_message_id, None)
+            self._ready.clear()
+            self._held.clear()
+        if unstarted:
+            self._set_visibility([(m.receipt_handle, 0) for m in unstarted])
+        self._broker.deleter.flush(self._url)
+
+    def stop_receiving(self) -> None:
+        """Make no further ReceiveMessage calls (shutdown has begun); running messages keep their heartbeat.
+
+        Called for every consumer when the worker starts shutting down, so the receivers' last long polls end
+        concurrently while running jobs finish, instead of one after another in :meth:`close`.
+        """
+        self._receiving_stopped.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def held_count(self) -> int:
+        """Messages received and not yet acked, nacked or returned (for tests and metrics)."""
+        with self._cond:
+            return len(self._tracked)
+
+    def _finish(self, message: SQSMessage) -> None:
+        """Forget a finished message and move the next held message of its group to the ready list."""
+        self._tracked.pop(message.sqs_message_id, None)
+        group = message.group_id
+        if group:
+            queue = self._held.get(group)
+            if queue:
+                self._ready.append(queue.popleft())
+                if not queue:
+                    del self._held[group]
+            else:
+                self._running_groups.discard(group)
+        self._cond.notify_all()
+
+    def _untrack_with_group(self, message: SQSMessage) -> list[SQSMessage]:
+        """Forget ``message`` and the messages held behind it (caller holds the lock)."""
+        out = [message]
+        self._tracked.pop(message.sqs_message_id, None)
+        if message in self._ready:
+            self._ready.remove(message)
+        if message.group_id:
+            for held in self._held.pop(message.group_id, ()):
+                self._tracked.pop(held.sqs_message_id, None)
+                out.append(held)
+            self._running_groups.discard(message.group_id)
+        return out
+
+    def _set_visibility(self, items: list[tuple[str, int]]) -> None:
+        try:
+            failed = change_visibility(self._sqs, self._url, items)
+        except Exception:
+            log.exception("ChangeMessageVisibility failed on %s; SQS will apply the queue's timeout", self._url)
+            return
+        for entry in failed.values():
+            log.warning("ChangeMessageVisibility entry failed on %s: %s %s", self._url, entry.code, entry.message)
+
+    def _room(self) -> int:
+        return self._capacity - len(self._tracked)
+
+    def _receive_loop(self) -> None:
+        pause = RECEIVE_ERROR_PAUSE
+        while not self._receiving_stopped.is_set():
+            with self._cond:
+                # Ask only for full batches (fewer calls per message), unless nothing at all is held.
+                while not self._receiving_stopped.is_set() and self._tracked and self._room() < BATCH_SIZE:
+                    self._cond.wait(timeout=1.0)
+                want = min(BATCH_SIZE, self._room())
+            if self._receiving_stopped.is_set():
+                return
+            try:
+                answer = self._sqs.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=want,
+                    WaitTimeSeconds=self._wait,
+                    MessageSystemAttributeNames=RECEIVE_ATTRIBUTES,
+                )
+            except Exception:
+                log.exception("ReceiveMessage failed on %s; pausing %.1fs", self._url, pause)
+                self._receiving_stopped.wait(pause)
+                pause = min(pause * 2, RECEIVE_ERROR_PAUSE_MAX)
+                continue
+            pause = RECEIVE_ERROR_PAUSE
+            raw_messages = answer.get("Messages", [])
+            if not raw_messages:
+                continue
+            received_at = time.monotonic()
+            if self._receiving_stopped.is_set():
+                # Stopped while polling: give them back untouched.
+                self._set_visibility([(raw["ReceiptHandle"], 0) for raw in raw_messages])
+                return
+            self._admit(raw_messages, received_at)
+
+    def _admit(self, raw_messages: list[dict[str, Any]], received_at: float) -> None:
+        """Decode a received batch; dead-letter the poison; queue the rest, holding back later messages of a
+        group whose earlier message has not finished."""
+        admitted: list[SQSMessage] = []
+        for raw in raw_messages:
+            attributes = raw.get("Attributes", {})
+            body = raw.get("Body", "")
+            group_id = attributes.get("MessageGroupId") if self._fifo else None
+            receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
+            envelope: Envelope | None = None
+            try:
+                envelope = parse_body(body)
+                try:
+                    self._broker.get_actor(envelope.actor_name)
+                except ActorNotFound:
+                    raise PoisonMessage("unknown_actor", f"no actor named {envelope.actor_name!r}") from None
+            except PoisonMessage as poison:
+                log.error("poison message %s on %s: %s", raw.get("MessageId"), self._url, poison)
+                self._broker.dead_letter_now(
+                    self.queue_name,
+                    body=body,
+                    sqs_message_id=raw["MessageId"],
+                    receipt_handle=raw["ReceiptHandle"],
+                    group_id=group_id,
+                    receive_count=receive_count,
+                    envelope=envelope,
+                    error=poison,
+                    source="poison",
+                )
+                continue
+            message = to_message(
+                envelope,
+                self.queue_name,
+                {"sqs_message_id": raw["MessageId"], "receive_count": receive_count},
+            )
+            admitted.append(
+                SQSMessage(
+                    message,
+                    envelope=envelope,
+                    body=body,
+                    sqs_message_id=raw["MessageId"],
+                    receipt_handle=raw["ReceiptHandle"],
+                    receive_count=receive_count,
+                    group_id=group_id,
+                    visible_until=received_at + self._visibility,
+                )
+            )
+        with self._cond:
+            for item in admitted:
+                self._tracked[item.sqs_message_id] = item
+                group = item.group_id
+                if group and (group in self._running_groups or group in self._held):
+                    self._held.setdefault(group, deque()).append(item)
+                else:
+                    if group:
+                        self._running_groups.add(group)
+                    self._ready.append(item)
+            self._cond.notify_all()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._closing.wait(self._tick):
+            now = time.monotonic()
+            with self._cond:
+                due = [m for m in self._tracked.values() if m.visible_until - now < self._margin]
+            if not due:
+                continue
+            try:
+                failed = change_visibility(self._sqs, self._url, [(m.receipt_handle, self._visibility) for m in due])
+            except Exception:
+                log.exception("visibility heartbeat failed on %s", self._url)
+                continue
+            for m in due:
+                if m.receipt_handle not in failed:
+                    m.visible_until = now + self._visibility
+
+    @staticmethod
+    def format_exception(exc: BaseException | None) -> str | None:
+        """The traceback text of ``exc`` (``None`` when there is none)."""
+        if exc is None:
+            return None
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

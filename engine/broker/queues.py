@@ -1,0 +1,231 @@
+"""The queue catalogue of the contract, provisioning, and depth reporting.
+
+Every work queue is FIFO with its own FIFO dead-letter queue; ``notifications`` is a standard queue with a
+standard DLQ.  Names take the configured prefix verbatim (``{prefix}payments.fifo``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FOURTEEN_DAYS = 1_209_600
+FOUR_DAYS = 345_600
+MAX_RECEIVE_COUNT = 3
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """One queue of the catalogue.  ``base`` is the short name (``payments``) used by actors and the CLI."""
+
+    base: str
+    kind: str
+    fifo: bool
+    visibility_timeout: int
+    retention: int
+    max_receive_count: int = MAX_RECEIVE_COUNT
+    #: Retention of the DLQ: the maximum, so dead letters outlive the source messages' own retention.
+    dlq_retention: int = FOURTEEN_DAYS
+
+    def name(self, prefix: str = "") -> str:
+        """The SQS queue name, e.g. ``{prefix}payments.fifo``."""
+        return f"{prefix}{self.base}.fifo" if self.fifo else f"{prefix}{self.base}"
+
+    def dlq_name(self, prefix: str = "") -> str:
+        """The SQS DLQ name, e.g. ``{prefix}payments-dlq.fifo``."""
+        return f"{prefix}{self.base}-dlq.fifo" if self.fifo else f"{prefix}{self.base}-dlq"
+
+    def attributes(self) -> dict[str, str]:
+        """Attributes of the work queue, without the RedrivePolicy (which needs the DLQ's ARN)."""
+        attrs = {"VisibilityTimeout": str(self.visibility_timeout), "MessageRetentionPeriod": str(self.retention)}
+        if self.fifo:
+            attrs["FifoQueue"] = "true"
+        return attrs
+
+    def dlq_attributes(self) -> dict[str, str]:
+        """Attributes of the DLQ."""
+        attrs = {"MessageRetentionPeriod": str(self.dlq_retention)}
+        if self.fifo:
+            attrs["FifoQueue"] = "true"
+        return attrs
+
+
+CATALOGUE: tuple[QueueSpec, ...] = (
+    QueueSpec("payments", "payment", True, 300, FOURTEEN_DAYS),
+    QueueSpec("refunds", "refund", True, 300, FOURTEEN_DAYS),
+    QueueSpec("subscriptions", "subscription", True, 300, FOURTEEN_DAYS),
+    QueueSpec("settlements", "settlement", True, 300, FOURTEEN_DAYS),
+    QueueSpec("webhooks", "webhook", True, 300, FOURTEEN_DAYS),
+    QueueSpec("notifications", "notification", False, 60, FOUR_DAYS),
+)
+_BY_BASE = {spec.base: spec for spec in CATALOGUE}
+_BY_KIND = {spec.kind: spec for spec in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class QueueRef:
+    """A resolved queue name: the catalogue entry and whether the DLQ was meant."""
+
+    spec: QueueSpec
+    dlq: bool = False
+
+    def name(self, prefix: str = "") -> str:
+        return self.spec.dlq_name(prefix) if self.dlq else self.spec.name(prefix)
+
+
+def resolve_queue_name(name: str, prefix: str = "") -> QueueRef:
+    """Resolve ``payments``, ``payments.fifo``, ``payments-dlq.fifo`` (optionally with ``prefix``) to the catalogue.
+
+    Raises:
+        KeyError: the name is not one of the catalogue's queues or DLQs.
+    """
+    bare = name[len(prefix) :] if prefix and name.startswith(prefix) else name
+    bare = bare.removesuffix(".fifo")
+    dlq = bare.endswith("-dlq")
+    bare = bare.removesuffix("-dlq")
+    spec = _BY_BASE.get(bare)
+    if spec is None:
+        known = ", ".join(s.base for s in CATALOGUE)
+        raise KeyError(f"unknown queue {name!r} (known: {known})")
+    # "payments" and "payments.fifo" are fine; "notifications.fifo" or "payments" spelled without the suffix
+    # where the real name has one are accepted (the short name) but a wrong suffix is not.
+    if name.endswith(".fifo") and not spec.fifo:
+        raise KeyError(f"unknown queue {name!r}: {spec.base} is a standard queue")
+    return QueueRef(spec, dlq)
+
+
+def spec_for_kind(kind: str) -> QueueSpec | None:
+    """The catalogue queue that carries jobs of ``kind`` (``payment`` → ``payments``), if any."""
+    return _BY_KIND.get(kind)
+
+
+@dataclass(frozen=True)
+class ProvisionedQueue:
+    """What :func:`provision` did for one queue: its URL, its DLQ's URL, and whether either was created."""
+
+    name: str
+    url: str
+    dlq_name: str
+    dlq_url: str
+    created: bool
+    dlq_created: bool
+    updated: bool
+
+
+def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, bool, bool]:
+    """Create ``name`` or bring its attributes in line; return ``(url, created, updated)``."""
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        url = None
+    if url is None:
+        try:
+            return sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"], True, False
+        except sqs.exceptions.QueueNameExists:
+            # Created concurrently by another process, with other attributes: fall through and align them.
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
+    # FifoQueue cannot be changed after creation; the name's suffix decides it anyway.
+    wanted = {k: v for k, v in attributes.items() if k != "FifoQueue"}
+    changed = {k: v for k, v in wanted.items() if not _same_attribute(k, current.get(k), v)}
+    if changed:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=changed)
+    return url, False, bool(changed)
+
+
+def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
+    if current is None:
+        return False
+    if key == "RedrivePolicy":
+        try:
+            a, b = json.loads(current), json.loads(wanted)
+        except ValueError:
+            return False
+        return bool(
+            a.get("deadLetterTargetArn") == b.get("deadLetterTargetArn")
+            and int(a.get("maxReceiveCount", 0)) == int(b.get("maxReceiveCount", 0))
+        )
+    return current == wanted
+
+
+def provision(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[ProvisionedQueue]:
+    """Create every catalogue queue and its DLQ (idempotent) and return what was done per queue.
+
+    The DLQ is created first so the work queue can name it in its RedrivePolicy.  An existing queue whose
+    attributes differ from the catalogue gets them set with SetQueueAttributes.
+
+    Raises:
+        botocore.exceptions.ClientError: SQS refused a call (permissions, quota, a name taken by a queue of the
+            other type).
+    """
+    done: list[ProvisionedQueue] = []
+    for spec in specs:
+        dlq_url, dlq_created, dlq_updated = _ensure_queue(sqs, spec.dlq_name(prefix), spec.dlq_attributes())
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attrs = spec.attributes()
+        attrs["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+        )
+        url, created, updated = _ensure_queue(sqs, spec.name(prefix), attrs)
+        done.append(
+            ProvisionedQueue(
+                name=spec.name(prefix),
+                url=url,
+                dlq_name=spec.dlq_name(prefix),
+                dlq_url=dlq_url,
+                created=created,
+                dlq_created=dlq_created,
+                updated=updated or dlq_updated,
+            )
+        )
+        log.info("queue %s ready (created=%s)", spec.name(prefix), created)
+    return done
+
+
+_DEPTH_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+def queue_depths(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[dict[str, Any]]:
+    """Depth of every catalogue queue: ``{name, type, visible, in_flight, delayed, dlq: {name, visible}}``.
+
+    A queue that does not exist is reported with ``None`` counts (so ``queues ls`` shows what is missing).
+
+    Raises:
+        botocore.exceptions.ClientError: SQS refused a call other than "queue does not exist".
+    """
+    rows: list[dict[str, Any]] = []
+    for spec in specs:
+        main = _attributes_or_none(sqs, spec.name(prefix))
+        dlq = _attributes_or_none(sqs, spec.dlq_name(prefix))
+        rows.append(
+            {
+                "name": spec.name(prefix),
+                "type": "fifo" if spec.fifo else "standard",
+                "visible": _int(main, "ApproximateNumberOfMessages"),
+                "in_flight": _int(main, "ApproximateNumberOfMessagesNotVisible"),
+                "delayed": _int(main, "ApproximateNumberOfMessagesDelayed"),
+                "dlq": {"name": spec.dlq_name(prefix), "visible": _int(dlq, "ApproximateNumberOfMessages")},
+            }
+        )
+    return rows
+
+
+def _attributes_or_none(sqs: Any, name: str) -> dict[str, str] | None:
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return None
+    attrs: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_DEPTH_ATTRIBUTES)["Attributes"]
+    return attrs
+
+
+def _int(attrs: dict[str, str] | None, key: str) -> int | None:
+    return None if attrs is None else int(attrs.get(key, 0))

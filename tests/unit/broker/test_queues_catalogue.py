@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.broker.queues import CATALOGUE, resolve_queue_name, spec_for_kind
+
+
+def test_catalogue_names_follow_the_contract() -> None:
+    assert [s.name() for s in CATALOGUE] == [
+        "payments.fifo",
+        "refunds.fifo",
+        "subscriptions.fifo",
+        "settlements.fifo",
+        "webhooks.fifo",
+        "notifications",
+    ]
+    assert CATALOGUE[0].dlq_name("p-") == "p-payments-dlq.fifo"
+    assert CATALOGUE[-1].dlq_name() == "notifications-dlq"
+    assert all(s.max_receive_count == 3 for s in CATALOGUE)
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "dlq"),
+    [
+        ("payments", "payments", False),
+        ("payments.fifo", "payments", False),
+        ("payments-dlq.fifo", "payments", True),
+        ("notifications", "notifications", False),
+        ("notifications-dlq", "notifications", True),
+        ("pre-refunds.fifo", "refunds", False),
+    ],
+)
+def test_resolve_queue_name(name: str, base: str, dlq: bool) -> None:
+    ref = resolve_queue_name(name, prefix="pre-")
+    assert (ref.spec.base, ref.dlq) == (base, dlq)
+
+
+@pytest.mark.parametrize("name", ["paymentz", "notifications.fifo", ""])
+def test_resolve_refuses_unknown_names(name: str) -> None:
+    with pytest.raises(KeyError):
+        resolve_queue_name(name)
+
+
+def test_kind_maps_to_its_queue() -> None:
+    assert spec_for_kind("refund") is CATALOGUE[1]
+    assert spec_for_kind("nope") is None
