@@ -1,5 +1,5 @@
 """Dramatiq actors: thin bindings of queues to pipeline runners.  Importing this package declares them all."""
 
-from actors import payments
+from actors import notifications, payments
 
-__all__ = ["payments"]
+__all__ = ["notifications", "payments"]

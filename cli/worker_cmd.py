@@ -56,8 +56,14 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
 
 def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
     """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
+    from engine.bootstrap import bootstrap
+    from engine.logs import configure_logging
+    from engine.worker_runtime import Sidecars, dead_letter_sink
+
     settings = get_settings()
-    broker = build_broker(settings, resolve_endpoints(settings))
+    configure_logging(settings)
+    container = bootstrap(settings)
+    broker = build_broker(settings, container.endpoints, dead_letter_sink(container))
     install_broker(broker, modules)
     wanted = {resolve_queue_name(q).spec.base for q in queue_names}
     # Dramatiq whitelists by declared queue name; map the user's spelling (payments.fifo) to the declared one.
@@ -75,10 +81,12 @@ def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tupl
     signal.signal(signal.SIGINT, _on_signal)
     worker = dramatiq.Worker(broker, queues=whitelist, worker_threads=threads)
     worker.start()
+    sidecars = Sidecars.start(container, broker)
     log.info("worker consuming %s with %d threads", sorted(whitelist), threads)
     stop.wait()
     log.info("stopping: finishing running jobs, returning prefetched messages")
     worker.stop(timeout=STOP_TIMEOUT_MS)
+    sidecars.stop()  # after the worker: the relay sends the events of the jobs that just finished
     broker.close()
     return 0
 

@@ -50,6 +50,14 @@ class Services:
             return None
 
     @functools.cached_property
+    def notifier(self) -> Any:
+        from engine.notifier import Notifier
+
+        m = self.c.settings.merchant
+        secret = m.webhook_secret.get_secret_value() if m.webhook_secret else None
+        return Notifier(self._redis_or_none(), self.c.redis_prefix, m.webhook_url, secret)
+
+    @functools.cached_property
     def payment_runner(self) -> PipelineRunner:
         from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
         from engine.domain.fraud import load_fraud_rules
