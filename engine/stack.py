@@ -72,7 +72,12 @@ class Stack:
         if read_runtime(s) is not None:
             raise StackError(f"a stack is already running from {s.data_dir} (see {s.data_dir / 'runtime.json'})")
         try:
-            self._start_services()
+            try:
+                self._start_services()
+            except StackError:
+                raise
+            except Exception as exc:  # an embedded service that would not start: say which and why
+                raise StackError(f"{type(exc).__name__}: {exc}") from exc
             write_runtime(self.runtime, s)
             self._prepare()
             self._start_children(with_worker=with_worker, with_scheduler=with_scheduler, with_ingest=with_ingest)

@@ -1,0 +1,70 @@
+"""`payments run` with no configuration: every part comes up, a payment goes through, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack, wait_for
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+QUEUES = {"payments.fifo", "refunds.fifo", "subscriptions.fifo", "settlements.fifo", "webhooks.fifo", "notifications"}
+
+
+def test_queues_ls_lists_every_queue_with_its_dlq(stack: Stack) -> None:
+    rows = stack.json("queues", "ls", "--json")
+    assert {r["name"] for r in rows} == QUEUES
+    for row in rows:
+        expected_dlq = (
+            row["name"].replace(".fifo", "-dlq.fifo") if row["name"].endswith(".fifo") else "notifications-dlq"
+        )
+        assert row["dlq"]["name"] == expected_dlq and row["dlq"]["visible"] is not None
+        assert row["type"] == ("fifo" if row["name"].endswith(".fifo") else "standard")
+
+
+def test_health_reports_every_part(stack: Stack) -> None:
+    body = httpx.get(f"{stack.ingest_url}/health", timeout=10).json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "queues", "redis", "workers", "stripe"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_config_shows_the_endpoints_in_use_with_secrets_masked(stack: Stack) -> None:
+    config = stack.json("config", "--json")
+    endpoints = config["endpoints"]
+    assert endpoints["sqs_endpoint_url"].startswith("http://127.0.0.1:")
+    assert endpoints["database_url"] and "postgresql" in endpoints["database_url"]
+    assert endpoints["stripe_api_key"] == "**********"
+
+
+def test_a_payment_goes_through_end_to_end(stack: Stack) -> None:
+    token = stack.token("operator")
+    body = {
+        "customer": {"id": f"cus_{uuid.uuid4().hex[:8]}", "email": "e2e@example.fr", "country": "FR"},
+        "amount": 2000,
+        "currency": "EUR",
+        "payment_method": "pm_card_visa",
+    }
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex}
+    accepted = httpx.post(f"{stack.ingest_url}/v1/payments", json=body, headers=headers, timeout=10)
+    assert accepted.status_code == 202, accepted.text
+    job_id = accepted.json()["id"]
+
+    def done() -> dict | None:
+        job = httpx.get(f"{stack.ingest_url}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+        return job if job["status"] not in ("accepted", "processing") else None
+
+    job = wait_for(done, timeout=60)
+    assert job["status"] == "succeeded", job
+    assert job["vat"] == {"country": "FR", "rate": "20", "scheme": "oss"}
+    assert job["amounts"] == {"net": 2000, "vat": 400, "total": 2400, "currency": "eur"}
+    verify = stack.payments("ledger", "verify")
+    assert verify.returncode == 0
+
+
+def test_commands_refuse_to_start_a_second_stack(stack: Stack) -> None:
+    again = stack.payments("run", check=False, timeout=60)
+    assert again.returncode == 1 and "already running" in again.stderr
