@@ -8,7 +8,6 @@ commands stay fast and a command never pays for another's imports.  Exit codes: 
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 

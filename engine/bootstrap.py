@@ -65,9 +65,8 @@ class Container:
     @functools.cached_property
     def broker(self) -> SQSBroker:
         from engine.broker.bootstrap import build_broker
-        from engine.db.dead_letters import SqlDeadLetterSink
-
         from engine.broker.queues import CATALOGUE
+        from engine.db.dead_letters import SqlDeadLetterSink
 
         broker = build_broker(self.settings, self.endpoints, SqlDeadLetterSink(self.db))
         # Producers (the ingest, the scheduler) send to every catalogue queue; declaring costs no SQS call.

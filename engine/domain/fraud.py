@@ -61,9 +61,9 @@ class FraudRulesError(ValueError):
 class VelocityCounter(Protocol):
     """Counts events per key in a time window."""
 
-    def hit(self, key: str, window_seconds: int) -> int:
+    def hit(self, key: str, window_seconds: int, member: str | None = None) -> int:
         """Record one event for ``key`` now and return how many events ``key`` had in the last
-        ``window_seconds``, this one included."""
+        ``window_seconds``, this one included.  The same ``member`` (a job id) counts once."""
         ...
 
 

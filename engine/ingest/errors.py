@@ -68,7 +68,7 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
-def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+def _dotted(loc: Any) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]

@@ -35,7 +35,7 @@ async def read_json(request: Request) -> Any:
     try:
         body = json.loads(raw) if raw else None
     except ValueError as exc:
-        raise ApiError(422, "validation_error", f"Body is not valid JSON: {exc.msg}") from exc
+        raise ApiError(422, "validation_error", f"Body is not valid JSON: {exc}") from exc
     where = find_pan(body)
     if where is not None:
         raise ApiError(
