@@ -256,16 +256,26 @@ class Stack:
             f"  sqs/s3     {r.get('aws')}" + (f" at {r['local_aws_url']}" if r.get("local_aws_url") else ""),
             f"  stripe     {r.get('stripe')}",
             f"  ingest     {ingest}   (OpenAPI {ingest}/docs)",
-            f"  metrics    {ingest}/metrics ; workers on :{r.get('metrics_port')}",
+            f"  metrics    {ingest}/metrics",
             f"  data dir   {self.settings.data_dir}",
             "",
-            "Try:",
+            "Try (a token valid for 24 h, then a payment):",
+            f"  export PAYMENTS_TOKEN={self._example_token()}",
+            f'  curl -s {ingest}/v1/payments -H "Authorization: Bearer $PAYMENTS_TOKEN" \\',
+            "    -H \"Idempotency-Key: $(date +%s%N)\" -H 'Content-Type: application/json' \\",
+            '    -d \'{"customer": {"id": "cus_42", "email": "anna@example.ie", "country": "IE"},'
+            ' "amount": 1000, "currency": "EUR", "payment_method": "pm_card_visa"}\'',
             f"  curl -s {ingest}/health | python3 -m json.tool",
             "  payments queues ls",
             "",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
+
+    def _example_token(self) -> str:
+        from engine.auth import mint
+
+        return mint(self.settings, "payment_operator", sub="quickstart")
 
 
 def _payments() -> list[str]:
