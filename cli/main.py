@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "db": "cli.db_cmd:db",
     "ledger": "cli.ledger_cmd:ledger",
     "queues": "cli.queues_cmd:queues",
+    "review": "cli.review_cmd:review",
     "run": "cli.run_cmd:run",
     "serve": "cli.serve_cmd:serve",
     "worker": "cli.worker_cmd:worker",

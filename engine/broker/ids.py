@@ -11,7 +11,7 @@ import re
 #: SQS allows 1-128 characters of alphanumerics and ASCII punctuation (no spaces, no control characters).
 MAX_ID_LENGTH = 128
 _SQS_ID = re.compile(r"^[!-~]{1,128}$")
-_SUFFIX = re.compile(r"^(:(replay|reconcile):[1-9][0-9]{0,8})?$")
+_SUFFIX = re.compile(r"^(:(replay|reconcile|review):[1-9][0-9]{0,8})?$")
 
 
 def sha256_hex(value: str) -> str:
@@ -41,8 +41,8 @@ def message_group_id(key: str) -> str:
 def deduplication_id(scope: str, suffix: str = "") -> str:
     """The MessageDeduplicationId: SHA-256 hex of the job's idempotency scope plus an optional suffix.
 
-    ``suffix`` is ``""``, ``":replay:N"`` or ``":reconcile:N"`` (N ≥ 1) so that a deliberate re-send is not
-    swallowed by SQS's five-minute deduplication window.  Never random.
+    ``suffix`` is ``""``, ``":replay:N"``, ``":reconcile:N"`` or ``":review:N"`` (N ≥ 1) so that a deliberate
+    re-send is not swallowed by SQS's five-minute deduplication window.  Never random.
 
     Raises:
         ValueError: ``scope`` is empty or ``suffix`` has another shape.
@@ -50,7 +50,7 @@ def deduplication_id(scope: str, suffix: str = "") -> str:
     if not scope:
         raise ValueError("an idempotency scope must not be empty")
     if not _SUFFIX.match(suffix):
-        raise ValueError(f"dedup suffix must be ':replay:N' or ':reconcile:N', not {suffix!r}")
+        raise ValueError(f"dedup suffix must be ':replay:N', ':reconcile:N' or ':review:N', not {suffix!r}")
     return sha256_hex(scope) + suffix
 
 

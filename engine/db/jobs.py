@@ -19,7 +19,8 @@ class JobNotFound(LookupError):
     """No job has this id."""
 
 
-def _to_job(row: sa.RowMapping) -> Job:
+def row_to_job(row: sa.RowMapping) -> Job:
+    """A ``jobs`` row as a :class:`Job`."""
     return Job(
         id=row["id"],
         kind=row["kind"],
@@ -69,7 +70,7 @@ def insert(conn: sa.Connection, job: Job) -> Job:
         .mappings()
         .one()
     )
-    return _to_job(row)
+    return row_to_job(row)
 
 
 def get(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Job:
@@ -80,13 +81,13 @@ def get(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Job:
     row = conn.execute(query).mappings().one_or_none()
     if row is None:
         raise JobNotFound(job_id)
-    return _to_job(row)
+    return row_to_job(row)
 
 
 def get_by_scope(conn: sa.Connection, scope: str) -> Job | None:
     """The job of an idempotency scope, if any."""
     row = conn.execute(sa.select(jobs).where(jobs.c.idempotency_scope == scope)).mappings().one_or_none()
-    return _to_job(row) if row else None
+    return row_to_job(row) if row else None
 
 
 def checkpoint(
@@ -176,7 +177,7 @@ def page(
         query = query.where(
             sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(sa.literal(created), sa.literal(job_id))
         )
-    rows = [_to_job(r) for r in conn.execute(query).mappings().all()]
+    rows = [row_to_job(r) for r in conn.execute(query).mappings().all()]
     has_more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None

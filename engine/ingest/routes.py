@@ -18,8 +18,8 @@ from engine.domain.pan import find_pan
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
-from engine.ingest.schemas import PaymentRequest
-from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, authenticate
+from engine.ingest.schemas import PaymentRequest, ReviewDecision
+from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
 from engine.jobs import KINDS
 
 WRITE_ROLES = (ADMIN, OPERATOR)
@@ -140,6 +140,26 @@ def build_router(c: Container) -> APIRouter:
             return JSONResponse(await _in_thread(load))
         except ValueError:
             raise ApiError(422, "validation_error", "cursor is not one this API made", param="cursor") from None
+
+    @router.post(
+        "/jobs/{job_id}/review",
+        tags=["jobs"],
+        openapi_extra=_body_schema(ReviewDecision),
+        summary="Approve or decline a job parked in_review",
+    )
+    async def review_job(job_id: str, request: Request) -> JSONResponse:
+        from engine.review import NotInReview, decide
+
+        principal = authenticate(request, verifier, (ADMIN, SUPPORT))
+        body = await read_json(request)
+        decision: ReviewDecision = validate(ReviewDecision, body)
+        try:
+            job = await _in_thread(decide, c, job_id, decision.decision, principal.sub)
+        except job_repo.JobNotFound:
+            raise ApiError(404, "not_found", f"No job {job_id}.", param="id") from None
+        except NotInReview as exc:
+            raise ApiError(409, "job_not_in_review", str(exc), error_type="invalid_request_error") from None
+        return JSONResponse(job.view())
 
     return router
 
