@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "config": "cli.config_cmd:config",
     "db": "cli.db_cmd:db",
+    "demo": "cli.demo_cmd:demo",
     "ledger": "cli.ledger_cmd:ledger",
     "queues": "cli.queues_cmd:queues",
     "review": "cli.review_cmd:review",

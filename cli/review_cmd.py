@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cli.output import EXIT_USAGE, fail, print_json, print_table
+
+if TYPE_CHECKING:
+    from engine.bootstrap import Container
 
 
 @click.group()
@@ -12,7 +17,7 @@ def review() -> None:
     """List and decide jobs waiting for a fraud review."""
 
 
-def _container():  # type: ignore[no-untyped-def]
+def _container() -> Container:
     from engine.bootstrap import bootstrap
     from engine.runtime import NothingRunningError
 

@@ -68,3 +68,16 @@ def test_a_payment_goes_through_end_to_end(stack: Stack) -> None:
 def test_commands_refuse_to_start_a_second_stack(stack: Stack) -> None:
     again = stack.payments("run", check=False, timeout=60)
     assert again.returncode == 1 and "already running" in again.stderr
+
+
+def test_demo_sends_a_realistic_mix_and_every_job_settles(stack: Stack) -> None:
+    import json
+
+    result = stack.payments("demo", "--count", "40", "--json", timeout=180)
+    summary = json.loads(result.stdout)
+    assert summary["accepted"] == 40 and summary["refused"] == 0
+    statuses = {row["status"] for row in summary["outcomes"]}
+    assert {"succeeded", "failed"} <= statuses
+    schemes = {row["scheme"] for row in summary["outcomes"] if row["status"] == "succeeded"}
+    assert {"oss", "reverse_charge"} <= schemes
+    assert stack.payments("ledger", "verify").returncode == 0
