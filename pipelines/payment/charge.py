@@ -30,7 +30,12 @@ Note = Callable[[str, dict[str, Any]], None]
 
 
 def _retry_in_process(exc: BaseException) -> bool:
-    """Safe to repeat with the same key at once: rate limited, or refused before Stripe saw the request."""
+    """Safe to repeat with the same key at once: rate limited, or refused before Stripe saw the request —
+    unless Stripe answered ``Stripe-Should-Retry: false``."""
+    if isinstance(exc, stripe.StripeError):
+        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+        if headers.get("stripe-should-retry") == "false":
+            return False
     if isinstance(exc, stripe.RateLimitError):
         return True
     # 409: a concurrent request with this key is still in flight at Stripe.

@@ -58,3 +58,15 @@ def test_every_sdk_error_class_is_mapped() -> None:
 def test_treatments(error, kind, unknown, wide) -> None:  # type: ignore[no-untyped-def]
     failure = classify_stripe_error(error())
     assert (failure.kind, failure.outcome_unknown, failure.dependency_wide) == (kind, unknown, wide)
+
+
+def test_in_process_retry_honours_stripe_should_retry() -> None:
+    from pipelines.payment.charge import _retry_in_process
+
+    assert _retry_in_process(
+        stripe.RateLimitError("slow down", http_status=429, headers={"Stripe-Should-Retry": "true"})
+    )
+    assert not _retry_in_process(
+        stripe.RateLimitError("slow down", http_status=429, headers={"Stripe-Should-Retry": "false"})
+    )
+    assert not _retry_in_process(stripe.APIError("boom", http_status=500))
