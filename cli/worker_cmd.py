@@ -54,7 +54,9 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
     sys.exit(_supervise(processes, mods, threads, queue_names))
 
 
-def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
+def run_worker_process(
+    modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...], serve_metrics_here: bool = True
+) -> int:
     """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
     from engine.bootstrap import bootstrap
     from engine.logs import configure_logging
@@ -63,8 +65,14 @@ def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tupl
     settings = get_settings()
     configure_logging(settings)
     container = bootstrap(settings)
+    from engine.broker.log_context import LogContext
+    from engine.metrics import serve as serve_metrics
+
     broker = build_broker(settings, container.endpoints, dead_letter_sink(container))
+    broker.add_middleware(LogContext())
     install_broker(broker, modules)
+    if serve_metrics_here and not serve_metrics(settings.metrics.port):
+        log.warning("metrics port %d is taken; this worker's metrics are not served", settings.metrics.port)
     wanted = {resolve_queue_name(q).spec.base for q in queue_names}
     # Dramatiq whitelists by declared queue name; map the user's spelling (payments.fifo) to the declared one.
     whitelist = {q for q in broker.get_declared_queues() if not wanted or resolve_queue_name(q).spec.base in wanted}
@@ -92,11 +100,16 @@ def run_worker_process(modules: tuple[str, ...], threads: int, queue_names: tupl
 
 
 def _child(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> None:
-    sys.exit(run_worker_process(modules, threads, queue_names))
+    # The supervisor serves the aggregated metrics of all children (multiprocess mode).
+    sys.exit(run_worker_process(modules, threads, queue_names, serve_metrics_here=False))
 
 
 def _supervise(processes: int, modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
     """Start ``processes`` worker processes, forward SIGTERM/SIGINT to them, wait for all; worst exit code."""
+    from engine.metrics import serve as serve_metrics
+
+    if not serve_metrics(get_settings().metrics.port):
+        log.warning("metrics port %d is taken; worker metrics are not served", get_settings().metrics.port)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads or sockets
     children = [
         ctx.Process(target=_child, args=(modules, threads, queue_names), name=f"worker-{i}") for i in range(processes)

@@ -1,19 +1,92 @@
-"""Prometheus exposition, multiprocess-aware: several worker processes aggregate on one scrape when
-``PROMETHEUS_MULTIPROC_DIR`` is set (and wiped at start by `payments run`)."""
+"""Prometheus metrics of the engine, multiprocess-aware.
+
+Several worker processes aggregate on one scrape when ``PROMETHEUS_MULTIPROC_DIR`` is set (`payments run` sets it
+for its children and wipes it at start).  Names follow Prometheus conventions: base units, ``_total`` counters,
+low-cardinality labels (never a job, customer or payment id).
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+JOBS = Counter("payments_jobs_total", "Jobs that reached a resting status.", ["kind", "outcome"])
+STAGE_SECONDS = Histogram(
+    "payments_stage_duration_seconds", "Time spent in a pipeline stage.", ["pipeline", "stage"], buckets=_BUCKETS
+)
+HTTP_SECONDS = Histogram(
+    "payments_http_request_duration_seconds",
+    "Ingest HTTP request duration.",
+    ["route", "method", "status"],
+    buckets=_BUCKETS,
+)
+QUEUE_MESSAGES = Gauge(
+    "payments_queue_messages",
+    "Messages per queue and state (visible, in_flight, delayed, dlq).",
+    ["queue", "state"],
+    multiprocess_mode="mostrecent",
+)
+STRIPE_REQUESTS = Counter("payments_stripe_requests_total", "Stripe API requests.", ["operation", "outcome"])
+STRIPE_SECONDS = Histogram(
+    "payments_stripe_request_duration_seconds", "Stripe API request latency.", ["operation"], buckets=_BUCKETS
+)
+CIRCUIT_OPEN = Gauge(
+    "payments_circuit_open", "1 while a dependency's circuit breaker is open.", ["dependency"], multiprocess_mode="max"
+)
+AMOUNT = Counter(
+    "payments_amount_minor_units_total", "Amounts of succeeded payments, in minor units.", ["currency", "kind"]
+)
+STUCK_JOBS = Gauge(
+    "payments_jobs_stuck",
+    "Jobs not terminal and without progress for the reconcile threshold.",
+    [],
+    multiprocess_mode="mostrecent",
+)
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: an aggregating one in multiprocess mode, else the default."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        aggregated = CollectorRegistry()
+        multiprocess.MultiProcessCollector(aggregated)
+        return aggregated
+    return REGISTRY
 
 
 def render_latest() -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+    return generate_latest(registry()), CONTENT_TYPE_LATEST
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+_server_lock = threading.Lock()
+_server_started = False
+
+
+def serve(port: int, host: str = "127.0.0.1") -> bool:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread (once per process); False if the port is taken."""
+    global _server_started
+    from prometheus_client import start_http_server
+
+    with _server_lock:
+        if _server_started:
+            return True
+        try:
+            start_http_server(port, addr=host, registry=registry())
+        except OSError:
+            return False
+        _server_started = True
+        return True

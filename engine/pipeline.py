@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from engine import metrics
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.jobs import Job
@@ -111,8 +112,10 @@ class PipelineRunner:
         for index, stage in enumerate(remaining):
             started = time.perf_counter()
             result = stage.run(job)
+            elapsed = time.perf_counter() - started
+            metrics.STAGE_SECONDS.labels(self.pipeline.name, stage.name).observe(elapsed)
             if self._on_stage:
-                self._on_stage(self.pipeline.name, stage.name, time.perf_counter() - started)
+                self._on_stage(self.pipeline.name, stage.name, elapsed)
             pending[stage.name] = result.data
             public.update(result.public)
             if result.write is not None:
@@ -129,6 +132,11 @@ class PipelineRunner:
                     job.error = result.error
                 pending, public, writes = {}, {}, []
             if final_status:
+                log.info("job %s %s after stage %s", job.id, final_status, stage.name, extra={"job_id": job.id})
+                metrics.JOBS.labels(job.kind, final_status).inc()
+                amounts = job.public.get("amounts")
+                if final_status == "succeeded" and isinstance(amounts, dict) and "total" in amounts:
+                    metrics.AMOUNT.labels(amounts.get("currency", "?"), job.kind).inc(int(amounts["total"]))
                 return job
         return job  # pragma: no cover - the last stage always settles the job
 

@@ -35,7 +35,33 @@ def _dlq_sweep(c: Container, now: datetime) -> str:
     return f"{count} dead-lettered message(s) recorded without a worker's reason"
 
 
-TASKS: list[Task] = [Task("dlq-sweep", 60.0, _dlq_sweep)]
+def _queue_gauges(c: Container, now: datetime) -> str:
+    """Refresh ``payments_queue_messages`` and ``payments_jobs_stuck`` for the scrape."""
+    import sqlalchemy as sa
+
+    from engine import metrics
+    from engine.broker.queues import queue_depths
+    from engine.db.tables import TERMINAL_STATUSES, jobs
+
+    rows = queue_depths(c.sqs, c.settings.queue_prefix)
+    for row in rows:
+        for state in ("visible", "in_flight", "delayed"):
+            if row[state] is not None:
+                metrics.QUEUE_MESSAGES.labels(row["name"], state).set(row[state])
+        if row["dlq"]["visible"] is not None:
+            metrics.QUEUE_MESSAGES.labels(row["name"], "dlq").set(row["dlq"]["visible"])
+    threshold = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, c.settings.reconcile.after_seconds)
+    with c.db.connect() as conn:
+        stuck = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(jobs.c.status.not_in(TERMINAL_STATUSES), jobs.c.updated_at < threshold)
+        ).scalar_one()
+    metrics.STUCK_JOBS.set(stuck)
+    return f"{len(rows)} queues measured, {stuck} job(s) without progress"
+
+
+TASKS: list[Task] = [Task("dlq-sweep", 60.0, _dlq_sweep), Task("queue-gauges", 15.0, _queue_gauges)]
 
 
 def run_once(c: Container, now: datetime | None = None, tasks: list[Task] | None = None) -> dict[str, str]:

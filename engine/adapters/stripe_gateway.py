@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from typing import Any
 
 import redis
 import stripe
 
+from engine import metrics
 from engine.circuit import CircuitBreaker
 from engine.errors import classify_stripe_error
 
@@ -38,7 +40,9 @@ class StripeGateway:
         # A pooled session per gateway (keep-alive to Stripe) with the configured timeout.
         kwargs["http_client"] = stripe.RequestsClient(timeout=timeout_seconds)
         self.client = stripe.StripeClient(**kwargs)
-        self.breaker = breaker or CircuitBreaker("stripe")
+        self.breaker = breaker or CircuitBreaker(
+            "stripe", on_change=lambda _old, new: metrics.CIRCUIT_OPEN.labels("stripe").set(1 if new == "open" else 0)
+        )
         self._redis = redis_client
         self._prefix = redis_prefix
         self._customers: dict[str, str] = {}
@@ -46,10 +50,14 @@ class StripeGateway:
 
     # -- calls that go through the breaker --------------------------------------------------------------------
     def call(self, job_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` and feed the outcome to the circuit breaker.  Re-raises the SDK's exception."""
+        """Call ``fn`` and feed the outcome to the circuit breaker and the metrics.  Re-raises the SDK's exception."""
+        operation = _operation(fn)
+        started = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
         except stripe.StripeError as exc:
+            metrics.STRIPE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+            metrics.STRIPE_REQUESTS.labels(operation, _outcome(exc)).inc()
             failure = classify_stripe_error(exc)
             if failure.kind == "transient":
                 self.breaker.record_failure(
@@ -60,6 +68,8 @@ class StripeGateway:
             else:
                 self.breaker.record_success()  # Stripe answered sensibly: it is up.
             raise
+        metrics.STRIPE_SECONDS.labels(operation).observe(time.perf_counter() - started)
+        metrics.STRIPE_REQUESTS.labels(operation, "ok").inc()
         self.breaker.record_success()
         return result
 
@@ -162,3 +172,21 @@ class StripeGateway:
             return None
         order = {"succeeded": 0, "requires_capture": 1, "processing": 2, "requires_action": 3}
         return sorted(found, key=lambda pi: (order.get(pi.status, 9), -int(pi.created or 0)))[0]
+
+
+def _operation(fn: Any) -> str:
+    """A low-cardinality name for an SDK call: ``payment_intents.create``."""
+    owner = type(getattr(fn, "__self__", None)).__name__.removesuffix("Service")
+    snake = "".join("_" + ch.lower() if ch.isupper() else ch for ch in owner).lstrip("_")
+    return f"{snake}s.{getattr(fn, '__name__', 'call')}" if snake else getattr(fn, "__name__", "call")
+
+
+def _outcome(exc: stripe.StripeError) -> str:
+    if isinstance(exc, stripe.CardError):
+        return "declined"
+    if isinstance(exc, stripe.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, stripe.APIConnectionError):
+        return "connection_error"
+    status = exc.http_status or 0
+    return "server_error" if status >= 500 else "client_error"

@@ -134,6 +134,7 @@ class JobAcceptor:
                 "The job queue is unavailable; nothing was accepted.",
                 retry_after=RETRY_AFTER_SECONDS,
             ) from exc
+        log.info("accepted %s job %s", kind, job.id, extra={"job_id": job.id, "kind": kind})
         return answer
 
     def _undo(self, job_id: str, client: str, key: str) -> None:

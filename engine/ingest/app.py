@@ -25,6 +25,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = c
     install_error_handlers(app)
     _install_rate_limit(app, c)
+    _install_timing(app)
     app.include_router(build_router(c))
 
     @app.get("/health", tags=["operations"])
@@ -73,4 +74,32 @@ def _install_rate_limit(app: FastAPI, c: Container) -> None:
                     429, "rate_limited", "Too many requests from this address; slow down.", retry_after=wait
                 ).response()
         response: Response = await call_next(request)
+        return response
+
+
+def _install_timing(app: FastAPI) -> None:
+    """``payments_http_request_duration_seconds`` by route template (never the raw path: ids would explode it)."""
+    import time
+    import uuid
+
+    from engine import metrics
+    from engine.logs import bind, unbind
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        # The correlation id: the caller's X-Request-ID, or a new one; echoed back and carried in the message.
+        correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.correlation_id = correlation
+        tokens = bind(correlation, None)
+        try:
+            response: Response = await call_next(request)
+        finally:
+            unbind(tokens)
+        response.headers["X-Request-ID"] = correlation
+        route = request.scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        metrics.HTTP_SECONDS.labels(template, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
         return response

@@ -1,5 +1,8 @@
 """ASGI entry point for uvicorn (``engine.ingest.asgi:app``)."""
 
+from config.settings import get_settings
 from engine.ingest.app import create_app
+from engine.logs import configure_logging
 
+configure_logging(get_settings())
 app = create_app()

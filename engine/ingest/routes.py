@@ -60,7 +60,8 @@ def validate(model: type[BaseModel], body: Any) -> Any:
 
 
 def correlation_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    """The request's correlation id (set by the timing middleware from X-Request-ID, or made)."""
+    return getattr(request.state, "correlation_id", None) or request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
 def build_router(c: Container) -> APIRouter:

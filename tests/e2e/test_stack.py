@@ -81,3 +81,38 @@ def test_demo_sends_a_realistic_mix_and_every_job_settles(stack: Stack) -> None:
     schemes = {row["scheme"] for row in summary["outcomes"] if row["status"] == "succeeded"}
     assert {"oss", "reverse_charge"} <= schemes
     assert stack.payments("ledger", "verify").returncode == 0
+
+
+def test_correlation_id_reaches_ingest_and_worker_logs(stack: Stack) -> None:
+    correlation = f"corr-{uuid.uuid4().hex[:12]}"
+    headers = {
+        "Authorization": f"Bearer {stack.token('operator')}",
+        "Idempotency-Key": uuid.uuid4().hex,
+        "X-Request-ID": correlation,
+    }
+    body = {
+        "customer": {"id": f"cus_{uuid.uuid4().hex[:8]}", "email": "c@example.de", "country": "DE"},
+        "amount": 1500,
+        "currency": "eur",
+        "payment_method": "pm_card_visa",
+    }
+    accepted = httpx.post(f"{stack.ingest_url}/v1/payments", json=body, headers=headers, timeout=10)
+    assert accepted.status_code == 202 and accepted.headers["X-Request-ID"] == correlation
+    job_id = accepted.json()["id"]
+
+    def logged() -> list[dict]:
+        import json
+
+        lines = []
+        for raw in stack.log().splitlines():
+            if correlation in raw and raw.startswith("{"):
+                try:
+                    lines.append(json.loads(raw))
+                except ValueError:
+                    continue
+        return lines if any("succeeded" in line.get("message", "") for line in lines) else []
+
+    lines = wait_for(logged, timeout=60)
+    assert any(line["message"].startswith("accepted payment job") for line in lines)
+    assert all(line.get("correlation_id") == correlation for line in lines)
+    assert any(line.get("job_id") == job_id and "succeeded" in line["message"] for line in lines)

@@ -61,3 +61,11 @@ def test_metrics_are_prometheus_text(container) -> None:  # type: ignore[no-unty
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+
+
+def test_http_durations_are_labelled_by_route_template(container) -> None:  # type: ignore[no-untyped-def]
+    client = TestClient(create_app(container))
+    client.get("/v1/jobs/job_abc")  # 401, but timed under its template, not the raw path
+    text = client.get("/metrics").text
+    assert 'payments_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}",status="401"}' in text
+    assert "job_abc" not in text

@@ -147,3 +147,23 @@ def test_unknown_outcome_after_a_dropped_connection_charges_once(services, strip
     job = services.run_job("payment", envelope)
     assert job.status == "succeeded"
     assert len([pi for pi in _intents(stripe_sim, job.id) if pi["status"] == "succeeded"]) == 1
+
+
+def test_metrics_move_with_a_payment(services) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, labels: dict[str, str]) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_jobs = sample("payments_jobs_total", {"kind": "payment", "outcome": "succeeded"})
+    before_calls = sample("payments_stripe_requests_total", {"operation": "payment_intents.create", "outcome": "ok"})
+    before_stage = sample("payments_stage_duration_seconds_count", {"pipeline": "payment", "stage": "charge"})
+    assert services.run_job("payment", _envelope(services)).status == "succeeded"
+    assert sample("payments_jobs_total", {"kind": "payment", "outcome": "succeeded"}) == before_jobs + 1
+    assert (
+        sample("payments_stripe_requests_total", {"operation": "payment_intents.create", "outcome": "ok"})
+        == before_calls + 1
+    )
+    assert (
+        sample("payments_stage_duration_seconds_count", {"pipeline": "payment", "stage": "charge"}) == before_stage + 1
+    )

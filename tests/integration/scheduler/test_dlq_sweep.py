@@ -76,3 +76,14 @@ def test_sweep_records_unexplained_dead_letters_once(container) -> None:  # type
         QueueUrl=_dlq_url(container), AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == "1"
+
+
+def test_queue_gauges_report_depth_per_queue(container) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    url = container.sqs.get_queue_url(QueueName=f"{container.settings.queue_prefix}notifications")["QueueUrl"]
+    container.sqs.send_message(QueueUrl=url, MessageBody="{}")
+    report = run_once(container)
+    assert report["queue-gauges"].startswith("6 queues measured")
+    name = f"{container.settings.queue_prefix}notifications"
+    assert REGISTRY.get_sample_value("payments_queue_messages", {"queue": name, "state": "visible"}) == 1.0
