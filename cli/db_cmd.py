@@ -13,7 +13,7 @@ def db() -> None:
 
 
 @db.command()
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option("--revision", default="heads", show_default=True, help="Target revision.")
 def upgrade(revision: str) -> None:
     """Apply migrations to the configured (or running embedded) database."""
     from engine.db.migrate import current_revision

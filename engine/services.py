@@ -6,10 +6,10 @@ Actors stay thin: they hand the envelope to :meth:`Services.run_job`.
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
+import threading
 from typing import Any
-
-from pydantic import ValidationError
 
 from engine.bootstrap import Container, bootstrap
 from engine.broker.envelope import Envelope
@@ -21,12 +21,20 @@ from engine.pipeline import PipelineRunner
 
 log = logging.getLogger(__name__)
 
+#: Job kind → the module that handles it (``validate(data) -> dict`` and ``runner(services) -> PipelineRunner``).
+#: A new pipeline registers here with one line.
+KIND_HANDLERS: dict[str, str] = {
+    "payment": "pipelines.payment.kind",
+}
+
 
 class Services:
     """Everything a worker needs, built lazily from one :class:`Container`."""
 
     def __init__(self, container: Container) -> None:
         self.c = container
+        self._runners: dict[str, PipelineRunner] = {}
+        self._lock = threading.Lock()
 
     @functools.cached_property
     def stripe(self) -> Any:
@@ -39,11 +47,12 @@ class Services:
             e.stripe_api_base,
             max_network_retries=self.c.settings.stripe.max_network_retries,
             timeout_seconds=self.c.settings.stripe.timeout_seconds,
-            redis_client=self._redis_or_none(),
+            redis_client=self.redis_or_none(),
             redis_prefix=self.c.redis_prefix,
         )
 
-    def _redis_or_none(self) -> Any:
+    def redis_or_none(self) -> Any:
+        """The Redis client, or None when Redis is neither configured nor running."""
         try:
             return self.c.redis
         except Exception:
@@ -55,31 +64,21 @@ class Services:
 
         m = self.c.settings.merchant
         secret = m.webhook_secret.get_secret_value() if m.webhook_secret else None
-        return Notifier(self._redis_or_none(), self.c.redis_prefix, m.webhook_url, secret)
+        return Notifier(self.redis_or_none(), self.c.redis_prefix, m.webhook_url, secret)
 
-    @functools.cached_property
-    def payment_runner(self) -> PipelineRunner:
-        from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
-        from engine.domain.fraud import load_fraud_rules
-        from pipelines.payment import ChargeStage, FraudStage, VatStage, payment_pipeline
-
-        redis_client = self._redis_or_none()
-        counter = RedisVelocityCounter(redis_client, self.c.redis_prefix) if redis_client else MemoryVelocityCounter()
-        s = self.c.settings
-        fraud = FraudStage(counter, load_fraud_rules(), self.stripe.card_country)
-        vat = VatStage(s.seller.country, s.vat.oss, self._cross_border_b2c_eur_cents)
-        charge = ChargeStage(self.stripe, self._note)
-        return PipelineRunner(self.c.db, payment_pipeline(fraud, vat, charge))
-
-    def _note(self, job_id: str, value: dict[str, Any]) -> None:
+    def note_charge_progress(self, job_id: str, value: dict[str, Any]) -> None:
+        """Commit the charge stage's progress note (failure paths only)."""
         with self.c.db.begin() as conn:
             job_repo.note(conn, job_id, "charge_progress", value)
 
-    def _cross_border_b2c_eur_cents(self) -> int:
+    def cross_border_b2c_eur_cents(self) -> int:
+        """The seller's cross-border EU B2C sales this and last calendar year, in euro cents (OSS threshold).
+
+        Counts succeeded EUR payments to consumers in another state; other currencies would need a rate of
+        exchange (documented limitation).
+        """
         import sqlalchemy as sa
 
-        # Succeeded EUR payments taxed at the seller's rate for a customer in another state, or under OSS,
-        # this and last calendar year (other currencies would need a rate of exchange: documented limitation).
         query = sa.text(
             """
             SELECT coalesce(sum((result->'amounts'->>'total')::bigint), 0) FROM jobs
@@ -93,10 +92,23 @@ class Services:
         with self.c.db.connect() as conn:
             return int(conn.execute(query, {"seller": self.c.settings.seller.country}).scalar_one())
 
+    def kind(self, kind: str) -> Any:
+        """The handler module of a job kind (``validate(data)``, ``runner(services)``).
+
+        Raises :class:`PoisonError` for a kind this engine does not process.
+        """
+        target = KIND_HANDLERS.get(kind)
+        if target is None:
+            raise PoisonError(f"no pipeline for jobs of kind {kind!r}")
+        return importlib.import_module(target)
+
     def runner_for(self, kind: str) -> PipelineRunner:
-        if kind == "payment":
-            return self.payment_runner
-        raise PoisonError(f"no pipeline for jobs of kind {kind!r}")
+        """The runner of a kind's pipeline, built once per process."""
+        with self._lock:
+            runner = self._runners.get(kind)
+            if runner is None:
+                runner = self._runners[kind] = self.kind(kind).runner(self)
+            return runner
 
     def ensure_job(self, envelope: Envelope) -> Job:
         """The job an envelope is about: its row, or a new one for a message an upstream system enqueued directly.
@@ -131,18 +143,8 @@ class Services:
         return job
 
     def _validated(self, envelope: Envelope) -> dict[str, Any]:
-        if envelope.kind == "payment":
-            from engine.ingest.schemas import PaymentRequest
-
-            try:
-                request = PaymentRequest.model_validate(envelope.data)
-            except ValidationError as exc:
-                raise PoisonError(f"invalid payment request: {exc.errors()[0]['msg']}") from exc
-            problems = request.semantic_errors()
-            if problems:
-                raise PoisonError(f"invalid payment request: {problems[0][0]}: {problems[0][1]}")
-            return request.model_dump(mode="json", exclude_none=True)
-        raise PoisonError(f"no pipeline for jobs of kind {envelope.kind!r}")
+        data: dict[str, Any] = self.kind(envelope.kind).validate(envelope.data)
+        return data
 
     def run_job(self, kind: str, envelope_dict: dict[str, Any]) -> Job:
         """Run the job an envelope carries to its next resting point."""

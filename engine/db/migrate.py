@@ -22,7 +22,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Migrate the database at ``url`` to ``revision``.  Safe to run concurrently (Alembic takes a lock)."""
     command.upgrade(alembic_config(url), revision)
 
@@ -34,5 +34,5 @@ def current_revision(url: str) -> str | None:
 
 
 def head_revision() -> str | None:
-    """The newest revision shipped with this code."""
+    """The newest revision shipped with this code (several pipelines' migrations are merged into one head)."""
     return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -12,6 +13,9 @@ from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.ratelimit import RateLimiter
 from engine.ingest.routes import build_router
+
+#: Routers beyond the core ``/v1/payments`` and ``/v1/jobs`` (engine/ingest/routes.py).
+ROUTER_MODULES: list[str] = []
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -27,6 +31,9 @@ def create_app(container: Container | None = None) -> FastAPI:
     _install_rate_limit(app, c)
     _install_timing(app)
     app.include_router(build_router(c))
+    # Each pipeline's routes: one line per router module (``build_router(container) -> APIRouter``).
+    for module in ROUTER_MODULES:
+        app.include_router(importlib.import_module(module).build_router(c))
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
