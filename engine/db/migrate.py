@@ -28,11 +28,13 @@ def upgrade(url: str, revision: str = "heads") -> None:
 
 
 def current_revision(url: str) -> str | None:
-    """The database's current revision, or ``None`` before the first migration."""
+    """The database's current revision(s), comma-separated, or ``None`` before the first migration."""
     with get_engine(url).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None
 
 
 def head_revision() -> str | None:
-    """The newest revision shipped with this code (several pipelines' migrations are merged into one head)."""
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    """The newest revision(s) shipped with this code, comma-separated (one once branches are merged)."""
+    heads = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_heads()
+    return ",".join(sorted(heads)) or None
