@@ -1,0 +1,176 @@
+"""``payments settle``: upload a POS batch for settlement and read its report.
+
+``settle upload FILE`` stores the batch and enqueues the job *directly* (S3, PostgreSQL, SQS of the running or
+configured stack) through the same code as ``POST /v1/settlements`` — the card-number scan while streaming, the
+multipart upload, one commit for the job and its idempotency answer, then the message — so it works wherever the
+stack's parts are reachable, with or without the HTTP ingest.  The message group is the uploading client (``--as``,
+default ``cli``); the Idempotency-Key is ``--idempotency-key`` or a fresh one, so uploading the same file twice makes
+a second job that settles nothing new (every row a ``duplicate``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.output import EXIT_CHECK_FAILED, fail, is_terminal, print_json, print_table
+
+READ_BYTES = 1024 * 1024
+
+
+def _container() -> Any:
+    """The container of the running or configured stack; exits 1 when S3, the database or SQS is missing."""
+    from engine.bootstrap import bootstrap
+    from engine.runtime import NothingRunningError
+
+    c = bootstrap()
+    try:
+        c.endpoints.require("database", "s3", "sqs")
+    except NothingRunningError as exc:
+        fail(str(exc))
+    return c
+
+
+@click.group()
+def settle() -> None:
+    """POS batch settlement: upload a CSV batch, read a batch's report."""
+
+
+@settle.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
+@click.option("--idempotency-key", "key", default=None, help="Idempotency-Key (default: a fresh one).")
+@click.option("--as", "client", default="cli", show_default=True, help="The uploading client (message group).")
+@click.option("--wait", is_flag=True, help="Wait until the job is settled and print it then.")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --wait waits at most.")
+def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, timeout: float) -> None:
+    """Upload FILE (a POS batch CSV) and enqueue its settlement job; prints the job.
+
+    Exit 1 when the file carries a card number or is not a POS batch (nothing is stored then), or when the stack
+    is not reachable.
+    """
+    from engine.ingest.accept import JobAcceptor
+    from engine.ingest.errors import ApiError
+    from engine.ingest.idempotency import IdempotencyStore
+    from pipelines.settlement.kind import bucket_name
+    from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
+
+    c = _container()
+    sink = BatchSink(c.s3, bucket_name(c))
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as f, _progress(size, f"uploading {file.name}") as bar:
+            while chunk := f.read(READ_BYTES):
+                sink.feed(chunk)
+                bar.update(len(chunk))
+        stored = sink.finish()
+    except PanDetected as exc:
+        fail(f"refused: {exc}; nothing was stored (send card_last4 only)")
+    except InvalidBatch as exc:
+        fail(f"refused: {exc}")
+    except BaseException:
+        sink.abort()
+        raise
+    try:
+        redis_client: Any = c.redis
+    except Exception:
+        redis_client = None
+    acceptor = JobAcceptor(c, IdempotencyStore(c.db, redis_client, c.redis_prefix, c.settings.idempotency.ttl_seconds))
+    try:
+        answer = accept_batch(acceptor, c.s3, stored, client=client, key=key or uuid.uuid4().hex, correlation_id=None)
+    except ApiError as exc:
+        fail(f"{exc.code}: {exc.message}")
+    job = answer.body
+    if wait:
+        job = _wait(c, job["id"], timeout)
+    if as_json:
+        print_json(job)
+    else:
+        _print_job(job)
+    if wait and job.get("status") != "succeeded":
+        raise SystemExit(EXIT_CHECK_FAILED)
+
+
+@settle.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job (counts, totals, first rejects) as JSON.")
+def report(job_id: str, as_json: bool) -> None:
+    """Print the settlement report of job JOB_ID: counts, totals per terminal and currency, the first rejects.
+
+    Exit 1 when there is no such settlement job.
+    """
+    c = _container()
+    job = _load(c, job_id)
+    if job is None or job.get("kind") != "settlement":
+        fail(f"no settlement job {job_id}")
+    if as_json:
+        print_json(job)
+        return
+    _print_job(job)
+
+
+def _load(c: Any, job_id: str) -> dict[str, Any] | None:
+    from engine.db import jobs as job_repo
+
+    with c.db.connect() as conn:
+        try:
+            return job_repo.get(conn, job_id).view()
+        except job_repo.JobNotFound:
+            return None
+
+
+def _wait(c: Any, job_id: str, timeout: float) -> dict[str, Any]:
+    from engine.jobs import TERMINAL
+
+    deadline = time.monotonic() + timeout
+    while True:
+        job = _load(c, job_id)
+        assert job is not None
+        if job["status"] in TERMINAL or time.monotonic() > deadline:
+            return job
+        time.sleep(0.5)
+
+
+def _print_job(job: dict[str, Any]) -> None:
+    click.echo(f"job {job['id']}  {job['kind']}  {job['status']}  stage={job.get('stage') or '-'}")
+    if job.get("batch"):
+        click.echo(f"batch {job['batch']['object']}  {job['batch']['bytes']} bytes  sha256 {job['batch']['sha256']}")
+    if job.get("error"):
+        click.echo(f"error {job['error'].get('code')}: {job['error'].get('message')}")
+    counts = job.get("counts")
+    if counts:
+        click.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+    if job.get("totals"):
+        click.echo("")
+        print_table(job["totals"], ["terminal_id", "currency", "sales", "refunds", "voids", "fee", "net"])
+    rejects = job.get("rejects") or []
+    if rejects:
+        click.echo("")
+        print_table(rejects[:50], ["row", "transaction_id", "reason"])
+        if counts and counts.get("rejected", 0) > 50:
+            click.echo(f"… {counts['rejected'] - 50} more; all of them in the report")
+    if job.get("report"):
+        click.echo(f"\nreport {job['report']['json']}  {job['report']['csv']}")
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _progress(total: int, label: str) -> Any:
+    """A byte progress bar on a terminal (stderr), nothing when piped."""
+    if not is_terminal():
+        return _NoBar()
+    return click.progressbar(length=total, label=label, file=sys.stderr)

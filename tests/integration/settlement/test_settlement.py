@@ -1,0 +1,347 @@
+"""POS batch settlement end to end on real services: upload (HTTP) → S3 → settlements.fifo → pipeline → ledger,
+report in the job and in S3.  No mocks: PostgreSQL, Redis and the local S3/SQS endpoint over HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from engine.db import jobs as job_repo
+from engine.db.ledger import verify
+from engine.db.tables import jobs, ledger_entries, ledger_transactions
+from engine.db.tables_settlement import pos_transactions
+from pipelines.settlement.generate import Expected, generate
+from pipelines.settlement.kind import bucket_name
+from tests.integration.settlement.conftest import csv_body, envelope_for
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+TS = (NOW - timedelta(hours=3)).isoformat()
+
+
+def _upload(api, headers, body: bytes, **kw: Any) -> Any:  # type: ignore[no-untyped-def]
+    return api.post("/v1/settlements", content=body, headers=headers(**kw))
+
+
+def _ledger(container, job_id: str) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+    with container.db.connect() as conn:
+        rows = conn.execute(
+            sa.select(ledger_entries.c.account, ledger_entries.c.currency, ledger_entries.c.amount)
+            .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
+            .where(ledger_transactions.c.job_id == job_id)
+        ).all()
+    return sorted((a, c, int(x)) for a, c, x in rows)
+
+
+def _s3_json(container, uri: str) -> Any:  # type: ignore[no-untyped-def]
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    return json.loads(container.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _objects(container) -> list[str]:  # type: ignore[no-untyped-def]
+    listing = container.s3.list_objects_v2(Bucket=bucket_name(container))
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_upload_settle_and_report(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    t1, t2 = f"{terminal}-1", f"{terminal}-2"
+    rows = [
+        # 1: a refund *before* its sale (row 2): the sale is in this batch, so the refund is settled.
+        (t1, "R1", TS, "refund", 300, "eur", "4242", "", "S1"),
+        (t1, "S1", TS, "sale", 1000, "EUR", "4242", "A1", ""),
+        (t1, "S2", TS, "sale", 2500, "eur", "1881", "A2", ""),
+        (t1, "V2", TS, "void", 2500, "eur", "1881", "", "S2"),
+        (t1, "S1", TS, "sale", 1000, "eur", "4242", "A1", ""),  # 5: repeat inside the batch → duplicate
+        (t1, "V9", TS, "void", 100, "eur", "4242", "", "NOPE"),  # 6: void of an unknown sale
+        (t1, "R2", TS, "refund", 100, "usd", "4242", "", "S1"),  # 7: refund in another currency
+        (t2, "S1", TS, "sale", 990, "kwd", "0001", "", ""),  # same transaction id, other terminal: fine
+        (t2, "S2", TS, "sale", 991, "kwd", "0001", "", ""),  # 9: three-decimal amount not ending in 0
+        (t2, "S3", (NOW + timedelta(days=3)).isoformat(), "sale", 5, "jpy", "0001", "", ""),  # 10: future
+        (t2, "S4", TS, "sale", 500, "jpy", "001", "", ""),  # 11: card_last4 not 4 digits
+        (t2, "S5", TS, "sale", 500, "jpy", "0001", "", "S1"),  # 12: a sale with an original
+        (t2, "S6", TS, "sale", 700, "jpy", "0001", "", ""),
+    ]
+    answer = _upload(api, headers, csv_body(rows))
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["kind"] == "settlement" and job["status"] == "accepted"
+    assert job["batch"]["object"].startswith(f"s3://{bucket_name(container)}/batches/")
+    # On settlements.fifo, in the uploading client's message group.
+    queue = container.sqs.get_queue_url(QueueName=f"{container.settings.queue_prefix}settlements.fifo")["QueueUrl"]
+    messages = container.sqs.receive_message(QueueUrl=queue, AttributeNames=["MessageGroupId"], MaxNumberOfMessages=10)
+    [message] = messages["Messages"]
+    assert json.loads(message["Body"])["job_id"] == job["id"]
+    assert message["Attributes"]["MessageGroupId"] == "pos-uploader"
+
+    done = services.run_job("settlement", envelope_for(job))
+    assert done.status == "succeeded"
+    view = api.get(f"/v1/jobs/{job['id']}", headers=headers(role="viewer")).json()
+    assert view["status"] == "succeeded" and view["stage"] == "report"
+    assert view["counts"] == {"rows": 13, "accepted": 6, "rejected": 6, "duplicate": 1}
+    assert view["rejects"] == [
+        {"row": 6, "transaction_id": "V9", "reason": "unknown_original_transaction"},
+        {"row": 7, "transaction_id": "R2", "reason": "original_currency_mismatch"},
+        {"row": 9, "transaction_id": "S2", "reason": "amount_invalid_precision"},
+        {"row": 10, "transaction_id": "S3", "reason": "timestamp_in_future"},
+        {"row": 11, "transaction_id": "S4", "reason": "invalid_card_last4"},
+        {"row": 12, "transaction_id": "S5", "reason": "unexpected_original_transaction_id"},
+    ]
+    assert view["totals"] == [
+        {"terminal_id": t1, "currency": "eur", "sales": 3500, "refunds": 300, "voids": 2500, "net": 700, "fee": 0},
+        {"terminal_id": t2, "currency": "jpy", "sales": 700, "refunds": 0, "voids": 0, "net": 700, "fee": 0},
+        {"terminal_id": t2, "currency": "kwd", "sales": 990, "refunds": 0, "voids": 0, "net": 990, "fee": 0},
+    ]
+    assert _ledger(container, job["id"]) == sorted(
+        [
+            (f"pos_clearing:{t1}", "eur", 3500),
+            ("revenue", "eur", -3500),
+            ("revenue", "eur", 2500),
+            (f"pos_clearing:{t1}", "eur", -2500),
+            ("refunds", "eur", 300),
+            (f"pos_clearing:{t1}", "eur", -300),
+            (f"pos_clearing:{t2}", "jpy", 700),
+            ("revenue", "jpy", -700),
+            (f"pos_clearing:{t2}", "kwd", 990),
+            ("revenue", "kwd", -990),
+        ]
+    )
+    assert verify(container.db).ok
+    report = _s3_json(container, view["report"]["json"])
+    assert report["counts"] == view["counts"] and report["totals"] == view["totals"]
+    assert [r["row"] for r in report["rejects"]] == [6, 7, 9, 10, 11, 12]
+    assert report["duplicates"] == [{"row": 5, "terminal_id": t1, "transaction_id": "S1"}]
+    bucket, key = view["report"]["csv"].removeprefix("s3://").split("/", 1)
+    csv_lines = container.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    assert csv_lines[0] == "row,terminal_id,transaction_id,outcome,reason"
+    assert csv_lines[1] == f"5,{t1},S1,duplicate,duplicate" and len(csv_lines) == 8
+    # A redelivered message changes nothing.
+    assert services.run_job("settlement", envelope_for(job)).status == "succeeded"
+    assert len(_ledger(container, job["id"])) == 10
+
+
+def test_duplicates_across_batches_and_identical_reupload(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    expected = Expected()
+    body = b"".join(generate(20_000, seed=11, prefix=terminal, terminals=5, expected=expected))
+    first = _upload(api, headers, body).json()
+    done = services.run_job("settlement", envelope_for(first))
+    assert done.status == "succeeded"
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, first["id"]).view()
+    assert view["counts"] == expected.counts()
+    assert [{k: v for k, v in t.items() if k != "fee"} for t in view["totals"]] == expected.totals()
+    reasons: dict[str, int] = {}
+    for reject in _s3_json(container, view["report"]["json"])["rejects"]:
+        reasons[reject["reason"]] = reasons.get(reject["reason"], 0) + 1
+    assert reasons == dict(expected.rejected)
+
+    # The same bytes under the same key: the first answer again, and the second upload's object is removed.
+    key = "same-key"
+    one = _upload(api, headers, body, key=key)
+    objects_before = len(_objects(container))
+    two = _upload(api, headers, body, key=key)
+    assert two.status_code == 202 and two.json()["id"] == one.json()["id"]
+    assert len(_objects(container)) == objects_before
+    # Other bytes under that key: 422 idempotency_key_reused.
+    other = _upload(api, headers, body + f"{terminal}-000,Z1,{TS},sale,5,eur,0000,,\n".encode(), key=key)
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+
+    # The identical batch again under a new key: a new job that settles nothing.
+    again = services.run_job("settlement", envelope_for(one.json()))
+    with container.db.connect() as conn:
+        second = job_repo.get(conn, again.id).view()
+    assert second["status"] == "succeeded"
+    assert second["counts"] == {
+        "rows": expected.rows,
+        "accepted": 0,
+        "rejected": sum(expected.rejected.values()),
+        "duplicate": expected.rows - sum(expected.rejected.values()),
+    }
+    assert second["totals"] == [] and _ledger(container, again.id) == []
+    assert verify(container.db).ok
+
+
+def test_refund_of_a_sale_settled_in_an_earlier_batch(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    first = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 5000, "eur", "4242", "A1", "")])).json()
+    services.run_job("settlement", envelope_for(first))
+    rows = [
+        (terminal, "S1", TS, "sale", 5000, "eur", "4242", "A1", ""),  # settled before → duplicate
+        (terminal, "R1", TS, "refund", 1200, "eur", "4242", "", "S1"),  # its sale is from the earlier batch
+        (terminal, "R2", TS, "refund", 6000, "eur", "4242", "", "S1"),  # more than the sale
+        (terminal, "V1", TS, "void", 10, "eur", "4242", "", "R1"),  # original is a refund, not a sale
+    ]
+    second = _upload(api, headers, csv_body(rows)).json()
+    services.run_job("settlement", envelope_for(second))
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, second["id"]).view()
+        settled = conn.execute(
+            sa.select(pos_transactions.c.transaction_id, pos_transactions.c.job_id).where(
+                pos_transactions.c.terminal_id == terminal
+            )
+        ).all()
+    assert view["counts"] == {"rows": 4, "accepted": 1, "rejected": 2, "duplicate": 1}
+    assert [(r["row"], r["reason"]) for r in view["rejects"]] == [
+        (3, "exceeds_original_amount"),
+        (4, "unknown_original_transaction"),
+    ]
+    assert sorted(settled) == sorted([("S1", first["id"]), ("R1", second["id"])])
+    assert _ledger(container, second["id"]) == sorted(
+        [("refunds", "eur", 1200), (f"pos_clearing:{terminal}", "eur", -1200)]
+    )
+
+
+def test_fees_are_booked_per_terminal_and_currency(container, services, api, headers, terminal, settle) -> None:  # type: ignore[no-untyped-def]
+    rows = [(terminal, f"S{i}", TS, "sale", 3333, "eur", "4242", "", "") for i in range(3)]
+    rows.append((terminal, "V0", TS, "void", 3333, "eur", "4242", "", "S0"))
+    job = _upload(api, headers, csv_body(rows)).json()
+    done = settle(job["id"], fee_bps=150)
+    assert done.status == "succeeded"
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, job["id"]).view()
+    # 1.5 % of the settled sales (9999 - 3333 = 6666) = 99.99 → 100 (half up).
+    assert view["totals"][0]["fee"] == 100
+    assert (f"pos_clearing:{terminal}", "eur", -100) in _ledger(container, job["id"])
+    assert ("fees", "eur", 100) in _ledger(container, job["id"])
+    assert verify(container.db).ok
+
+
+def test_card_number_refused_before_anything_is_stored(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    before = _objects(container)
+    pan = (terminal, "4111 1111 1111 1111", TS, "sale", 100, "eur", "1111", "", "")
+    key = f"pan-{terminal}"
+    answer = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 100, "eur", "1111", "", ""), pan]), key=key)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "pan_detected" and "4111" not in json.dumps(error) and "Line 3" in error["message"]
+    assert _objects(container) == before
+    with container.db.connect() as conn:
+        scope = f"api:pos-uploader:{key}"
+        assert conn.execute(sa.select(jobs.c.id).where(jobs.c.idempotency_scope == scope)).all() == []
+
+
+def test_card_number_late_in_a_large_upload_leaves_no_parts_behind(container, terminal) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.settlement.upload import BatchSink, PanDetected
+
+    sink = BatchSink(container.s3, bucket_name(container), part_size=5 * 1024 * 1024)
+    for chunk in generate(200_000, prefix=terminal):  # ~14 MB: two parts go up before the card number
+        sink.feed(chunk)
+    with pytest.raises(PanDetected):
+        sink.feed(f"{terminal}-000,X1,{TS},sale,100,eur,1111,4242424242424242,\n".encode())
+    bucket = bucket_name(container)
+    assert container.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert sink.key not in _objects(container)
+
+
+def test_upload_checks(api, headers, container) -> None:  # type: ignore[no-untyped-def]
+    assert api.post("/v1/settlements", content=b"x").status_code == 401
+    assert _upload(api, headers, b"a,b\n", role="viewer").status_code == 403
+    no_key = headers()
+    del no_key["Idempotency-Key"]
+    assert api.post("/v1/settlements", content=b"a\n", headers=no_key).json()["error"]["code"] == (
+        "idempotency_key_missing"
+    )
+    json_body = {**headers(), "Content-Type": "application/json"}
+    assert api.post("/v1/settlements", content=b"{}", headers=json_body).status_code == 415
+    bad_header = _upload(api, headers, b"terminal,amount\nT1,5\n")
+    assert bad_header.status_code == 422 and bad_header.json()["error"]["code"] == "validation_error"
+    assert _upload(api, headers, b"").json()["error"]["code"] == "validation_error"
+    assert _objects(container) == []
+
+
+def test_crash_in_the_second_chunk_resumes_without_double_posting(api, headers, container, terminal, settle) -> None:  # type: ignore[no-untyped-def]
+    expected = Expected()
+    body = b"".join(generate(20_000, seed=5, prefix=terminal, terminals=4, expected=expected))
+    job = _upload(api, headers, body).json()
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash_at(row: int) -> None:
+        if row == 7_500:
+            raise Crash
+
+    with pytest.raises(Crash):
+        settle(job["id"], chunk_rows=5_000, on_row=crash_at)
+    with container.db.connect() as conn:
+        stored = job_repo.get(conn, job["id"])
+        staged = conn.execute(
+            sa.select(sa.func.max(pos_transactions.c.row_no)).where(pos_transactions.c.job_id == job["id"])
+        ).scalar()
+    progress = stored.stage_results["ingest_progress"]
+    assert stored.status == "processing" and stored.stage is None
+    assert progress["next_row"] == 5_001 and progress["chunks"] == 1 and staged <= 5_000
+    assert _ledger(container, job["id"]) == []
+
+    done = settle(job["id"], chunk_rows=5_000)
+    assert done.status == "succeeded"
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, job["id"]).view()
+        n_settled = conn.execute(
+            sa.select(sa.func.count()).select_from(pos_transactions).where(pos_transactions.c.job_id == job["id"])
+        ).scalar()
+    assert view["counts"] == expected.counts() and n_settled == expected.accepted
+    assert [{k: v for k, v in t.items() if k != "fee"} for t in view["totals"]] == expected.totals()
+    # One ledger transaction per terminal and currency; the clearing accounts hold exactly the net.
+    clearing: dict[tuple[str, str], int] = {}
+    for account, cur, amount in _ledger(container, job["id"]):
+        if account.startswith("pos_clearing:"):
+            key = (account.removeprefix("pos_clearing:"), cur)
+            clearing[key] = clearing.get(key, 0) + amount
+    assert clearing == {(t["terminal_id"], t["currency"]): t["net"] for t in expected.totals()}
+    assert verify(container.db).ok
+
+
+def test_a_batch_without_the_header_fails_and_an_upstream_message_gets_its_job(services, container) -> None:  # type: ignore[no-untyped-def]
+    from engine.broker.envelope import Envelope
+
+    bucket = bucket_name(container)
+    container.s3.put_object(Bucket=bucket, Key="upstream/bad.csv", Body=b"T1,S1,2026-01-01T00:00:00Z,sale\n")
+    envelope = Envelope.new(
+        kind="settlement", data={"key": "upstream/bad.csv"}, idempotency_scope="upstream:bad-1", group_id="acq-1"
+    ).to_arg()
+    job = services.run_job("settlement", envelope)
+    assert job.status == "failed" and job.error is not None and job.error["code"] == "invalid_header"
+    missing = Envelope.new(
+        kind="settlement", data={"key": "upstream/none.csv"}, idempotency_scope="upstream:none-1", group_id="acq-1"
+    ).to_arg()
+    assert services.run_job("settlement", missing).error["code"] == "batch_not_found"  # type: ignore[index]
+
+
+def test_object_store_failure_is_503_and_accepts_nothing(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    container.s3.delete_bucket(Bucket=bucket_name(container))  # empty: this test's private bucket
+    key = f"s3-down-{terminal}"
+    answer = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 100, "eur", "1111", "", "")]), key=key)
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert answer.json()["error"]["code"] == "unavailable"
+    scope = f"api:pos-uploader:{key}"
+    with container.db.connect() as conn:
+        assert conn.execute(sa.select(jobs.c.id).where(jobs.c.idempotency_scope == scope)).all() == []
+
+
+def test_header_only_batch_succeeds_with_nothing(api, headers, container, settle) -> None:  # type: ignore[no-untyped-def]
+    job = _upload(api, headers, csv_body([])).json()
+    assert settle(job["id"]).status == "succeeded"
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, job["id"]).view()
+    assert view["counts"] == {"rows": 0, "accepted": 0, "rejected": 0, "duplicate": 0}
+    assert view["totals"] == [] and view["rejects"] == [] and _ledger(container, job["id"]) == []
+
+
+def test_a_late_second_delivery_reaching_post_books_nothing(api, headers, container, settle, terminal) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.settlement.stages import PostStage
+
+    rows = [
+        (terminal, "S1", TS, "sale", 900, "eur", "4242", "", ""),
+        (terminal, "V1", TS, "void", 50, "eur", "4242", "", "NOSALE"),  # deleted again at post
+    ]
+    job = _upload(api, headers, csv_body(rows)).json()
+    with container.db.connect() as conn:
+        stale = job_repo.get(conn, job["id"])  # as a second delivery saw it before the first one ran
+    assert settle(job["id"]).status == "succeeded"
+    booked = _ledger(container, job["id"])
+    again = PostStage(container.db, fee_bps=0).run(stale)
+    assert again.public["counts"] == {"rows": 2, "accepted": 1, "rejected": 1, "duplicate": 0}
+    assert again.public["totals"][0]["voids"] == 0
+    assert _ledger(container, job["id"]) == booked
