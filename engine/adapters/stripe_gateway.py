@@ -162,7 +162,7 @@ class StripeGateway:
         found: list[Any] = []
         if customer:
             page = self.call(job_id, self.client.v1.payment_intents.list, params={"customer": customer, "limit": 100})
-            found = [pi for pi in page.data if (pi.metadata or {}).get("job_id") == job_id]
+            found = [pi for pi in page.data if metadata_of(pi).get("job_id") == job_id]
         if not found:
             result = self.call(
                 job_id, self.client.v1.payment_intents.search, params={"query": f"metadata['job_id']:'{job_id}'"}
@@ -172,6 +172,72 @@ class StripeGateway:
             return None
         order = {"succeeded": 0, "requires_capture": 1, "processing": 2, "requires_action": 3}
         return sorted(found, key=lambda pi: (order.get(pi.status, 9), -int(pi.created or 0)))[0]
+
+    # -- refunds -----------------------------------------------------------------------------------------------
+    def create_refund(
+        self,
+        job_id: str,
+        *,
+        payment_intent: str,
+        amount: int,
+        idempotency_key: str,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> Any:
+        """Refund ``amount`` minor units of ``payment_intent``'s charge; ``metadata.job_id`` marks it as the engine's.
+
+        Raises the SDK's errors (``InvalidRequestError`` ``amount_too_large`` / ``charge_already_refunded`` when
+        Stripe has less left to refund than asked).
+        """
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent,
+            "amount": amount,
+            "metadata": {**(metadata or {}), "job_id": job_id},
+        }
+        if reason:
+            params["reason"] = reason
+        return self.call(
+            job_id, self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
+        )
+
+    def list_refunds(self, job_id: str, *, payment_intent: str | None = None, charge: str | None = None) -> list[Any]:
+        """Every refund of a PaymentIntent or a charge (all pages), newest first."""
+        params: dict[str, Any] = {"limit": 100}
+        if payment_intent:
+            params["payment_intent"] = payment_intent
+        if charge:
+            params["charge"] = charge
+        found: list[Any] = []
+        while True:
+            page = self.call(job_id, self.client.v1.refunds.list, params=params)
+            found.extend(page.data)
+            if not page.has_more or not page.data:
+                return found
+            params["starting_after"] = page.data[-1].id
+
+    def find_refund(self, job_id: str, payment_intent: str, recorded: str | None = None) -> Any | None:
+        """The refund made for ``job_id``: the recorded id first, then the intent's refunds filtered on
+        ``metadata.job_id``.  None when Stripe has none (safe to create one under a new key generation)."""
+        if recorded:
+            return self.call(job_id, self.client.v1.refunds.retrieve, recorded)
+        mine = [
+            r
+            for r in self.list_refunds(job_id, payment_intent=payment_intent)
+            if metadata_of(r).get("job_id") == job_id
+        ]
+        if not mine:
+            return None
+        order = {"succeeded": 0, "pending": 1, "requires_action": 2}
+        return sorted(mine, key=lambda r: (order.get(r.status, 9), -int(r.created or 0)))[0]
+
+
+def metadata_of(obj: Any) -> dict[str, str]:
+    """A Stripe object's ``metadata`` as a plain dict (the SDK's StripeObject has no ``.get``)."""
+    metadata = getattr(obj, "metadata", None)
+    if metadata is None:
+        return {}
+    to_dict = getattr(metadata, "to_dict", None)
+    return dict(to_dict() if callable(to_dict) else metadata)
 
 
 def _operation(fn: Any) -> str:

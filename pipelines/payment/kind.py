@@ -40,4 +40,7 @@ def runner(services: Services) -> PipelineRunner:
     fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
     vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents)
     charge = ChargeStage(services.stripe, services.note_charge_progress)
-    return PipelineRunner(c.db, payment_pipeline(fraud, vat, charge))
+    # Refunds held while the payment was unsettled are released as soon as it settles (pipelines/refund/holds.py).
+    from pipelines.refund.holds import ReleasingRunner, release_held
+
+    return ReleasingRunner(c.db, payment_pipeline(fraud, vat, charge), lambda job_id: release_held(c, job_id))

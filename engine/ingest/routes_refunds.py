@@ -1,0 +1,92 @@
+"""``POST /v1/refunds`` (admin, operator, support): a refund job for a payment job.
+
+Checks in the contract's order: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment.  The ingest only checks
+the shape and that the payment exists; how much is refunded is decided by the worker under the payment's row lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from engine.auth import TokenVerifier
+from engine.bootstrap import Container
+from engine.db import jobs as job_repo
+from engine.domain.money import currency as currency_of
+from engine.ingest.accept import JobAcceptor
+from engine.ingest.errors import ApiError
+from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
+from engine.ingest.routes import _body_schema, _in_thread, _redis_or_none, correlation_id, read_json, validate
+from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
+from engine.jobs import Job
+from pipelines.refund.request import RefundRequest
+
+REFUND_ROLES = (ADMIN, OPERATOR, SUPPORT)
+
+
+def build_router(c: Container) -> APIRouter:
+    """The refunds router, sharing the idempotency store's tables with the core routes."""
+    router = APIRouter(prefix="/v1")
+    verifier = TokenVerifier(c.settings)
+    store = IdempotencyStore(c.db, _redis_or_none(c), c.redis_prefix, c.settings.idempotency.ttl_seconds)
+    acceptor = JobAcceptor(c, store)
+
+    def load_payment(payment_id: str) -> Job | None:
+        with c.db.connect() as conn:
+            try:
+                job = job_repo.get(conn, payment_id)
+            except job_repo.JobNotFound:
+                return None
+        return job if job.kind == "payment" else None
+
+    @router.post(
+        "/refunds",
+        status_code=202,
+        tags=["refunds"],
+        openapi_extra=_body_schema(RefundRequest),
+        summary="Accept a refund job for a payment",
+    )
+    async def create_refund(request: Request) -> JSONResponse:
+        principal = authenticate(request, verifier, REFUND_ROLES)
+        key = check_key(request.headers.get("idempotency-key"))
+        body = await read_json(request)
+        refund: RefundRequest = validate(RefundRequest, body)
+        request_hash = canonical_hash("POST", "/v1/refunds", body)
+        # A replay (or a reused key) answers before the 404 check, as the contract orders them.
+        saved = await _in_thread(store.lookup, principal.sub, key, request_hash)
+        if saved is not None:
+            return JSONResponse(saved.body, status_code=saved.status)
+        payment = await _in_thread(load_payment, refund.payment)
+        if payment is None:
+            raise ApiError(404, "not_found", f"No payment {refund.payment}.", param="payment")
+        currency = (payment.public.get("amounts") or {}).get("currency") or payment.request.get("currency")
+        if refund.amount is not None and currency:
+            step = currency_of(str(currency)).step
+            if refund.amount % step:
+                raise ApiError(
+                    422,
+                    "validation_error",
+                    f"{str(currency).upper()} amounts must be multiples of {step}.",
+                    param="amount",
+                )
+        data = refund.model_dump(mode="json", exclude_none=True)
+        customer = payment.customer_id
+        public: dict[str, Any] = {"refund": {"payment": payment.id, "amount": refund.amount, "currency": currency}}
+        answer = await _in_thread(
+            acceptor.accept,
+            client=principal.sub,
+            key=key,
+            request_hash=request_hash,
+            kind="refund",
+            data=data,
+            # The customer's group: refunds of one customer run in the order they were accepted.
+            group_key=customer or payment.group_id,
+            customer_id=customer,
+            correlation_id=correlation_id(request),
+            public=public,
+        )
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    return router

@@ -1,0 +1,164 @@
+"""``POST /webhooks/stripe``: Stripe events in, verified, recorded once, queued on ``webhooks.fifo``.
+
+* The signature is checked on the raw body against every configured secret (rotation), with Stripe's 300 s
+  tolerance; a forged, stale or unsigned delivery is answered 400 and counted in ``payments_webhooks_total``.
+* Each event id is recorded once in ``stripe_events`` together with its webhook job, in one transaction; a repeated
+  delivery answers 200 and changes nothing.
+* The job's message goes to ``webhooks.fifo`` grouped by the Stripe object id, so events about one object are
+  processed in order.  If SQS refuses, the rows are removed again and Stripe gets 503 (it retries).
+* Event types the engine does not handle are acknowledged (200) and not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+import stripe
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from engine import metrics
+from engine.bootstrap import Container
+from engine.broker.envelope import Envelope, to_message
+from engine.broker.queues import spec_for_kind
+from engine.db import jobs as job_repo
+from engine.db.tables import jobs
+from engine.db.tables_refunds import stripe_events
+from engine.ingest.errors import ApiError
+from engine.ingest.routes import _in_thread, correlation_id
+from engine.jobs import Job, new_job_id
+from engine.webhook_setup import ENABLED_EVENTS, configured_secrets
+
+log = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+
+
+class SignatureRefused(Exception):
+    """The delivery is not signed by any configured secret (``outcome`` ``forged``) or too old (``stale``)."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+def verify_signature(payload: bytes, header: str | None, secrets: list[str]) -> None:
+    """Accept ``payload`` when one of ``secrets`` signed it within the tolerance (Stripe's own check, per secret).
+
+    Raises :class:`SignatureRefused`: ``stale`` when a secret's signature matches but the timestamp is older than
+    300 s (a replay), ``forged`` otherwise (no header, no matching signature).
+    """
+    stale = False
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(payload, header, secret, tolerance=TOLERANCE_SECONDS)
+            return
+        except stripe.SignatureVerificationError as exc:
+            # The SDK checks the signature before the timestamp: a tolerance error means this secret signed it.
+            stale = stale or "tolerance" in str(exc)
+    if stale:
+        raise SignatureRefused("stale", "The signature's timestamp is outside the 300 s tolerance.")
+    raise SignatureRefused("forged", "No signature matches a configured webhook secret.")
+
+
+def object_id_of(event: dict[str, Any]) -> str | None:
+    """The id of the Stripe object an event is about (the message group)."""
+    obj = (event.get("data") or {}).get("object") or {}
+    value = obj.get("id") if isinstance(obj, dict) else None
+    return str(value) if value else None
+
+
+def record_event(c: Container, event: dict[str, Any], correlation: str | None) -> tuple[Job, bool]:
+    """Record ``event`` and its webhook job once; ``(job, True)`` when it was new and has been queued.
+
+    Raises :class:`ApiError` 503 when the message cannot be queued (nothing stays recorded, Stripe retries).
+    """
+    spec = spec_for_kind("webhook")
+    assert spec is not None
+    event_id = str(event["id"])
+    object_id = object_id_of(event)
+    draft = Job(
+        id=new_job_id(),
+        kind="webhook",
+        status="accepted",
+        stage=None,
+        idempotency_scope=f"stripe:event:{event_id}",
+        queue=spec.name(""),
+        group_id=object_id or event_id,
+        request=event,
+        correlation_id=correlation,
+        public={"stripe": {"event": event_id, "type": event["type"], "object": object_id}},
+    )
+    with c.db.begin() as conn:
+        inserted = conn.execute(
+            pg_insert(stripe_events)
+            .values(
+                id=event_id,
+                type=str(event["type"]),
+                object_id=object_id,
+                job_id=draft.id,
+                created=event.get("created") if isinstance(event.get("created"), int) else None,
+            )
+            .on_conflict_do_nothing(index_elements=[stripe_events.c.id])
+            .returning(stripe_events.c.job_id)
+        ).first()
+        if inserted is None:
+            known = conn.execute(sa.select(stripe_events.c.job_id).where(stripe_events.c.id == event_id)).scalar_one()
+            return job_repo.get(conn, known), False
+        job = job_repo.insert(conn, draft)
+    envelope = Envelope.new(
+        kind="webhook",
+        data=event,
+        idempotency_scope=draft.idempotency_scope,
+        group_id=draft.group_id,
+        job_id=job.id,
+        correlation_id=correlation,
+    )
+    try:
+        c.broker.enqueue(to_message(envelope, spec.base))
+    except Exception as exc:
+        log.warning("could not enqueue webhook event %s: %s", event_id, exc)
+        with c.db.begin() as conn:
+            conn.execute(stripe_events.delete().where(stripe_events.c.id == event_id))
+            conn.execute(jobs.delete().where(jobs.c.id == job.id, jobs.c.status == "accepted"))
+        raise ApiError(503, "unavailable", "The webhook queue is unavailable.", retry_after=5) from exc
+    return job, True
+
+
+def build_router(c: Container) -> APIRouter:
+    """The Stripe webhook receiver (no bearer token: the Stripe signature authenticates)."""
+    router = APIRouter()
+
+    @router.post("/webhooks/stripe", tags=["webhooks"], summary="Receive a signed Stripe event")
+    async def stripe_webhook(request: Request) -> JSONResponse:
+        payload = await request.body()
+        secrets = configured_secrets(c.settings)
+        if not secrets:
+            metrics.WEBHOOKS.labels("unconfigured").inc()
+            log.warning("a Stripe webhook arrived but no signing secret is configured")
+            raise ApiError(503, "unavailable", "No webhook signing secret is configured.", retry_after=60)
+        try:
+            verify_signature(payload, request.headers.get("stripe-signature"), secrets)
+        except SignatureRefused as exc:
+            metrics.WEBHOOKS.labels(exc.outcome).inc()
+            code = "signature_stale" if exc.outcome == "stale" else "signature_invalid"
+            raise ApiError(400, code, str(exc)) from None
+        try:
+            event = json.loads(payload)
+            if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event.get("type"):
+                raise ValueError("not a Stripe event")
+        except ValueError as exc:
+            metrics.WEBHOOKS.labels("malformed").inc()
+            raise ApiError(400, "validation_error", f"Body is not a Stripe event: {exc}") from None
+        if event["type"] not in ENABLED_EVENTS:
+            metrics.WEBHOOKS.labels("ignored").inc()
+            return JSONResponse({"received": True, "handled": False})
+        job, new = await _in_thread(record_event, c, event, correlation_id(request))
+        metrics.WEBHOOKS.labels("accepted" if new else "duplicate").inc()
+        return JSONResponse({"received": True, "handled": True, "duplicate": not new, "job": job.id})
+
+    return router

@@ -1,0 +1,181 @@
+"""Holding refunds whose payment has not settled yet, and releasing them when it does.
+
+A refund cannot be decided before its payment is captured, and a refund job retried through SQS would burn its
+receives (three, then the dead-letter queue) while a payment waits for 3-D Secure or a review.  So the refund runner
+checks first, under the payment's row lock: when the payment is neither ``succeeded`` nor ``failed`` the refund is
+recorded ``held`` in ``refunds`` and its message is acknowledged.  The payment's runner (:class:`ReleasingRunner`)
+releases the payment's held refunds right after the payment settles, by sending their messages again; the
+scheduler's janitor (:func:`sweep_held`) covers a worker that died in between and payments settled outside a
+runner (a review decline).
+
+The lock makes the two sides meet: the hold is written while holding the payment row, and the payment's final
+status is an UPDATE of that row, so either the hold sees the settled payment or the release sees the hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from engine.bootstrap import Container
+from engine.broker.envelope import Envelope, to_message
+from engine.broker.queues import spec_for_kind
+from engine.db import jobs as job_repo
+from engine.db.tables import jobs
+from engine.db.tables_refunds import refunds
+from engine.jobs import Job
+from engine.pipeline import SETTLED, Pipeline, PipelineRunner, StageTimer
+
+log = logging.getLogger(__name__)
+
+#: Payment statuses a refund can be decided against (captured, or never will be).
+PAYMENT_SETTLED = ("succeeded", "failed")
+
+
+def hold_if_waiting(db: sa.Engine, refund_job_id: str) -> Job | None:
+    """Hold the refund ``refund_job_id`` if its payment has not settled; return the held job, else None.
+
+    None means "go on": the refund already started its stages, is settled, or its payment is settled (or missing,
+    which the amount stage turns into a failure).  Raises :class:`engine.db.jobs.JobNotFound` for an unknown refund.
+    """
+    with db.begin() as conn:
+        job = job_repo.get(conn, refund_job_id)
+        if job.status in SETTLED or job.stage is not None:
+            return None
+        try:
+            payment = job_repo.get(conn, str(job.request.get("payment")), for_update=True)
+        except job_repo.JobNotFound:
+            return None
+        if payment.kind != "payment" or payment.status in PAYMENT_SETTLED:
+            return None
+        conn.execute(
+            pg_insert(refunds)
+            .values(id=job.id, payment_job_id=payment.id, source="engine", status="held")
+            .on_conflict_do_update(
+                index_elements=[refunds.c.id],
+                set_={"status": "held", "updated_at": sa.func.now()},
+                where=refunds.c.status.in_(("held", "released")),
+            )
+        )
+        job_repo.checkpoint(
+            conn,
+            job.id,
+            stage=None,
+            stage_results={},
+            public={"held": {"reason": "payment_not_settled", "payment_status": payment.status}},
+            status="processing",
+        )
+        log.info("refund %s held until payment %s settles", job.id, payment.id, extra={"job_id": job.id})
+        return job_repo.get(conn, job.id)
+
+
+def release_held(c: Container, payment_job_id: str) -> int:
+    """Send the messages of the refunds held for ``payment_job_id`` again; how many were released.
+
+    The rows are marked ``released`` and the messages sent in one transaction: if SQS refuses, the holds stay
+    for the janitor.  Raises what SQS or the database raise.
+    """
+    # Almost every payment has no held refund: a read (no commit) settles that before any write transaction.
+    with c.db.connect() as conn:
+        any_held = conn.execute(
+            sa.select(refunds.c.id)
+            .where(refunds.c.payment_job_id == payment_job_id, refunds.c.status == "held")
+            .limit(1)
+        ).first()
+    if any_held is None:
+        return 0
+    with c.db.begin() as conn:
+        released = (
+            conn.execute(
+                refunds.update()
+                .where(refunds.c.payment_job_id == payment_job_id, refunds.c.status == "held")
+                .values(status="released", updated_at=sa.func.now())
+                .returning(refunds.c.id)
+            )
+            .scalars()
+            .all()
+        )
+        for refund_id in released:
+            job = job_repo.get(conn, refund_id, for_update=True)
+            generation = job.enqueue_generation + 1
+            conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
+            send_again(c, job, generation)
+    if released:
+        log.info("released %d refund(s) held for payment %s", len(released), payment_job_id)
+    return len(released)
+
+
+def sweep_held(c: Container, limit: int = 100) -> int:
+    """Release refunds held for payments that have settled since (a worker died before releasing, or the payment
+    settled outside a runner).  Returns how many refunds were released."""
+    query = (
+        sa.select(refunds.c.payment_job_id)
+        .join(jobs, jobs.c.id == refunds.c.payment_job_id)
+        .where(refunds.c.status == "held", jobs.c.status.in_(PAYMENT_SETTLED))
+        .distinct()
+        .limit(limit)
+    )
+    with c.db.connect() as conn:
+        payments = conn.execute(query).scalars().all()
+    return sum(release_held(c, p) for p in payments)
+
+
+def send_again(c: Container, job: Job, generation: int) -> None:
+    """Send ``job``'s message again as re-send number ``generation`` (the job's new ``enqueue_generation``).
+
+    The dedup id suffix is the contract's ``:reconcile:N`` (a re-enqueue): the generation counter is the one the
+    reconciler bumps too, so no two re-sends of a job share an id.  Call inside the transaction that records why,
+    so that a refusal by SQS rolls the reason back.
+    """
+    spec = spec_for_kind(job.kind)
+    assert spec is not None, job.kind
+    envelope = Envelope.new(
+        kind=job.kind,
+        data=job.request,
+        idempotency_scope=job.idempotency_scope,
+        group_id=job.group_id,
+        job_id=job.id,
+        correlation_id=job.correlation_id,
+    )
+    options: dict[str, Any] = {"dedup_suffix": f":reconcile:{generation}"}
+    c.broker.enqueue(to_message(envelope, spec.base, options))
+
+
+class RefundRunner(PipelineRunner):
+    """The refund pipeline's runner: holds a refund whose payment has not settled instead of running it."""
+
+    def __init__(self, db: sa.Engine, pipeline: Pipeline, on_stage: StageTimer | None = None) -> None:
+        super().__init__(db, pipeline, on_stage)
+        self._engine = db
+
+    def run(self, job_id: str) -> Job:
+        """Hold the refund (message acknowledged, job ``processing``) or run its remaining stages."""
+        held = hold_if_waiting(self._engine, job_id)
+        if held is not None:
+            return held
+        return super().run(job_id)
+
+
+class ReleasingRunner(PipelineRunner):
+    """The payment pipeline's runner: once a payment settles, its held refunds are released at once."""
+
+    def __init__(
+        self, db: sa.Engine, pipeline: Pipeline, release: Callable[[str], int], on_stage: StageTimer | None = None
+    ) -> None:
+        super().__init__(db, pipeline, on_stage)
+        self._release = release
+
+    def run(self, job_id: str) -> Job:
+        """Run the payment; when it is settled, release its held refunds (a failure to release is left to the
+        janitor: the payment itself is done and must not be retried for it)."""
+        job = super().run(job_id)
+        if job.status in PAYMENT_SETTLED:
+            try:
+                self._release(job.id)
+            except Exception:
+                log.warning("could not release refunds held for %s; the janitor will", job.id, exc_info=True)
+        return job

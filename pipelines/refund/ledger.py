@@ -1,0 +1,49 @@
+"""Stage ``ledger``: book the refund (refunds net, VAT payable back, Stripe clearing total) and mark it done.
+
+The write runs in the transaction of the final checkpoint, with the job's outbox event: the ledger transaction,
+the refund row turning ``succeeded`` and the job's status commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from engine.db.ledger import record
+from engine.db.tables import jobs
+from engine.db.tables_refunds import refunds
+from engine.domain.ledger import refund_issued
+from engine.jobs import Job
+from engine.pipeline import StageResult
+
+
+@dataclass
+class LedgerStage:
+    name: str = "ledger"
+
+    def run(self, job: Job) -> StageResult:
+        d = job.stage_results["amount"]
+        stripe_refund = job.stage_results.get("refund", {}).get("refund")
+        txn = refund_issued(
+            job.id, str(d["customer"]), d["currency"], int(d["net"]), int(d["vat"]), d["vat_country"], d["payment"]
+        )
+
+        def write(conn: sa.Connection) -> None:
+            ledger_id = record(conn, txn)
+            conn.execute(
+                refunds.update()
+                .where(refunds.c.id == job.id)
+                .values(status="succeeded", stripe_refund_id=stripe_refund, updated_at=sa.func.now())
+            )
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(
+                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
+                        sa.func.jsonb_build_object("ledger_transaction", ledger_id)
+                    ),
+                )
+            )
+
+        return StageResult(data={"effect_key": txn.effect_key}, write=write)

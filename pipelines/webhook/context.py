@@ -1,0 +1,57 @@
+"""What a webhook handler works with, and how it finds the payment job a Stripe object belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.bootstrap import Container
+from engine.db import jobs as job_repo
+from engine.db.tables import jobs
+
+
+@dataclass
+class HandlerContext:
+    """The container (database, broker), the Stripe gateway and the webhook job's id (for Stripe call accounting)."""
+
+    c: Container
+    stripe: Any
+    job_id: str
+
+
+def payment_job_for(c: Container, *, job_id: str | None = None, payment_intent: str | None = None) -> str | None:
+    """The id of the payment job that made ``payment_intent`` (or ``job_id`` from the object's metadata, checked).
+
+    The metadata is the engine's own mark on what it creates; the recorded PaymentIntent of a payment job is the
+    fallback (objects Stripe copies without metadata).  None when the engine knows no such payment.
+    """
+    with c.db.connect() as conn:
+        if job_id:
+            try:
+                job = job_repo.get(conn, job_id)
+            except job_repo.JobNotFound:
+                job = None
+            if job is not None and job.kind == "payment":
+                return job.id
+        if not payment_intent:
+            return None
+        found = conn.execute(
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.kind == "payment",
+                sa.or_(
+                    jobs.c.stage_results["charge"]["payment_intent"].astext == payment_intent,
+                    jobs.c.stage_results["charge_progress"]["payment_intent"].astext == payment_intent,
+                ),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        return str(found) if found else None
+
+
+def metadata_job_id(obj: dict[str, Any]) -> str | None:
+    """``metadata.job_id`` of a Stripe object, if any."""
+    value = (obj.get("metadata") or {}).get("job_id")
+    return str(value) if value else None

@@ -1,0 +1,63 @@
+"""``payment_intent.succeeded`` / ``payment_intent.payment_failed``: Stripe decided a payment the engine parked.
+
+A payment parked ``requires_action`` (3-D Secure) is resumed: its recovery point goes back to before the charge
+stage, with the PaymentIntent recorded as the charge's progress, and its message is sent again on the payments
+queue.  The charge stage then looks the intent up (never charging again) and the pipeline goes on to the ledger
+and the notification, or fails with the intent's error.  A payment still ``processing`` with an unknown outcome
+needs nothing: its own message is being retried and will find the intent.  The janitor uses the same resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from engine.bootstrap import Container
+from engine.db import jobs as job_repo
+from engine.db.tables import jobs
+from pipelines.refund.holds import send_again
+from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
+
+log = logging.getLogger(__name__)
+
+#: The payment pipeline's stage before ``charge``: the recovery point a resumed payment restarts from.
+BEFORE_CHARGE = "vat"
+
+
+def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str, why: str) -> str:
+    """Resume the payment ``payment_job_id`` if it is parked ``requires_action``; what was done, as a word.
+
+    ``resumed`` (message sent again; ``why`` is logged), ``pending`` (still processing: its own message
+    resolves it) or ``settled`` (nothing to do).  Raises what SQS raises (the job stays parked).
+    """
+    with c.db.begin() as conn:
+        job = job_repo.get(conn, payment_job_id, for_update=True)
+        if job.status in ("accepted", "processing"):
+            return "pending"
+        if job.status != "requires_action":
+            return "settled"
+        charge = job.stage_results.get("charge") or {}
+        progress = {"generation": int(charge.get("generation", 1)), "payment_intent": payment_intent}
+        generation = job.enqueue_generation + 1
+        job_repo.checkpoint(
+            conn,
+            job.id,
+            stage=BEFORE_CHARGE,
+            stage_results={"charge_progress": progress},
+            public={"next_action": None},
+            status="processing",
+            clear_error=True,
+        )
+        conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
+        send_again(c, job, generation)
+    log.info("payment %s resumed (%s)", payment_job_id, why, extra={"job_id": payment_job_id})
+    return "resumed"
+
+
+def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
+    """Resume the payment an intent event is about; report what was done."""
+    intent = event["data"]["object"]
+    payment = payment_job_for(ctx.c, job_id=metadata_job_id(intent), payment_intent=intent.get("id"))
+    if payment is None:
+        return {"outcome": "ignored", "reason": "no payment job for this PaymentIntent"}
+    return {"outcome": resume_parked_payment(ctx.c, payment, str(intent["id"]), "webhook"), "payment": payment}
