@@ -16,6 +16,7 @@ after the last checkpoint) and returns a ``status`` to end the job with a busine
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -111,7 +112,13 @@ class PipelineRunner:
             return job
         for index, stage in enumerate(remaining):
             started = time.perf_counter()
-            result = stage.run(job)
+            try:
+                result = stage.run(job)
+            except Exception as exc:
+                # The stage reached, for the dead-letter reason row (the broker reads ``error.stage``).
+                with contextlib.suppress(AttributeError, TypeError):
+                    exc.stage = stage.name  # type: ignore[attr-defined]
+                raise
             elapsed = time.perf_counter() - started
             metrics.STAGE_SECONDS.labels(self.pipeline.name, stage.name).observe(elapsed)
             if self._on_stage:

@@ -1,9 +1,16 @@
 """The PostgreSQL dead-letter sink: one reason row per dead-lettered message, and the job marked.
 
 SQS redrive carries no reason, so the worker records why a message died at the moment it gives up on it.
+
+``stage`` is the stage the error came from (the pipeline runner names it on the exception); when the error names
+none (the DLQ sweep's ``WorkerLost``, poison), the job's recovery point (``jobs.stage``) is recorded instead.  For
+poison whose body still names a job, the job id and kind are read from the body.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -25,11 +32,15 @@ class SqlDeadLetterSink:
         first failure time and takes the newest error.  A job already succeeded or failed is left alone.
         Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database cannot be written.
         """
-        values = {
+        job_id, kind = record.job_id, record.kind
+        if job_id is None:
+            named = _named_in_body(record.body)
+            job_id, kind = named.get("job_id"), kind or named.get("kind")
+        values: dict[str, Any] = {
             "queue": record.queue,
             "message_id": record.message_id,
-            "job_id": record.job_id,
-            "kind": record.kind,
+            "job_id": job_id,
+            "kind": kind,
             "group_id": record.group_id,
             "stage": record.stage,
             "attempts": record.attempts,
@@ -41,24 +52,15 @@ class SqlDeadLetterSink:
             "first_failed_at": record.failed_at,
             "last_failed_at": record.failed_at,
         }
-        stmt = insert(dead_letters).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            constraint="dead_letters_queue_message_key",
-            set_={
-                "attempts": sa.func.greatest(dead_letters.c.attempts, stmt.excluded.attempts),
-                "error_class": stmt.excluded.error_class,
-                "error_message": stmt.excluded.error_message,
-                "traceback": sa.func.coalesce(stmt.excluded.traceback, dead_letters.c.traceback),
-                "last_failed_at": stmt.excluded.last_failed_at,
-                "stage": sa.func.coalesce(stmt.excluded.stage, dead_letters.c.stage),
-            },
-        )
         with self._engine.begin() as conn:
-            conn.execute(stmt)
-            if record.job_id:
+            if values["stage"] is None and job_id:
+                # The stage reached: the job's last completed stage (its recovery point) when it died.
+                values["stage"] = conn.execute(sa.select(jobs.c.stage).where(jobs.c.id == job_id)).scalar()
+            conn.execute(_upsert(values))
+            if job_id:
                 conn.execute(
                     jobs.update()
-                    .where(jobs.c.id == record.job_id)
+                    .where(jobs.c.id == job_id)
                     .where(jobs.c.status.not_in([s for s in TERMINAL_STATUSES if s != "dead_lettered"]))
                     .values(
                         status="dead_lettered",
@@ -69,3 +71,31 @@ class SqlDeadLetterSink:
                         updated_at=sa.func.now(),
                     )
                 )
+
+
+def _upsert(values: dict[str, Any]) -> Any:
+    """INSERT the reason row; on a second record for the same message keep the first failure time and take the
+    newest error."""
+    stmt = insert(dead_letters).values(**values)
+    return stmt.on_conflict_do_update(
+        constraint="dead_letters_queue_message_key",
+        set_={
+            "attempts": sa.func.greatest(dead_letters.c.attempts, stmt.excluded.attempts),
+            "error_class": stmt.excluded.error_class,
+            "error_message": stmt.excluded.error_message,
+            "traceback": sa.func.coalesce(stmt.excluded.traceback, dead_letters.c.traceback),
+            "last_failed_at": stmt.excluded.last_failed_at,
+            "stage": sa.func.coalesce(stmt.excluded.stage, dead_letters.c.stage),
+        },
+    )
+
+
+def _named_in_body(body: str) -> dict[str, str]:
+    """``job_id`` and ``kind`` of a body that is JSON but not a valid envelope (poison that still names its job)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: data[k] for k in ("job_id", "kind") if isinstance(data.get(k), str)}

@@ -4,6 +4,11 @@ The idempotency key is ``{job_id}:charge:g{generation}``.  Stripe saves the answ
 its endpoint under the key, 500s included, so after a 5xx or an unknown outcome the stage first looks the
 PaymentIntent up (recorded id, the customer's intents by ``metadata.job_id``, search) and only when none exists
 creates one under the next generation.  The intent id is checkpointed at once.
+
+The same lookup comes first when the key may have been forgotten or the job is being sent again: Stripe keeps a
+key's answer for 24 hours, so a job older than that (a message that sat in a DLQ for days) would create a second
+PaymentIntent under its old key; and a replayed or reconciled job may have reached Stripe in a worker that died
+before it could record anything.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -27,6 +33,17 @@ log = logging.getLogger(__name__)
 BREAKER_WAIT_SECONDS = 120.0
 
 Note = Callable[[str, dict[str, Any]], None]
+
+#: Stripe prunes idempotency keys after 24 hours; an hour of margin covers clock skew between us and Stripe.
+KEY_WINDOW = timedelta(hours=23)
+
+
+def must_look_up_first(job: Job, now: datetime | None = None) -> bool:
+    """True when the charge must look the PaymentIntent up by job metadata before creating one: the job was sent
+    again (replay, reconciler, review: ``enqueue_generation`` > 0), or it is older than Stripe's key window."""
+    if job.enqueue_generation > 0:
+        return True
+    return job.created_at is not None and (now or datetime.now(UTC)) - job.created_at > KEY_WINDOW
 
 
 def _retry_in_process(exc: BaseException) -> bool:
@@ -68,7 +85,7 @@ class ChargeStage:
         try:
             customer = self.gateway.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
             intent = None
-            if progress.get("uncertain") or progress.get("payment_intent"):
+            if progress.get("uncertain") or progress.get("payment_intent") or must_look_up_first(job):
                 intent = self.gateway.find_intent(job.id, customer, progress.get("payment_intent"))
                 if intent is None:
                     generation += 1
