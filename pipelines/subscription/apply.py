@@ -1,0 +1,110 @@
+"""Stage ``apply``: a subscription charge succeeded — book it, number its invoice, move the subscription on.
+
+In one transaction (this stage checkpoints): the subscription's ``success`` state change, the ledger (the invoice
+issued to ``receivable:{customer}`` and paid from ``stripe_clearing``, effects ``subscription:{job}:invoice`` and
+``subscription:{job}:paid``), the invoice numbered from the seller's counter (gap-free), the job's
+``ledger_transaction`` and ``invoice{number, s3_key}``, and the ``subscription.*`` outbox event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.db.ledger import record
+from engine.db.tables import jobs
+from engine.domain.ledger import invoice_issued, invoice_paid
+from engine.invoices import numbering
+from engine.jobs import Job
+from engine.pipeline import StageResult
+from pipelines.subscription import repo
+from pipelines.subscription.repo import parse_time
+
+
+@dataclass
+class ApplyStage:
+    seller_country: str
+    seller_vat_id: str | None
+    name: str = "apply"
+
+    @property
+    def seller(self) -> str:
+        """The seller's key for invoice numbering: its VAT id, else its country."""
+        return self.seller_vat_id or self.seller_country
+
+    def run(self, job: Job) -> StageResult:
+        decision: dict[str, Any] = job.stage_results["prepare"]
+        if not decision.get("charge"):
+            return StageResult()  # pragma: no cover - prepare ends a job that charges nothing
+        vat = job.stage_results["vat"]
+        charge = job.stage_results.get("charge") or {}
+        sub_id = decision["subscription"]
+        customer = decision["customer"]
+        currency, net, tax, total = vat["currency"], int(vat["net"]), int(vat["vat"]), int(vat["total"])
+        issued = invoice_issued(
+            f"subscription:{job.id}:invoice", customer["id"], currency, net, tax, vat["country"], job_id=job.id
+        )
+        paid = invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total, job_id=job.id)
+        billed_at = parse_time(decision["billed_at"])
+        assert billed_at is not None
+        document = {
+            "seller": {"country": self.seller_country, "vat_id": self.seller_vat_id},
+            "customer": {k: customer.get(k) for k in ("id", "email", "country", "vat_id", "type")},
+            "currency": currency,
+            "lines": decision["lines"],
+            "net": net,
+            "vat_amount": tax,
+            "total": total,
+            "vat": {"country": vat["country"], "rate": vat["rate"], "scheme": vat["scheme"]},
+            "notes": list(vat.get("notes") or []),
+            "subscription": sub_id,
+            "payment_intent": charge.get("payment_intent"),
+        }
+        change = decision["success"]
+        event = decision["success_event"]
+        create = decision.get("create")
+
+        def write(conn: sa.Connection) -> None:
+            repo.apply(conn, sub_id, change, create=create)
+            ledger_id = record(conn, issued)
+            record(conn, paid)
+            invoice = numbering.issue(
+                conn,
+                seller=self.seller,
+                issued_at=billed_at,
+                job_id=job.id,
+                subscription_id=sub_id,
+                customer_id=customer["id"],
+                currency=currency,
+                net=net,
+                vat=tax,
+                vat_country=vat["country"],
+                vat_rate=vat["rate"],
+                vat_scheme=vat["scheme"],
+                document=document,
+            )
+            extra = {
+                "ledger_transaction": ledger_id,
+                "invoice": {"number": invoice["number"], "s3_key": invoice["s3_key"]},
+            }
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job.id)
+                .values(
+                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
+                        sa.cast(extra, jobs.c.result.type)
+                    )
+                )
+            )
+            row = repo.get(conn, sub_id)
+            assert row is not None
+            repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
+
+        return StageResult(
+            data={"invoice_effects": [issued.effect_key, paid.effect_key]},
+            public={"subscription": decision["after"]},
+            write=write,
+            checkpoint=True,
+        )

@@ -1,0 +1,40 @@
+"""Stage ``invoice``: render the job's invoice to PDF and store it in the invoices bucket.
+
+Idempotent: the document was fixed when the invoice was numbered (``apply``), rendering is deterministic, and the
+object key is the invoice's, so a redone stage overwrites the object with the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from botocore.exceptions import BotoCoreError, ClientError
+
+from config.settings import Settings
+from engine.errors import TransientError
+from engine.invoices import numbering, pdf, store
+from engine.jobs import Job
+from engine.pipeline import StageResult
+
+
+@dataclass
+class InvoiceStage:
+    db: sa.Engine
+    s3: Any
+    settings: Settings
+    name: str = "invoice"
+
+    def run(self, job: Job) -> StageResult:
+        with self.db.connect() as conn:
+            invoice = numbering.for_job(conn, job.id)
+        if invoice is None:
+            return StageResult()
+        content = pdf.render(invoice["document"])
+        try:
+            store.put_pdf(self.s3, self.settings, invoice["s3_key"], content, invoice["number"])
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"could not store invoice {invoice['number']}: {exc}") from exc
+        block = {"number": invoice["number"], "s3_key": invoice["s3_key"]}
+        return StageResult(data={**block, "bytes": len(content)}, public={"invoice": block})

@@ -1,0 +1,343 @@
+"""Stage ``prepare``: decide what a subscription job does, from the subscription row and the plans catalogue.
+
+The decision (kept in ``stage_results["prepare"]``) says what to charge (net, currency, tax category, payment
+method, invoice lines), the state change to apply if the charge succeeds (``success``) and if it is declined
+(``decline``), and the events to announce.  A job with nothing to charge (trial start, cancel, downgrade, a new
+payment method, a renewal covered by credit) ends here: its state change is written in the final checkpoint's
+transaction, with the job's outbox event.
+
+Times: a new subscription starts at the job's acceptance (``created_at``, whole seconds); a renewal bills at the
+scheduler's ``now`` (``billed_at``, so ``payments scheduler --once --now`` simulates time); a plan change prorates at
+``proration_date`` (the acceptance time unless the request gave one), clamped into the current period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
+from engine.jobs import Job
+from engine.pipeline import StageResult
+from pipelines.subscription import repo
+from pipelines.subscription.billing import (
+    add_intervals,
+    change_plan,
+    period_bounds,
+    retry_at,
+    settle_due,
+    whole_seconds,
+)
+from pipelines.subscription.repo import iso, parse_time
+
+
+def _day(value: datetime) -> str:
+    return value.date().isoformat()
+
+
+def _fail(code: str, message: str) -> StageResult:
+    return StageResult(data={"action": "none"}, status="failed", error={"code": code, "message": message})
+
+
+@dataclass
+class PrepareStage:
+    db: sa.Engine
+    plans: PlanCatalogue
+    #: Days after a failed renewal's period start to retry it (``PAYMENTS_DUNNING_SCHEDULE_DAYS``).
+    schedule: tuple[int, ...]
+    name: str = "prepare"
+
+    def run(self, job: Job) -> StageResult:
+        req = job.request
+        with self.db.connect() as conn:
+            row = repo.get(conn, req["subscription"])
+        action = req["action"]
+        if action != "create" and row is None:
+            return _fail("subscription_not_found", f"No subscription {req['subscription']}.")
+        try:
+            if action == "create":
+                return self._create(job, row)
+            assert row is not None
+            if action == "renew":
+                return self._renew(job, row)
+            if action == "change":
+                return self._change(job, row)
+            if action == "cancel":
+                return self._cancel(job, row)
+            return self._payment_method(job, row)
+        except UnknownPlan as exc:
+            return _fail("plan_unknown", f"No plan {exc.args[0]!r} in the catalogue.")
+
+    # -- helpers ----------------------------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        job: Job,
+        row: dict[str, Any],
+        change: dict[str, Any],
+        event: str | None,
+        *,
+        create: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> StageResult:
+        """End the job ``succeeded`` with ``change`` applied in the final checkpoint's transaction."""
+        after = repo.merged(row, change)
+        sub_id = row["id"]
+
+        def write(conn: sa.Connection) -> None:
+            repo.apply(conn, sub_id, change, create=create)
+            if event:
+                repo.notify(conn, after, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
+
+        public: dict[str, Any] = {"subscription": repo.job_block(after)}
+        data: dict[str, Any] = {"action": job.request["action"], "charge": None, "success": change}
+        if note:
+            data["note"] = note
+            public["subscription_note"] = note
+        return StageResult(data=data, public=public, status="succeeded", write=write)
+
+    def _charging(
+        self,
+        job: Job,
+        row: dict[str, Any],
+        plan: Plan,
+        amount: int,
+        lines: list[dict[str, Any]],
+        success: dict[str, Any],
+        decline: dict[str, Any] | None,
+        billed_at: datetime,
+        *,
+        success_event: str,
+        decline_event: str | None,
+        create: dict[str, Any] | None = None,
+    ) -> StageResult:
+        decision = {
+            "action": job.request["action"],
+            "subscription": row["id"],
+            "customer": row["customer"],
+            "charge": {
+                "amount": amount,
+                "currency": plan.currency,
+                "tax_category": plan.tax_category,
+                "payment_method": row["payment_method"],
+                "description": f"Subscription {row['id']}: {plan.name}",
+            },
+            "lines": lines,
+            "success": success,
+            "decline": decline,
+            "success_event": success_event,
+            "decline_event": decline_event,
+            "create": create,
+            "billed_at": iso(billed_at),
+            "after": repo.job_block(repo.merged(row, success)),
+            "after_decline": repo.job_block(repo.merged(row, decline or {})),
+        }
+        return StageResult(data=decision, public={"subscription": repo.job_block(row)})
+
+    # -- actions ----------------------------------------------------------------------------------------------------
+
+    def _create(self, job: Job, row: dict[str, Any] | None) -> StageResult:
+        req = job.request
+        plan = self.plans.get(req["plan"])
+        if row is not None and row["status"] != "incomplete":
+            return _fail("subscription_exists", f"Subscription {row['id']} is already {row['status']}.")
+        create = {
+            "customer": req["customer"],
+            "plan": plan.id,
+            "payment_method": req["payment_method"],
+            "created_job_id": job.id,
+        }
+        base = row or {
+            "id": req["subscription"],
+            "customer_id": req["customer"]["id"],
+            "status": "incomplete",
+            **create,
+        }
+        assert job.created_at is not None
+        at = whole_seconds(job.created_at.astimezone(UTC))
+        if plan.trial_days:
+            end = at + timedelta(days=plan.trial_days)
+            change = {
+                "status": "trialing",
+                "billing_cycle_anchor": iso(at),
+                "period_index": 0,
+                "current_period_start": iso(at),
+                "current_period_end": iso(end),
+                "trial_end": iso(end),
+            }
+            return self._finish(job, base, change, "created", create=create)
+        end = add_intervals(at, plan.interval, 1)
+        success = {
+            "status": "active",
+            "billing_cycle_anchor": iso(at),
+            "period_index": 0,
+            "current_period_start": iso(at),
+            "current_period_end": iso(end),
+        }
+        lines = [{"description": f"{plan.name}, {_day(at)} to {_day(end)}", "amount": plan.amount}]
+        decline = {"status": "canceled", "canceled_at": iso(at)}
+        return self._charging(
+            job,
+            base,
+            plan,
+            plan.amount,
+            lines,
+            success,
+            decline,
+            at,
+            success_event="created",
+            decline_event="canceled",
+            create=create,
+        )
+
+    def _renew(self, job: Job, row: dict[str, Any]) -> StageResult:
+        req = job.request
+        period_start = parse_time(req["period_start"])
+        billed_at = parse_time(req["billed_at"])
+        assert period_start is not None and billed_at is not None
+        attempt = int(req["attempt"])
+        plan = self.plans.get(row["plan"])
+        if attempt == 1:
+            due = row["status"] in ("active", "trialing") and row["current_period_end"] == period_start
+        else:
+            due = (
+                row["status"] == "past_due"
+                and row["current_period_start"] == period_start
+                and row["dunning_attempt"] == attempt - 1
+            )
+        if not due:
+            return _fail("renewal_not_due", f"Subscription {row['id']} has no renewal due for {iso(period_start)}.")
+        if row["cancel_at_period_end"]:
+            # Canceled after the renewal was enqueued: the period ends, nothing is billed.
+            change = {"status": "canceled", "canceled_at": iso(period_start), "next_retry_at": None}
+            return self._finish(job, row, change, "canceled", note="canceled_at_period_end")
+        if attempt == 1:
+            if row["status"] == "trialing":
+                anchor, index = period_start, 0
+            else:
+                anchor, index = row["billing_cycle_anchor"], row["period_index"] + 1
+            start, end = period_bounds(anchor, plan.interval, index)
+            period = {
+                "billing_cycle_anchor": iso(anchor),
+                "period_index": index,
+                "current_period_start": iso(start),
+                "current_period_end": iso(end),
+            }
+        else:
+            start, end, period = row["current_period_start"], row["current_period_end"], {}
+        due_now = settle_due(plan.amount, row["credit_balance"], plan.currency)
+        success = {
+            **period,
+            "status": "active",
+            "credit_balance": due_now.balance,
+            "dunning_attempt": 0,
+            "next_retry_at": None,
+        }
+        if due_now.charge == 0:
+            # Covered by credit (or too small to charge: carried to the next invoice).
+            return self._finish(job, row, success, "renewed", note="covered_by_balance")
+        lines = [{"description": f"{plan.name}, {_day(start)} to {_day(end)}", "amount": plan.amount}]
+        if due_now.applied > 0:
+            lines.append({"description": "Credit applied (unused time)", "amount": -due_now.applied})
+        elif due_now.applied < 0:
+            lines.append({"description": "Balance carried from an earlier invoice", "amount": -due_now.applied})
+        retry = retry_at(start, self.schedule, attempt)
+        if retry is None:
+            decline: dict[str, Any] = {
+                **period,
+                "status": "canceled",
+                "canceled_at": iso(billed_at),
+                "dunning_attempt": attempt,
+                "next_retry_at": None,
+            }
+            decline_event = "canceled"
+        else:
+            decline = {**period, "status": "past_due", "dunning_attempt": attempt, "next_retry_at": iso(retry)}
+            decline_event = "past_due"
+        return self._charging(
+            job,
+            row,
+            plan,
+            due_now.charge,
+            lines,
+            success,
+            decline,
+            billed_at,
+            success_event="renewed",
+            decline_event=decline_event,
+        )
+
+    def _change(self, job: Job, row: dict[str, Any]) -> StageResult:
+        req = job.request
+        new = self.plans.get(req["plan"])
+        old = self.plans.get(row["plan"])
+        if row["status"] in ("canceled", "incomplete", "past_due"):
+            return _fail(f"subscription_{row['status']}", f"Subscription {row['id']} is {row['status']}.")
+        if new.id == old.id:
+            return self._finish(job, row, {}, None, note="plan_unchanged")
+        if new.currency != old.currency:
+            return _fail("plan_currency_mismatch", f"Plan {new.id} is billed in another currency than {old.id}.")
+        if row["status"] == "trialing":
+            # Nothing was paid for a trial: the new plan simply applies from the trial's end.
+            return self._finish(job, row, {"plan": new.id}, "updated")
+        assert job.created_at is not None
+        at = (
+            datetime.fromtimestamp(req["proration_date"], UTC)
+            if req.get("proration_date") is not None
+            else job.created_at.astimezone(UTC)
+        )
+        start, end = row["current_period_start"], row["current_period_end"]
+        result = change_plan(old, new, row["billing_cycle_anchor"], row["period_index"], start, end, at)
+        period = {
+            "billing_cycle_anchor": iso(result.anchor),
+            "period_index": result.index,
+            "current_period_start": iso(result.period_start),
+            "current_period_end": iso(result.period_end),
+        }
+        if result.difference <= 0:
+            # A downgrade: the unused difference is credited on the next renewal.
+            change = {"plan": new.id, "credit_balance": row["credit_balance"] - result.difference, **period}
+            return self._finish(job, row, change, "updated", note="credited_on_next_renewal")
+        due_now = settle_due(result.difference, row["credit_balance"], new.currency)
+        success = {"plan": new.id, "credit_balance": due_now.balance, **period}
+        if due_now.charge == 0:
+            return self._finish(job, row, success, "updated", note="covered_by_balance")
+        moment = _day(max(min(at, end), start))
+        label = f"Change from {old.name} to {new.name}, prorated from {moment} to {_day(result.period_end)}"
+        lines = [
+            {
+                "description": label,
+                "amount": result.difference,
+            }
+        ]
+        if due_now.applied:
+            lines.append({"description": "Balance applied", "amount": -due_now.applied})
+        return self._charging(
+            job,
+            row,
+            new,
+            due_now.charge,
+            lines,
+            success,
+            None,
+            whole_seconds(job.created_at.astimezone(UTC)),
+            success_event="updated",
+            decline_event=None,
+        )
+
+    def _cancel(self, job: Job, row: dict[str, Any]) -> StageResult:
+        if row["status"] == "canceled":
+            return self._finish(job, row, {}, None, note="already_canceled")
+        if job.request.get("at_period_end", True) and row["status"] != "incomplete":
+            return self._finish(job, row, {"cancel_at_period_end": True}, "updated")
+        assert job.created_at is not None
+        change = {"status": "canceled", "canceled_at": iso(job.created_at.astimezone(UTC)), "next_retry_at": None}
+        return self._finish(job, row, change, "canceled")
+
+    def _payment_method(self, job: Job, row: dict[str, Any]) -> StageResult:
+        if row["status"] == "canceled":
+            return _fail("subscription_canceled", f"Subscription {row['id']} is canceled.")
+        return self._finish(job, row, {"payment_method": job.request["payment_method"]}, "updated")

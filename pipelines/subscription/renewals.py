@@ -1,0 +1,162 @@
+"""The scheduler's ``subscription-renewals`` task: ends, renews and retries subscriptions due at ``now``.
+
+One pass, as if it were ``now`` (``payments scheduler --once --now <ISO>`` simulates time; real time otherwise):
+
+1. a subscription set to cancel at period end whose period has ended is ``canceled`` (with its outbox event);
+2. an ``active``/``trialing`` subscription whose period has ended gets one renewal job for the next period;
+3. a ``past_due`` subscription whose next dunning retry is due gets one job for that attempt.
+
+"One" is enforced by the database, not by timing: each job goes with a ``subscription_renewals`` row unique on
+(subscription, period start, attempt), inserted in the same transaction as the job row.  Two schedulers running at
+once, or one restarted, collide on that constraint and the loser enqueues nothing; the job's idempotency scope
+``renewal:{subscription}:{period start}:a{attempt}`` is also its SQS deduplication id.  A renewal job is processed
+by the worker like any other subscription job (``action: renew``); until it is, the subscription stays due and
+later passes find the row and skip it.  A job committed but not enqueued (SQS down) is re-sent by the reconciler.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from engine.bootstrap import Container
+from engine.broker.envelope import Envelope, to_message
+from engine.broker.queues import spec_for_kind
+from engine.db import jobs as job_repo
+from engine.db.tables_subscriptions import subscription_renewals, subscriptions
+from engine.jobs import Job, new_job_id
+from pipelines.subscription import repo
+from pipelines.subscription.repo import iso
+
+log = logging.getLogger(__name__)
+#: Subscriptions looked at per pass and kind of work (the rest wait for the next pass).
+BATCH = 500
+
+
+def renewal_scope(subscription_id: str, period_start: datetime, attempt: int) -> str:
+    """The idempotency scope (and SQS dedup source) of one renewal attempt of one period."""
+    return f"renewal:{subscription_id}:{iso(period_start)}:a{attempt}"
+
+
+def cancel_ended(c: Container, now: datetime) -> int:
+    """Cancel subscriptions set to cancel at period end whose period ended by ``now``; returns how many."""
+    with c.db.begin() as conn:
+        rows = (
+            conn.execute(
+                subscriptions.update()
+                .where(
+                    subscriptions.c.cancel_at_period_end.is_(True),
+                    subscriptions.c.status.in_(["active", "trialing", "past_due"]),
+                    subscriptions.c.current_period_end <= now,
+                )
+                .values(
+                    status="canceled",
+                    canceled_at=subscriptions.c.current_period_end,
+                    next_retry_at=None,
+                    version=subscriptions.c.version + 1,
+                    updated_at=sa.func.now(),
+                )
+                .returning(subscriptions)
+            )
+            .mappings()
+            .all()
+        )
+        for row in rows:
+            repo.notify(conn, dict(row), "canceled", f"subscription:{row['id']}:canceled", None)
+    return len(rows)
+
+
+def _due(c: Container, now: datetime) -> list[tuple[dict[str, Any], datetime, int]]:
+    with c.db.connect() as conn:
+        renewals = (
+            conn.execute(
+                sa.select(subscriptions)
+                .where(
+                    subscriptions.c.status.in_(["active", "trialing"]),
+                    subscriptions.c.cancel_at_period_end.is_(False),
+                    subscriptions.c.current_period_end <= now,
+                )
+                .order_by(subscriptions.c.current_period_end)
+                .limit(BATCH)
+            )
+            .mappings()
+            .all()
+        )
+        retries = (
+            conn.execute(
+                sa.select(subscriptions)
+                .where(subscriptions.c.status == "past_due", subscriptions.c.next_retry_at <= now)
+                .order_by(subscriptions.c.next_retry_at)
+                .limit(BATCH)
+            )
+            .mappings()
+            .all()
+        )
+    due = [(dict(r), r["current_period_end"], 1) for r in renewals]
+    due += [(dict(r), r["current_period_start"], r["dunning_attempt"] + 1) for r in retries]
+    return due
+
+
+def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, attempt: int, now: datetime) -> bool:
+    """Record and enqueue the job of one renewal attempt; False when another pass already did.
+
+    Raises whatever the database raises; an SQS failure is logged and left to the reconciler (the job is durable).
+    """
+    spec = spec_for_kind("subscription")
+    assert spec is not None
+    scope = renewal_scope(row["id"], period_start, attempt)
+    data = {
+        "action": "renew",
+        "subscription": row["id"],
+        "period_start": iso(period_start),
+        "attempt": attempt,
+        "billed_at": iso(now),
+    }
+    public = {"subscription": repo.job_block(row), "renewal": {"period_start": iso(period_start), "attempt": attempt}}
+    draft = Job(
+        id=new_job_id(),
+        kind="subscription",
+        status="accepted",
+        stage=None,
+        idempotency_scope=scope,
+        queue=spec.name(""),
+        group_id=row["customer_id"],
+        request=data,
+        customer_id=row["customer_id"],
+        public=public,
+    )
+    with c.db.begin() as conn:
+        claimed = conn.execute(
+            insert(subscription_renewals)
+            .values(subscription_id=row["id"], period_start=period_start, attempt=attempt, job_id=draft.id)
+            .on_conflict_do_nothing(constraint="subscription_renewals_period_key")
+            .returning(subscription_renewals.c.id)
+        ).first()
+        if claimed is None:
+            return False
+        job = job_repo.insert(conn, draft)
+    envelope = Envelope.new(
+        kind="subscription", data=data, idempotency_scope=scope, group_id=row["customer_id"], job_id=job.id
+    )
+    try:
+        c.broker.enqueue(to_message(envelope, spec.base))
+    except Exception as exc:  # the job row is committed: the reconciler re-sends it
+        log.warning("renewal job %s recorded but not enqueued: %s", job.id, exc, extra={"job_id": job.id})
+    return True
+
+
+def run(c: Container, now: datetime) -> str:
+    """One pass of the task at ``now``; a one-line report."""
+    canceled = cancel_ended(c, now)
+    renewals = retries = 0
+    for row, period_start, attempt in _due(c, now):
+        if enqueue_renewal(c, row, period_start, attempt, now):
+            if attempt == 1:
+                renewals += 1
+            else:
+                retries += 1
+    return f"{renewals} renewal(s) and {retries} dunning retry(ies) enqueued, {canceled} canceled at period end"

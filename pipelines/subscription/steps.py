@@ -1,0 +1,88 @@
+"""The payment pipeline's stages (fraud, VAT, charge) reused for a subscription's charge.
+
+Each wrapped stage runs only when ``prepare`` decided to charge, and sees the job's request amended with the
+charge (net amount, currency, tax category, payment method, the subscription's customer), which is what the
+payment stages read.  The wrapper keeps the inner stage's name, so recovery points and Stripe idempotency keys
+(``{job_id}:charge:g{n}``) are the payment pipeline's.
+
+An outcome that ends the job without money taken (declined card, fraud decline; for a renewal also a charge that
+would need the absent customer to authenticate) applies the decision's ``decline`` state change in the same
+transaction as the job's final status: a declined first charge cancels the subscription, a declined renewal
+puts it ``past_due`` (or ``canceled`` after the last dunning attempt).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.jobs import Job
+from engine.pipeline import Stage, StageResult
+from pipelines.subscription import repo
+
+
+def charge_request(job: Job, decision: dict[str, Any]) -> dict[str, Any]:
+    """The job's request as the payment stages expect it, for the charge ``decision`` describes."""
+    charge = decision["charge"]
+    return {
+        **job.request,
+        "customer": decision["customer"],
+        "amount": charge["amount"],
+        "currency": charge["currency"],
+        "tax_category": charge["tax_category"],
+        "tax_behavior": "exclusive",
+        "payment_method": charge["payment_method"],
+        "description": charge["description"],
+        "metadata": {"subscription": decision["subscription"], "action": decision["action"]},
+    }
+
+
+@dataclass
+class ChargeStep:
+    """Run ``inner`` for a job that charges (optionally only for some actions); a no-op otherwise."""
+
+    inner: Stage
+    actions: frozenset[str] | None = None
+    name: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.name = self.inner.name
+
+    def run(self, job: Job) -> StageResult:
+        decision = job.stage_results.get("prepare") or {}
+        if not decision.get("charge") or (self.actions is not None and decision["action"] not in self.actions):
+            return StageResult()
+        result = self.inner.run(dataclasses.replace(job, request=charge_request(job, decision)))
+        if result.status == "requires_action" and decision["action"] == "renew":
+            # A renewal is off-session: nobody is there to authenticate, so it counts as a failed attempt.
+            error = {"code": "authentication_required", "message": "The renewal needs the customer to authenticate."}
+            result = dataclasses.replace(result, status="failed", error=error)
+        if result.status == "failed":
+            return self._declined(job, decision, result)
+        return result
+
+    def _declined(self, job: Job, decision: dict[str, Any], result: StageResult) -> StageResult:
+        change = decision.get("decline")
+        public = dict(result.public)
+        # With no decline change (a declined upgrade) this is the subscription as it was: the old plan stays.
+        public["subscription"] = decision["after_decline"]
+        if not change:
+            return dataclasses.replace(result, public=public)
+        sub_id = decision["subscription"]
+        event = decision.get("decline_event")
+        create = decision.get("create")
+        previous = result.write
+
+        def write(conn: sa.Connection) -> None:
+            if previous is not None:
+                previous(conn)
+            repo.apply(conn, sub_id, change, create=create)
+            if event:
+                row = repo.get(conn, sub_id)
+                assert row is not None
+                repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
+
+        return dataclasses.replace(result, public=public, write=write)

@@ -1,0 +1,57 @@
+"""Invoice PDFs: deterministic bytes, the scheme's legal wording, Latin-1-safe text; the number format."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from typing import Any
+
+import pytest
+
+from engine.invoices.numbering import format_number, invoice_key
+from engine.invoices.pdf import render, scheme_wording
+
+
+def _text(data: bytes) -> bytes:
+    out = b""
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            out += zlib.decompress(stream)
+        except zlib.error:
+            out += stream
+    return out
+
+
+def _doc(scheme: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "number": "2027-000042",
+        "issued_at": "2027-03-01T10:00:00+00:00",
+        "currency": "eur",
+        "seller": {"country": "IE", "vat_id": "IE6388047V"},
+        "customer": {"id": "cus_1", "email": "zoë@example.de", "country": "DE", "vat_id": "DE136695976"},
+        "lines": [{"description": "Pro (monthly), 2027-03-01 to 2027-04-01", "amount": 2900}],
+        "net": 2900,
+        "vat_amount": 0,
+        "total": 2900,
+        "vat": {"country": "DE", "rate": "0", "scheme": scheme},
+        **extra,
+    }
+
+
+def test_reverse_charge_wording_and_determinism() -> None:
+    pdf = render(_doc("reverse_charge"))
+    assert pdf.startswith(b"%PDF") and pdf == render(_doc("reverse_charge"))
+    text = _text(pdf)
+    assert b"Invoice 2027-000042" in text and b"Reverse charge" in text and b"29.00 EUR" in text
+    assert b"Reverse charge" not in _text(render(_doc("domestic")))
+    assert "One-Stop Shop" in scheme_wording("oss") and scheme_wording("domestic") == ""
+
+
+def test_number_format() -> None:
+    assert format_number(2027, 1) == "2027-000001"
+    assert format_number(2027, 999_999) == "2027-999999"
+    with pytest.raises(ValueError):
+        format_number(2027, 0)
+    with pytest.raises(ValueError):
+        format_number(2027, 1_000_000)
+    assert invoice_key("IE 63/88", 2027, "2027-000001") == "invoices/IE_63_88/2027/2027-000001.pdf"
