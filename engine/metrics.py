@@ -45,6 +45,9 @@ STRIPE_SECONDS = Histogram(
 CIRCUIT_OPEN = Gauge(
     "payments_circuit_open", "1 while a dependency's circuit breaker is open.", ["dependency"], multiprocess_mode="max"
 )
+# Known dependencies start at 0 (closed), so the series is on every scrape from the start: a breaker that never
+# changed state would otherwise be absent, and a dashboard would show "no data" instead of "closed".
+CIRCUIT_OPEN.labels("stripe")
 AMOUNT = Counter(
     "payments_amount_minor_units_total", "Amounts of succeeded payments, in minor units.", ["currency", "kind"]
 )
@@ -52,6 +55,13 @@ STUCK_JOBS = Gauge(
     "payments_jobs_stuck",
     "Jobs not terminal and without progress for the reconcile threshold.",
     [],
+    multiprocess_mode="mostrecent",
+)
+WEBHOOKS = Counter("payments_webhooks_total", "Incoming Stripe webhook deliveries by outcome.", ["outcome"])
+STRIPE_UNRESOLVED_AGE = Gauge(
+    "payments_stripe_unresolved_age_seconds",
+    "Age of the oldest payment awaiting Stripe's outcome.",
+    ["status"],
     multiprocess_mode="mostrecent",
 )
 
