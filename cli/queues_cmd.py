@@ -30,7 +30,8 @@ def queues() -> None:
 def create(as_json: bool) -> None:
     """Create every queue with its dead-letter queue (idempotent; repairs drifted attributes)."""
     sqs = _client()
-    done = provision(sqs, get_settings().queue_prefix)
+    settings = get_settings()
+    done = provision(sqs, settings.queue_prefix, visibility_timeout=settings.sqs.visibility_timeout_seconds)
     rows = [
         {
             "name": p.name,

@@ -161,8 +161,12 @@ class Stack:
         c = bootstrap(self.settings)
         assert c.endpoints.database_url
         upgrade(c.endpoints.database_url)
-        provision(c.sqs, self.settings.queue_prefix)
+        provision(c.sqs, self.settings.queue_prefix, visibility_timeout=self.settings.sqs.visibility_timeout_seconds)
         ensure_buckets(c.s3, self.settings)
+        if self.runtime.get("stripe_api_base"):  # the sandbox delivers its events to our /webhooks/stripe
+            from engine.webhook_setup import register_with_sandbox
+
+            register_with_sandbox(self.settings, self.runtime["stripe_api_base"], self.runtime["ingest_url"])
 
     def _start_children(self, *, with_worker: bool, with_scheduler: bool, with_ingest: bool) -> None:
         s = self.settings

@@ -2,13 +2,19 @@
 
 Every work queue is FIFO with its own FIFO dead-letter queue; ``notifications`` is a standard queue with a
 standard DLQ.  Names take the configured prefix verbatim (``{prefix}payments.fifo``).
+
+VisibilityTimeouts are the contract's (work queues 300 s, ``notifications`` 60 s) unless
+``PAYMENTS_SQS_VISIBILITY_TIMEOUT_SECONDS`` says otherwise: :func:`provision` then gives the work queues that value
+and ``notifications`` the smaller of its own 60 s and that value.  A shorter timeout is how tests (and operators
+who want a crashed worker's messages back sooner) shorten redelivery after a worker dies holding messages; the
+workers' heartbeat keeps messages that are still being worked on invisible whatever the timeout.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,17 @@ class QueueSpec:
         if self.fifo:
             attrs["FifoQueue"] = "true"
         return attrs
+
+    def with_visibility(self, seconds: int | None) -> QueueSpec:
+        """This spec under a configured work-queue VisibilityTimeout (``None``: the catalogue's own).
+
+        Work queues take ``seconds``; the standard ``notifications`` queue takes ``min(its own, seconds)``, so a
+        shorter setting shortens every queue's redelivery while the default (300) leaves the contract's 60 s.
+        """
+        if seconds is None:
+            return self
+        wanted = seconds if self.fifo else min(self.visibility_timeout, seconds)
+        return replace(self, visibility_timeout=wanted)
 
     def dlq_attributes(self) -> dict[str, str]:
         """Attributes of the DLQ."""
@@ -152,18 +169,26 @@ def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
     return current == wanted
 
 
-def provision(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[ProvisionedQueue]:
+def provision(
+    sqs: Any,
+    prefix: str = "",
+    specs: tuple[QueueSpec, ...] = CATALOGUE,
+    *,
+    visibility_timeout: int | None = None,
+) -> list[ProvisionedQueue]:
     """Create every catalogue queue and its DLQ (idempotent) and return what was done per queue.
 
     The DLQ is created first so the work queue can name it in its RedrivePolicy.  An existing queue whose
-    attributes differ from the catalogue gets them set with SetQueueAttributes.
+    attributes differ from the catalogue gets them set with SetQueueAttributes.  ``visibility_timeout`` is the
+    setting ``sqs.visibility_timeout_seconds`` (see :meth:`QueueSpec.with_visibility`); ``None`` keeps the
+    catalogue's timeouts.
 
     Raises:
         botocore.exceptions.ClientError: SQS refused a call (permissions, quota, a name taken by a queue of the
             other type).
     """
     done: list[ProvisionedQueue] = []
-    for spec in specs:
+    for spec in (s.with_visibility(visibility_timeout) for s in specs):
         dlq_url, dlq_created, dlq_updated = _ensure_queue(sqs, spec.dlq_name(prefix), spec.dlq_attributes())
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attrs = spec.attributes()

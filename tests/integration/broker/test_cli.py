@@ -42,6 +42,24 @@ def test_queues_create_then_ls_json(env: None, queue_prefix: str) -> None:
     assert "payments.fifo" in table.output and "DLQ_VISIBLE" in table.output
 
 
+def test_queues_create_honours_the_visibility_setting(
+    env: None, queue_prefix: str, local_aws_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("PAYMENTS_SQS_VISIBILITY_TIMEOUT_SECONDS", "7")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, ["queues", "create"])
+    assert result.exit_code == 0, result.output
+    sqs = boto3.client(
+        "sqs", endpoint_url=local_aws_url, region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    for name in ("payments.fifo", "notifications"):
+        url = sqs.get_queue_url(QueueName=f"{queue_prefix}{name}")["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
+        assert attrs["VisibilityTimeout"] == "7"
+
+
 def test_queues_ls_without_anything_running_exits_1(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("PAYMENTS_SQS_ENDPOINT_URL", "PAYMENTS_AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)

@@ -46,6 +46,17 @@ def test_provision_is_idempotent_and_repairs_drift(sqs: Any, queue_prefix: str) 
     assert len(names) == 2 * len(CATALOGUE)
 
 
+def test_provision_honours_the_visibility_setting_and_goes_back_to_the_default(sqs: Any, queue_prefix: str) -> None:
+    provision(sqs, queue_prefix, visibility_timeout=5)
+    for spec in CATALOGUE:
+        assert _attrs(sqs, spec.name(queue_prefix))["VisibilityTimeout"] == "5"
+    # The setting back at its default (300) restores the contract's timeouts on the existing queues.
+    again = provision(sqs, queue_prefix, visibility_timeout=300)
+    assert all(p.updated for p in again)
+    for spec in CATALOGUE:
+        assert _attrs(sqs, spec.name(queue_prefix))["VisibilityTimeout"] == ("300" if spec.fifo else "60")
+
+
 def test_queue_depths_reports_each_queue_and_missing_ones(sqs: Any, queue_prefix: str) -> None:
     rows = queue_depths(sqs, queue_prefix)
     assert all(r["visible"] is None for r in rows)

@@ -44,3 +44,18 @@ def test_resolve_refuses_unknown_names(name: str) -> None:
 def test_kind_maps_to_its_queue() -> None:
     assert spec_for_kind("refund") is CATALOGUE[1]
     assert spec_for_kind("nope") is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "work", "notifications"),
+    [(None, 300, 60), (300, 300, 60), (120, 120, 60), (5, 5, 5)],
+)
+def test_configured_visibility_sets_work_queues_and_caps_notifications(
+    seconds: int | None, work: int, notifications: int
+) -> None:
+    specs = {s.base: s.with_visibility(seconds) for s in CATALOGUE}
+    assert all(specs[s.base].visibility_timeout == work for s in CATALOGUE if s.fifo)
+    assert specs["notifications"].visibility_timeout == notifications
+    assert specs["payments"].attributes()["VisibilityTimeout"] == str(work)
+    # Nothing else of a spec moves with the setting.
+    assert specs["payments"].retention == CATALOGUE[0].retention
