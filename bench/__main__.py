@@ -19,18 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, Skipped
+from bench.common import Figure, Skipped, SkipScenario
+
+__all__ = ["SCENARIOS", "SkipScenario", "main", "render", "run_scenarios"]
 
 #: Scenario modules, in run order.  A module that does not exist (yet) is reported as skipped.
 SCENARIOS: list[str] = [
     "bench.broker",
     "bench.local_sqs_depth",
+    "bench.payments",
+    "bench.ingest",
+    "bench.settlement",
+    "bench.prometheus",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
-
-
-class SkipScenario(Exception):
-    """Raised by a scenario that cannot run on this machine; the message says why."""
 
 
 def run_scenarios(names: list[str], quick: bool) -> tuple[list[Figure], list[Skipped]]:

@@ -30,6 +30,14 @@ class Figure:
         return {**asdict(self), "ratio": self.ratio}
 
 
+class SkipScenario(Exception):
+    """Raised by a scenario that cannot run on this machine; the message says why.
+
+    Defined here, not in ``bench/__main__.py``: under ``python -m bench`` that module runs as ``__main__``, so a
+    scenario importing ``bench.__main__`` would get a second copy of the class that the runner never catches.
+    """
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A scenario that could not run here (missing tool, missing module) and why."""
