@@ -1,5 +1,5 @@
 """Dramatiq actors: thin bindings of queues to pipeline runners.  Importing this package declares them all."""
 
-from actors import notifications, payments
+from actors import notifications, payments, refunds, settlements, subscriptions, webhooks
 
-__all__ = ["notifications", "payments"]
+__all__ = ["notifications", "payments", "refunds", "settlements", "subscriptions", "webhooks"]

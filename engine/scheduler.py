@@ -6,6 +6,7 @@ Pipelines add their tasks (reconciler, renewals, janitor) to :data:`TASKS` as th
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -25,6 +26,19 @@ class Task:
     name: str
     interval_seconds: float
     run: Callable[[Container, datetime], str]
+
+
+def _lazy(target: str) -> Callable[[Container, datetime], str]:
+    """A task function imported on first run (``"module:function"``), so the scheduler starts without importing
+    every pipeline."""
+
+    def run(c: Container, now: datetime) -> str:
+        module, _, name = target.partition(":")
+        result: str = getattr(importlib.import_module(module), name)(c, now)
+        return result
+
+    run.__qualname__ = target
+    return run
 
 
 def _dlq_sweep(c: Container, now: datetime) -> str:
@@ -61,7 +75,14 @@ def _queue_gauges(c: Container, now: datetime) -> str:
     return f"{len(rows)} queues measured, {stuck} job(s) without progress"
 
 
-TASKS: list[Task] = [Task("dlq-sweep", 60.0, _dlq_sweep), Task("queue-gauges", 15.0, _queue_gauges)]
+#: Every periodic task, in the order a pass runs them.  A pipeline adds its task with one line.
+TASKS: list[Task] = [
+    Task("dlq-sweep", 60.0, _dlq_sweep),
+    Task("reconciler", 60.0, _lazy("engine.reconciler:run_task")),
+    Task("queue-gauges", 15.0, _queue_gauges),
+    Task("stripe-janitor", 30.0, _lazy("pipelines.webhook.janitor:run")),
+    Task("subscription-renewals", 60.0, _lazy("pipelines.subscription.renewals:run")),
+]
 
 
 def run_once(c: Container, now: datetime | None = None, tasks: list[Task] | None = None) -> dict[str, str]:

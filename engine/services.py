@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 #: A new pipeline registers here with one line.
 KIND_HANDLERS: dict[str, str] = {
     "payment": "pipelines.payment.kind",
+    "refund": "pipelines.refund.kind",
+    "settlement": "pipelines.settlement.kind",
+    "subscription": "pipelines.subscription.kind",
+    "webhook": "pipelines.webhook.kind",
 }
 
 

@@ -154,3 +154,7 @@ ledger_entries = sa.Table(
 )
 sa.Index("ledger_entries_transaction_idx", ledger_entries.c.transaction_id)
 sa.Index("ledger_entries_account_currency_idx", ledger_entries.c.account, ledger_entries.c.currency)
+from engine.db import tables_dlq as _dlq  # noqa: E402,F401
+from engine.db import tables_refunds as _refunds  # noqa: E402,F401
+from engine.db import tables_settlement as _settlement  # noqa: E402,F401
+from engine.db import tables_subscriptions as _subscriptions  # noqa: E402,F401

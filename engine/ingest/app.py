@@ -15,7 +15,12 @@ from engine.ingest.ratelimit import RateLimiter
 from engine.ingest.routes import build_router
 
 #: Routers beyond the core ``/v1/payments`` and ``/v1/jobs`` (engine/ingest/routes.py).
-ROUTER_MODULES: list[str] = []
+ROUTER_MODULES: list[str] = [
+    "engine.ingest.routes_refunds",
+    "engine.ingest.routes_webhooks",
+    "engine.ingest.routes_settlements",
+    "engine.ingest.routes_subscriptions",
+]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
