@@ -23,7 +23,7 @@ class DatabaseSettings(BaseModel):
         default=None,
         description="PostgreSQL URL (postgresql+psycopg://…); unset: the embedded PostgreSQL under the data dir.",
     )
-    pool_size: int = Field(default=5, ge=1, description="Connections kept per process.")
+    pool_size: int = Field(default=10, ge=1, description="Connections kept per process (as many again on demand).")
 
 
 class AwsSettings(BaseModel):
@@ -129,7 +129,11 @@ class MerchantSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     processes: int = Field(default=1, ge=1, description="Worker processes started by `payments run`.")
-    threads: int = Field(default=8, ge=1, description="Worker threads per process.")
+    threads: int = Field(
+        default=8,
+        ge=1,
+        description="Worker threads per process (more hide Stripe's latency; more are caught by a crash).",
+    )
 
 
 class LogSettings(BaseModel):

@@ -7,6 +7,7 @@ delivery, and a redelivered message for a marked key is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,8 +18,13 @@ from typing import Any
 import httpx
 import redis
 
+from engine.errors import TransientError
+
 log = logging.getLogger(__name__)
 DELIVERED_TTL_SECONDS = 30 * 86400
+#: Longer than a delivery may take (the HTTP timeout), short enough that a dead worker's claim soon lapses.
+CLAIM_SECONDS = 30
+CLAIM_POLL_SECONDS = 0.2
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -55,9 +61,48 @@ class Notifier:
             return False
 
     def deliver(self, event_type: str, event_key: str, obj: dict[str, Any]) -> bool:
-        """Deliver one event; False when it had been delivered already.  Raises on a failed delivery (retry)."""
+        """Deliver one event; False when it had been delivered already.
+
+        Two copies of one event (a relay re-send, an SQS duplicate) handled at the same moment must not both post:
+        the first takes a short claim in Redis; the other waits (its message kept invisible by the heartbeat, so no
+        receive is burnt) until the first has marked the event delivered, or its claim lapsed because it died.
+        Raises :class:`TransientError` if neither happens in time, and whatever a failed delivery raises.
+        """
         if self.already_delivered(event_key):
             return False
+        deadline = time.monotonic() + CLAIM_SECONDS + 5
+        while not self._claim(event_key):
+            if self.already_delivered(event_key):
+                return False
+            if time.monotonic() > deadline:
+                raise TransientError(f"event {event_key} is still being delivered by another worker")
+            time.sleep(CLAIM_POLL_SECONDS)
+        try:
+            self._post(event_type, event_key, obj)
+        except BaseException:
+            self._release(event_key)
+            raise
+        if self._redis is not None:
+            try:
+                self._redis.set(self._key(event_key), "1", ex=DELIVERED_TTL_SECONDS)
+            except redis.RedisError:
+                log.warning("could not mark event %s delivered", event_key)
+        return True
+
+    def _claim(self, event_key: str) -> bool:
+        if self._redis is None:
+            return True
+        try:
+            return bool(self._redis.set(f"{self._prefix}notifying:{event_key}", "1", nx=True, ex=CLAIM_SECONDS))
+        except redis.RedisError:
+            return True  # Redis down: deliver (the merchant dedups on Payments-Event-Id) rather than stall.
+
+    def _release(self, event_key: str) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(redis.RedisError):
+                self._redis.delete(f"{self._prefix}notifying:{event_key}")
+
+    def _post(self, event_type: str, event_key: str, obj: dict[str, Any]) -> None:
         event = {"id": event_key, "type": event_type, "created": int(time.time()), "data": {"object": obj}}
         if self._url and self._http is not None:
             body = json.dumps(event, separators=(",", ":")).encode()
@@ -70,9 +115,3 @@ class Notifier:
             log.info(
                 "event %s for job %s", event_type, obj.get("id"), extra={"event": event_type, "job_id": obj.get("id")}
             )
-        if self._redis is not None:
-            try:
-                self._redis.set(self._key(event_key), "1", ex=DELIVERED_TTL_SECONDS)
-            except redis.RedisError:
-                log.warning("could not mark event %s delivered", event_key)
-        return True
