@@ -42,34 +42,31 @@ def row_to_job(row: sa.RowMapping) -> Job:
     )
 
 
+def _row_values(job: Job) -> dict[str, Any]:
+    """The columns a new job row is inserted with (timestamps and counters take their defaults)."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "stage": job.stage,
+        "idempotency_scope": job.idempotency_scope,
+        "queue": job.queue,
+        "group_id": job.group_id,
+        "customer_id": job.customer_id,
+        "correlation_id": job.correlation_id,
+        "request": job.request,
+        "stage_results": job.stage_results,
+        "result": job.public or None,
+        "error": job.error,
+    }
+
+
 def insert(conn: sa.Connection, job: Job) -> Job:
     """Insert ``job`` and return it with its timestamps.
 
     Raises :class:`sqlalchemy.exc.IntegrityError` when a job with the same id or idempotency scope exists.
     """
-    row = (
-        conn.execute(
-            jobs.insert()
-            .values(
-                id=job.id,
-                kind=job.kind,
-                status=job.status,
-                stage=job.stage,
-                idempotency_scope=job.idempotency_scope,
-                queue=job.queue,
-                group_id=job.group_id,
-                customer_id=job.customer_id,
-                correlation_id=job.correlation_id,
-                request=job.request,
-                stage_results=job.stage_results,
-                result=job.public or None,
-                error=job.error,
-            )
-            .returning(jobs)
-        )
-        .mappings()
-        .one()
-    )
+    row = conn.execute(jobs.insert().values(**_row_values(job)).returning(jobs)).mappings().one()
     return row_to_job(row)
 
 
@@ -202,22 +199,7 @@ def insert_if_absent(conn: sa.Connection, job: Job) -> Job:
     """Insert ``job`` unless its idempotency scope (or id) is taken; return the stored job either way."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    conn.execute(
-        pg_insert(jobs)
-        .values(
-            id=job.id,
-            kind=job.kind,
-            status=job.status,
-            idempotency_scope=job.idempotency_scope,
-            queue=job.queue,
-            group_id=job.group_id,
-            customer_id=job.customer_id,
-            correlation_id=job.correlation_id,
-            request=job.request,
-            result=job.public or None,
-        )
-        .on_conflict_do_nothing()
-    )
+    conn.execute(pg_insert(jobs).values(**_row_values(job)).on_conflict_do_nothing())
     found = get_by_scope(conn, job.idempotency_scope)
     if found is None:
         return get(conn, job.id)
