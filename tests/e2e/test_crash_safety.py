@@ -412,7 +412,7 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
                 with db.connect() as conn:
                     unrelayed = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE relayed_at IS NULL")).scalar()
                 return {
-                    "undelivered": sorted(events - set(receiver.counts()) - dead_lettered_events(db)),
+                    "undelivered": sorted(events - set(receiver.counts()) - set(dead_lettered_events(db))),
                     "unrelayed": unrelayed,
                     "queue": queue_counts(sqs, "notifications"),
                     "dlq": queue_counts(sqs, "notifications-dlq"),
@@ -474,7 +474,8 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
     )
     deliveries = receiver.deliveries()
     counts = Counter(d.event_id for d in deliveries)
-    lost_notifications = events & dead_lettered_events(db)
+    dead_notifications = dead_lettered_events(db)
+    lost_notifications = events & set(dead_notifications)
     print(
         f"{len(payments)} payments, {len(pool.kills)} SIGKILLs, {len(pool.processes)} worker processes; "
         f"payment statuses {dict(statuses)}; other jobs {dict(others)}; "
@@ -507,7 +508,11 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
     assert stack.payments("ledger", "verify").returncode == 0
     assert receiver.rejected == []
     assert set(counts) <= events, f"events for a status their job does not have: {set(counts) - events}"
-    assert not lost_notifications & set(counts), "an event both delivered and dead-lettered"
+    # A copy of a delivered event can still be taken through three receives by workers that were killed while
+    # holding it (SQS counts every receive); that copy is harmless — a replay finds the event delivered and drops
+    # it — but it must never be the trace of a delivery that failed.
+    both = {e: dead_notifications[e] for e in lost_notifications & set(counts)}
+    assert all(reason in STRANDED for reason in both.values()), f"delivered yet dead-lettered by a failure: {both}"
     unexplained = unexplained_repeats(deliveries, pool.kills)
     assert not unexplained, (
         "events delivered again with no kill to explain it:\n"
@@ -544,14 +549,19 @@ def unexplained_repeats(deliveries: list[Delivery], kills: list[tuple[float, str
     return unexplained
 
 
-def dead_lettered_events(db: sa.Engine) -> set[str]:
-    """Event keys of notification messages recorded in the notifications DLQ."""
+def dead_lettered_events(db: sa.Engine) -> dict[str, str]:
+    """Event keys of notification messages recorded in the notifications DLQ, with the recorded error class."""
     with db.connect() as conn:
-        bodies = conn.execute(sa.text("SELECT body FROM dead_letters WHERE queue = 'notifications'")).scalars().all()
-    keys: set[str] = set()
-    for body in bodies:
+        rows = conn.execute(sa.text("SELECT body, error_class FROM dead_letters WHERE queue = 'notifications'")).all()
+    keys: dict[str, str] = {}
+    for body, error_class in rows:
         try:
-            keys.add(json.loads(body)["data"]["event_key"])
+            keys[json.loads(body)["data"]["event_key"]] = error_class
         except (ValueError, KeyError, TypeError):
             continue
     return keys
+
+
+#: Dead-letter reasons that mean "SIGKILLed workers took this message through its three receives", not "delivering
+#: it failed": a message a worker held unstarted, or was delivering, when it was killed still burns a receive.
+STRANDED = {"WorkerLost", "HeldBehindFailure"}
