@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,9 @@ def run_scenarios(names: list[str], quick: bool) -> tuple[list[Figure], list[Ski
             figures.extend(run(quick))
         except SkipScenario as exc:
             skipped.append(Skipped(name, str(exc)))
+        except Exception as exc:  # one broken scenario must not lose the others' figures
+            traceback.print_exc(file=sys.stderr)
+            skipped.append(Skipped(name, f"failed: {type(exc).__name__}: {exc}"))
     return figures, skipped
 
 
