@@ -170,6 +170,8 @@ class WebhookDispatcher:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = status is not None and 200 <= status < 300
+        if self._store.get("webhook_endpoint", delivery.endpoint_id) is None:
+            return  # the sandbox was reset (or the endpoint deleted) while this attempt was in flight: forget it
         self.attempts.append(
             {
                 "event": delivery.event_id,
