@@ -50,11 +50,19 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
         self.rejected: list[str] = []
+        self.truncated = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender died mid-request (a SIGKILLed worker): an HTTP server drops a truncated request,
+                    # it is not a delivery, signed or not.
+                    with receiver._lock:
+                        receiver.truncated += 1
+                    return
                 sender = parse_qs(urlsplit(self.path).query).get("sender", [None])[0]
                 problem = receiver._check(self.headers.get("Payments-Signature", ""), self.headers, body, sender)
                 self.send_response(400 if problem else 200)
