@@ -29,10 +29,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.bootstrap import Container
-from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
+from engine.resend import send_again
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +110,13 @@ def _requeue_one(c: Container, job_id: str, cutoff: Any) -> str | None:
         if row is None:
             return None
         job = job_repo.row_to_job(row)
-        spec = spec_for_kind(job.kind)
-        if spec is None:  # pragma: no cover - every job kind has a queue (tables.JOB_KINDS)
-            return None
         generation = job.enqueue_generation + 1
         conn.execute(
             jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation, updated_at=sa.func.now())
         )
-        envelope = Envelope.new(
-            kind=job.kind,
-            data=job.request,
-            idempotency_scope=job.idempotency_scope,
-            group_id=job.group_id,
-            job_id=job.id,
-            correlation_id=job.correlation_id,
-        )
         suffix = f":reconcile:{generation}"
         # Inside the transaction: if SQS refuses, the generation and updated_at roll back (retried next round).
-        c.broker.enqueue(to_message(envelope, spec.base, {"dedup_suffix": suffix}))
+        send_again(c.broker, job, suffix)
         return suffix
 
 

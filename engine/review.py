@@ -4,17 +4,15 @@ decline (the job fails ``review_declined``).  Used by ``POST /v1/jobs/{id}/revie
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from engine.bootstrap import Container
-from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.db.tables import jobs
 from engine.jobs import Job
+from engine.resend import send_again
 
 
 class NotInReview(Exception):
@@ -62,21 +60,5 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
             conn, job.id, stage=None, stage_results={}, public={"review": review}, status="processing", clear_error=True
         )
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
-        _enqueue(c, job, f":review:{generation}")
+        send_again(c.broker, job, f":review:{generation}")
         return job_repo.get(conn, job.id)
-
-
-def _enqueue(c: Container, job: Job, suffix: str) -> None:
-    """Send the job's message again inside the caller's transaction: if SQS refuses, the decision rolls back."""
-    spec = spec_for_kind(job.kind)
-    assert spec is not None
-    envelope = Envelope.new(
-        kind=job.kind,
-        data=job.request,
-        idempotency_scope=job.idempotency_scope,
-        group_id=job.group_id,
-        job_id=job.id,
-        correlation_id=job.correlation_id,
-    )
-    options: dict[str, Any] = {"dedup_suffix": suffix}
-    c.broker.enqueue(to_message(envelope, spec.base, options))

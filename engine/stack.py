@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
@@ -300,10 +299,6 @@ def _wait_for_port(host: str, port: int, what: str, child: Child, timeout: float
         except OSError:
             time.sleep(0.1)
     raise StackError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s")
-
-
-def data_path(settings: Settings, *parts: str) -> Path:
-    return settings.data_dir.joinpath(*parts)
 
 
 __all__ = ["NothingRunningError", "Stack", "StackError"]

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from engine.bootstrap import Container
-from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.db.tables_refunds import refunds
 from engine.jobs import Job
 from engine.pipeline import SETTLED, Pipeline, PipelineRunner, StageTimer
+from engine.resend import send_again
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +101,7 @@ def release_held(c: Container, payment_job_id: str) -> int:
             job = job_repo.get(conn, refund_id, for_update=True)
             generation = job.enqueue_generation + 1
             conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
-            send_again(c, job, generation)
+            send_again(c.broker, job, f":reconcile:{generation}")
     if released:
         log.info("released %d refund(s) held for payment %s", len(released), payment_job_id)
     return len(released)
@@ -122,27 +120,6 @@ def sweep_held(c: Container, limit: int = 100) -> int:
     with c.db.connect() as conn:
         payments = conn.execute(query).scalars().all()
     return sum(release_held(c, p) for p in payments)
-
-
-def send_again(c: Container, job: Job, generation: int) -> None:
-    """Send ``job``'s message again as re-send number ``generation`` (the job's new ``enqueue_generation``).
-
-    The dedup id suffix is the contract's ``:reconcile:N`` (a re-enqueue): the generation counter is the one the
-    reconciler bumps too, so no two re-sends of a job share an id.  Call inside the transaction that records why,
-    so that a refusal by SQS rolls the reason back.
-    """
-    spec = spec_for_kind(job.kind)
-    assert spec is not None, job.kind
-    envelope = Envelope.new(
-        kind=job.kind,
-        data=job.request,
-        idempotency_scope=job.idempotency_scope,
-        group_id=job.group_id,
-        job_id=job.id,
-        correlation_id=job.correlation_id,
-    )
-    options: dict[str, Any] = {"dedup_suffix": f":reconcile:{generation}"}
-    c.broker.enqueue(to_message(envelope, spec.base, options))
 
 
 class RefundRunner(PipelineRunner):

@@ -15,7 +15,7 @@ from typing import Any
 from engine.bootstrap import Container
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
-from pipelines.refund.holds import send_again
+from engine.resend import send_again
 from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str
             clear_error=True,
         )
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
-        send_again(c, job, generation)
+        send_again(c.broker, job, f":reconcile:{generation}")
     log.info("payment %s resumed (%s)", payment_job_id, why, extra={"job_id": payment_job_id})
     return "resumed"
 
