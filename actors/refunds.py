@@ -6,7 +6,7 @@ from typing import Any
 
 import dramatiq
 
-from engine.services import services
+from engine.runtime.services import services
 
 
 @dramatiq.actor(queue_name="refunds", actor_name="process_refund")

@@ -27,7 +27,7 @@ from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import MemoryDeadLetterSink
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import CATALOGUE, provision
-from engine.embedded.local_aws import LocalAwsServer
+from sandbox.embedded.local_aws import LocalAwsServer
 
 NAME = "broker"
 DATA_OPERATIONS = ("SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch")

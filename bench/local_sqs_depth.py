@@ -1,5 +1,5 @@
 """SendMessage and ReceiveMessage+DeleteMessageBatch rates of the local SQS endpoint, empty and with a backlog,
-with and without the moto fast path (engine/embedded/moto_fastpath.py).
+with and without the moto fast path (sandbox/embedded/moto_fastpath.py).
 
     .venv/bin/python bench/local_sqs_depth.py [--depth 10000] [--ops 300] [--seconds 15]
 
@@ -79,7 +79,7 @@ def _measure(sqs: Any, url: str, tag: str, ops: int, seconds: float) -> dict[str
 def child(mode: str, depth: int, ops: int, seconds: float) -> dict[str, Any]:
     import boto3
 
-    from engine.embedded.local_aws import LocalAwsServer
+    from sandbox.embedded.local_aws import LocalAwsServer
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -156,7 +156,7 @@ class NoopStage:
     name: str
 
     def run(self, job: Any) -> Any:
-        from engine.pipeline import StageResult
+        from engine.jobs.pipeline import StageResult
 
         with _noop_lock:
             _noop_runs[0] += 1
@@ -166,10 +166,10 @@ class NoopStage:
 def install_noop_pipeline() -> None:
     """Make every runner of the ``payment`` pipeline run its stages as no-ops (the baseline).
 
-    Patched at :class:`engine.pipeline.PipelineRunner` construction, so whatever builds the payment runner (and
+    Patched at :class:`engine.jobs.pipeline.PipelineRunner` construction, so whatever builds the payment runner (and
     whatever runner subclass it uses) keeps its own behaviour around the stages; only the stages' work is gone.
     """
-    from engine.pipeline import Pipeline, PipelineRunner
+    from engine.jobs.pipeline import Pipeline, PipelineRunner
 
     original = PipelineRunner.__init__
 
@@ -215,7 +215,7 @@ def child_main(argv: list[str]) -> int:
     """``python -m bench.payments child ROLE [ARG]``: ``aws PORT``, ``ingest PORT``, ``worker [noop]``."""
     role, *rest = argv
     if role == "aws":
-        from engine.embedded.local_aws import LocalAwsServer
+        from sandbox.embedded.local_aws import LocalAwsServer
 
         LocalAwsServer(port=int(rest[0])).start()
         print("ready", flush=True)
@@ -493,7 +493,7 @@ def provision_queues(aws_url: str, queue_prefix: str) -> None:
 
 def mint_token(jwt_secret: str) -> str:
     from config.settings import Settings
-    from engine.auth import mint
+    from engine.adapters.auth import mint
 
     settings = Settings(jwt={"secret": jwt_secret})  # type: ignore[arg-type]
     return mint(settings, "operator", sub="bench")

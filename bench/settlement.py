@@ -55,7 +55,7 @@ def child_settle(database_url: str, s3_url: str, job_id: str, out: str, chunk_ro
     import psutil
 
     from engine.db.engine import get_engine
-    from engine.pipeline import PipelineRunner
+    from engine.jobs.pipeline import PipelineRunner
     from pipelines.settlement import settlement_pipeline
 
     db = get_engine(database_url)
@@ -171,7 +171,7 @@ class _Run:
         """Store the batch as the ingest does and create its job row; returns the job id."""
         from engine.db import jobs as job_repo
         from engine.db.engine import get_engine
-        from engine.jobs import Job, new_job_id
+        from engine.jobs.job import Job, new_job_id
         from pipelines.settlement.upload import BatchSink
 
         sink = BatchSink(self.s3, BUCKET)
@@ -282,7 +282,7 @@ class _Run:
 
 def run(quick: bool) -> list[Figure]:
     """Measure the figures in the module docstring (quick: 20k and 100k rows instead of 100k and 1M)."""
-    from engine.embedded.local_aws import LocalAwsServer
+    from sandbox.embedded.local_aws import LocalAwsServer
 
     small, large = (20_000, 100_000) if quick else (100_000, 1_000_000)
     aws = LocalAwsServer(host="127.0.0.1", port=0)

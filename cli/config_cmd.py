@@ -13,7 +13,7 @@ from cli.output import print_json
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (includes every endpoint URL in use).")
 def config(as_json: bool) -> None:
     """Print the effective settings with secrets masked."""
-    from engine.runtime import effective_settings_view
+    from engine.runtime.endpoints import effective_settings_view
 
     view = effective_settings_view()
     if as_json:

@@ -18,7 +18,7 @@ def upgrade(revision: str) -> None:
     """Apply migrations to the configured (or running embedded) database."""
     from engine.db.migrate import current_revision
     from engine.db.migrate import upgrade as run_upgrade
-    from engine.runtime import NothingRunningError, resolve_endpoints
+    from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
 
     try:
         url = resolve_endpoints().require("database").database_url
@@ -33,7 +33,7 @@ def upgrade(revision: str) -> None:
 def current() -> None:
     """Print the database's revision and the newest one this code ships."""
     from engine.db.migrate import current_revision, head_revision
-    from engine.runtime import NothingRunningError, resolve_endpoints
+    from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
 
     try:
         url = resolve_endpoints().require("database").database_url

@@ -22,9 +22,9 @@ def demo(count: int, concurrency: int, url: str | None, timeout: float, seed: in
     import httpx
 
     from config.settings import get_settings
-    from engine.auth import mint
-    from engine.demo import mix, settle, submit
-    from engine.runtime import resolve_endpoints
+    from engine.adapters.auth import mint
+    from engine.runtime.endpoints import resolve_endpoints
+    from sandbox.demo import mix, settle, submit
 
     settings = get_settings()
     base = url or resolve_endpoints(settings).ingest_url

@@ -1,7 +1,7 @@
 """``payments dlq``: what died and why, and the safe ways back — replay, or purge after archiving.
 
 ``ls``, ``show``, ``replay`` and ``purge`` share the filters (``--queue``, ``--kind``, ``--since``, ``--error``);
-the logic lives in :mod:`engine.dlq`.  Exit codes: 0 ok, 1 nothing running / a dependency failed / something was
+the logic lives in :mod:`engine.ops.dlq`.  Exit codes: 0 ok, 1 nothing running / a dependency failed / something was
 not replayed, 2 bad usage (an unknown queue, ``purge`` without ``--yes`` off a terminal).
 """
 
@@ -18,15 +18,15 @@ import click
 from cli.output import EXIT_USAGE, fail, is_terminal, print_json, print_table
 
 if TYPE_CHECKING:
-    from engine.bootstrap import Container
-    from engine.dlq.entries import DlqFilter
+    from engine.ops.dlq.entries import DlqFilter
+    from engine.runtime.container import Container
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*s)?\s*$")
 
 
 def _container() -> Container:
-    from engine.bootstrap import bootstrap
-    from engine.runtime import NothingRunningError
+    from engine.runtime.container import bootstrap
+    from engine.runtime.endpoints import NothingRunningError
 
     c = bootstrap()
     try:
@@ -50,7 +50,7 @@ def _check_queue(queue: str | None) -> None:
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
-    from engine.dlq.entries import parse_since
+    from engine.ops.dlq.entries import parse_since
 
     try:
         return parse_since(value)
@@ -59,7 +59,7 @@ def _since(value: str | None) -> datetime | None:
 
 
 def _filter(kind: str | None, since: str | None, error: str | None, ids: tuple[str, ...] = ()) -> DlqFilter:
-    from engine.dlq.entries import DlqFilter
+    from engine.ops.dlq.entries import DlqFilter
 
     return DlqFilter(kind=kind, since=_since(since), error=error, ids=frozenset(ids))
 
@@ -94,8 +94,8 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def ls(queue: str | None, kind: str | None, since: str | None, error: str | None, as_json: bool) -> None:
     """What is in each dead-letter queue, with why it died."""
-    from engine.dlq.entries import join, select
-    from engine.dlq.messages import iter_specs, peek
+    from engine.ops.dlq.entries import join, select
+    from engine.ops.dlq.messages import iter_specs, peek
 
     _check_queue(queue)
     flt = _filter(kind, since, error)
@@ -125,7 +125,7 @@ def ls(queue: str | None, kind: str | None, since: str | None, error: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(ident: str, as_json: bool) -> None:
     """Everything about one dead letter: ID is a job id or an SQS message id."""
-    from engine.dlq.show import NotFound, describe
+    from engine.ops.dlq.show import NotFound, describe
 
     c = _container()
     try:
@@ -185,7 +185,7 @@ def replay(
     Messages keep their MessageGroupId and get a fresh deduplication id (sha256(scope):replay:N).  A replay
     interrupted anywhere loses nothing; a message sent twice is absorbed by the job's recovery points.
     """
-    from engine.dlq import replay as replay_mod
+    from engine.ops.dlq import replay as replay_mod
 
     if bool(ids) == all_:
         fail("give --id ID (repeatable) or --all", EXIT_USAGE)
@@ -226,7 +226,7 @@ def replay(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of what was archived and deleted.")
 def purge(queue: str, kind: str | None, since: str | None, error: str | None, yes: bool, as_json: bool) -> None:
     """Archive every matching dead letter (body and reason) in the database, then delete it from its DLQ."""
-    from engine.dlq.purge import purge as purge_dlq
+    from engine.ops.dlq.purge import purge as purge_dlq
 
     _check_queue(queue)
     flt = _filter(kind, since, error)
@@ -241,7 +241,7 @@ def purge(queue: str, kind: str | None, since: str | None, error: str | None, ye
 
 def _dlq_depth(c: Container, queue: str | None) -> int:
     from engine.broker.queues import queue_depths
-    from engine.dlq.messages import iter_specs
+    from engine.ops.dlq.messages import iter_specs
 
     rows = queue_depths(c.sqs, c.settings.queue_prefix, tuple(iter_specs(queue, c.settings.queue_prefix)))
     return sum(r["dlq"]["visible"] or 0 for r in rows)

@@ -9,7 +9,7 @@ from cli.output import EXIT_CHECK_FAILED, fail, print_json, print_table
 
 def _database_url() -> str:
     """The database of the configured or running stack; exits 1 with the reason when there is none."""
-    from engine.runtime import NothingRunningError, resolve_endpoints
+    from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
 
     try:
         url = resolve_endpoints().require("database").database_url

@@ -10,7 +10,7 @@ from cli.output import fail, print_json, print_table
 from config.settings import get_settings
 from engine.broker.client import make_sqs_client
 from engine.broker.queues import provision, queue_depths
-from engine.runtime import NothingRunningError, resolve_endpoints
+from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
 
 
 def _client() -> Any:

@@ -9,7 +9,7 @@ import click
 from cli.output import EXIT_USAGE, fail, print_json, print_table
 
 if TYPE_CHECKING:
-    from engine.bootstrap import Container
+    from engine.runtime.container import Container
 
 
 @click.group()
@@ -18,8 +18,8 @@ def review() -> None:
 
 
 def _container() -> Container:
-    from engine.bootstrap import bootstrap
-    from engine.runtime import NothingRunningError
+    from engine.runtime.container import bootstrap
+    from engine.runtime.endpoints import NothingRunningError
 
     c = bootstrap()
     try:
@@ -33,7 +33,7 @@ def _container() -> Container:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
 def ls(as_json: bool) -> None:
     """Jobs in_review, oldest first."""
-    from engine.review import in_review
+    from engine.ops.review import in_review
 
     jobs = [j.view() for j in in_review(_container())]
     if as_json:
@@ -56,7 +56,7 @@ def ls(as_json: bool) -> None:
 
 def _decide(job_id: str, decision: str, reviewer: str, as_json: bool) -> None:
     from engine.db.jobs import JobNotFound
-    from engine.review import NotInReview, decide
+    from engine.ops.review import NotInReview, decide
 
     try:
         job = decide(_container(), job_id, decision, reviewer)

@@ -15,7 +15,7 @@ from cli.output import fail
 def run(no_worker: bool, no_scheduler: bool) -> None:
     """Start PostgreSQL, the local SQS/S3 endpoint, Redis, the Stripe sandbox, ingest, worker and scheduler."""
     from config.settings import get_settings
-    from engine.stack import Stack, StackError
+    from sandbox.stack import Stack, StackError
 
     stack = Stack(get_settings(), say=lambda m: click.echo(m, err=True))
     signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())

@@ -23,10 +23,10 @@ from cli.output import fail, print_json
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
 def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:
     """Run the engine's periodic tasks (DLQ sweep, and those pipelines add)."""
-    from engine.bootstrap import bootstrap
-    from engine.logs import configure_logging
-    from engine.runtime import NothingRunningError
-    from engine.scheduler import run_forever, run_once
+    from engine.ops.scheduler import run_forever, run_once
+    from engine.runtime.container import bootstrap
+    from engine.runtime.endpoints import NothingRunningError
+    from engine.runtime.logs import configure_logging
 
     if now is not None and not once:
         raise click.UsageError("--now only goes with --once")

@@ -25,8 +25,8 @@ READ_BYTES = 1024 * 1024
 
 def _container() -> Any:
     """The container of the running or configured stack; exits 1 when S3, the database or SQS is missing."""
-    from engine.bootstrap import bootstrap
-    from engine.runtime import NothingRunningError
+    from engine.runtime.container import bootstrap
+    from engine.runtime.endpoints import NothingRunningError
 
     c = bootstrap()
     try:
@@ -125,7 +125,7 @@ def _load(c: Any, job_id: str) -> dict[str, Any] | None:
 
 
 def _wait(c: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    from engine.jobs import TERMINAL
+    from engine.jobs.job import TERMINAL
 
     deadline = time.monotonic() + timeout
     while True:

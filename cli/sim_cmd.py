@@ -77,7 +77,7 @@ def stripe(
     Knobs can be changed while it runs: POST /_sim/config (JSON).  See docs/stripe-sandbox.md.
     """
     from config.settings import get_settings
-    from engine.stripe_sim import StripeSandbox
+    from sandbox.stripe_sim import StripeSandbox
 
     if port is None:
         port = get_settings().stripe.sim_port

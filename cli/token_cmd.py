@@ -19,7 +19,7 @@ from cli.output import EXIT_USAGE, fail
 def token(role: str, sub: str, ttl: int) -> None:
     """Print a signed HS256 token (alone on the last line) for the ingest API."""
     from config.settings import get_settings
-    from engine.auth import mint
+    from engine.adapters.auth import mint
 
     try:
         value = mint(get_settings(), role, sub=sub, ttl_seconds=ttl)

@@ -21,7 +21,7 @@ from cli.output import fail
 from config.settings import get_settings
 from engine.broker.bootstrap import build_broker, install_broker
 from engine.broker.queues import resolve_queue_name
-from engine.runtime import NothingRunningError, resolve_endpoints
+from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
 
 log = logging.getLogger(__name__)
 DEFAULT_MODULES = ("actors",)
@@ -58,15 +58,15 @@ def run_worker_process(
     modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...], serve_metrics_here: bool = True
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
-    from engine.bootstrap import bootstrap
-    from engine.logs import configure_logging
-    from engine.worker_runtime import Sidecars, dead_letter_sink
+    from engine.runtime.container import bootstrap
+    from engine.runtime.logs import configure_logging
+    from engine.runtime.worker import Sidecars, dead_letter_sink
 
     settings = get_settings()
     configure_logging(settings)
     container = bootstrap(settings)
     from engine.broker.log_context import LogContext
-    from engine.metrics import serve as serve_metrics
+    from engine.runtime.metrics import serve as serve_metrics
 
     broker = build_broker(settings, container.endpoints, dead_letter_sink(container))
     broker.add_middleware(LogContext())
@@ -106,7 +106,7 @@ def _child(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...])
 
 def _supervise(processes: int, modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
     """Start ``processes`` worker processes, forward SIGTERM/SIGINT to them, wait for all; worst exit code."""
-    from engine.metrics import serve as serve_metrics
+    from engine.runtime.metrics import serve as serve_metrics
 
     if not serve_metrics(get_settings().metrics.port):
         log.warning("metrics port %d is taken; worker metrics are not served", get_settings().metrics.port)

@@ -15,9 +15,9 @@ from typing import Any
 import redis
 import stripe
 
-from engine import metrics
-from engine.circuit import CircuitBreaker
+from engine.adapters.circuit_breaker import CircuitBreaker
 from engine.errors import classify_stripe_error
+from engine.runtime import metrics
 
 
 class StripeGateway:

@@ -7,8 +7,8 @@ clocks share one timeline.  A sliding window has no burst at a window edge: a fi
 2 × limit payments through across a minute boundary.  Memory is one set entry per event in the window, which is
 small at the default limit (10 a minute per customer).
 
-Keys are ``{prefix}velocity:{key}``: the prefix is ``PAYMENTS_REDIS_PREFIX`` (engine.redis_keys), so two stacks
-sharing one Redis never see each other's counters.
+Keys are ``{prefix}velocity:{key}``: the prefix is ``PAYMENTS_REDIS_PREFIX`` (engine.adapters.redis_client), so two
+stacks sharing one Redis never see each other's counters.
 
 ``hit`` takes an optional ``member``: the same member counts once per window, which lets a caller make a retried
 stage idempotent (pass the job id).  Without it every call is a new event.

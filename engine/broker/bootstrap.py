@@ -18,14 +18,14 @@ from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import DeadLetterSink, LoggingDeadLetterSink
 from engine.broker.errors import DeadLetterRequested
 from engine.errors import PoisonError
-from engine.runtime import Endpoints
+from engine.runtime.endpoints import Endpoints
 
 
 def build_broker(settings: Settings, endpoints: Endpoints, sink: DeadLetterSink | None = None) -> SQSBroker:
     """An :class:`SQSBroker` for the configured endpoint, prefix and timings.
 
     Raises:
-        engine.runtime.NothingRunningError: no SQS endpoint is running or configured.
+        engine.runtime.endpoints.NothingRunningError: no SQS endpoint is running or configured.
     """
     return SQSBroker(
         make_sqs_client(endpoints),

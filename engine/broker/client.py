@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from engine.runtime import Endpoints
+from engine.runtime.endpoints import Endpoints
 
 #: The embedded endpoint accepts any credentials; these keep boto3 from searching for real ones.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -19,7 +19,7 @@ def make_sqs_client(endpoints: Endpoints, *, max_pool_connections: int = 32) -> 
     Dummy credentials are used for the embedded endpoint; real AWS uses the default credential chain.
 
     Raises:
-        engine.runtime.NothingRunningError: no SQS endpoint is running and none is configured.
+        engine.runtime.endpoints.NothingRunningError: no SQS endpoint is running and none is configured.
     """
     endpoints.require("sqs")
     return make_client(

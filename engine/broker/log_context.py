@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-from engine.logs import bind, unbind
+from engine.runtime.logs import bind, unbind
 
 
 class LogContext(Middleware):

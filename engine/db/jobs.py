@@ -1,4 +1,4 @@
-"""The jobs repository: rows of ``jobs`` in and out as :class:`engine.jobs.Job`."""
+"""The jobs repository: rows of ``jobs`` in and out as :class:`engine.jobs.job.Job`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.db.tables import jobs
-from engine.jobs import Job
+from engine.jobs.job import Job
 
 
 class JobNotFound(LookupError):

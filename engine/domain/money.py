@@ -9,7 +9,7 @@ zero-decimal list (BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF X
 (BHD JOD KWD OMR TND: "the last digit must be 0"), the special case ISK (zero-decimal, but the API keeps a
 two-decimal representation whose last two digits must be 00), the "minimum and maximum charge amounts" table, and
 the eight-digit maximum of the ``amount`` field.  The same data sits in the Stripe sandbox
-(:mod:`engine.stripe_sim.currencies`); :mod:`tests.unit.domain.test_money` checks that the two agree.
+(:mod:`sandbox.stripe_sim.currencies`); :mod:`tests.unit.domain.test_money` checks that the two agree.
 """
 
 from __future__ import annotations

@@ -12,14 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.bootstrap import Container
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
-from engine.jobs import Job, new_job_id
+from engine.jobs.job import Job, new_job_id
+from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from engine.bootstrap import Container, bootstrap
 from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.ratelimit import RateLimiter
 from engine.ingest.routes import build_router
+from engine.runtime.container import Container, bootstrap
 
 #: Routers beyond the core ``/v1/payments`` and ``/v1/jobs`` (engine/ingest/routes.py).
 ROUTER_MODULES: list[str] = [
@@ -58,7 +58,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
-        from engine.metrics import render_latest
+        from engine.runtime.metrics import render_latest
 
         body, content_type = render_latest()
         return Response(content=body, media_type=content_type)
@@ -94,8 +94,8 @@ def _install_timing(app: FastAPI) -> None:
     import time
     import uuid
 
-    from engine import metrics
-    from engine.logs import bind, unbind
+    from engine.runtime import metrics
+    from engine.runtime.logs import bind, unbind
 
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Response:

@@ -2,7 +2,7 @@
 
 from config.settings import get_settings
 from engine.ingest.app import create_app
-from engine.logs import configure_logging
+from engine.runtime.logs import configure_logging
 
 configure_logging(get_settings())
 app = create_app()

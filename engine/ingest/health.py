@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.bootstrap import Container
+from engine.runtime.container import Container
 
 CHECK_TIMEOUT_SECONDS = 3.0
 READY_CHECKS = ("database", "queues")
@@ -40,7 +40,7 @@ def _check_redis(c: Container) -> str:
 
 
 def _check_workers(c: Container) -> str:
-    from engine.liveness import live_workers
+    from engine.runtime.liveness import live_workers
 
     count = live_workers(c.redis, c.redis_prefix)
     if count < 1:

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
-from engine.auth import TokenVerifier
-from engine.bootstrap import Container
+from engine.adapters.auth import TokenVerifier
 from engine.db import jobs as job_repo
 from engine.domain.pan import find_pan
 from engine.ingest.accept import JobAcceptor
@@ -20,7 +19,8 @@ from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
 from engine.ingest.schemas import PaymentRequest, ReviewDecision
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
-from engine.jobs import KINDS
+from engine.jobs.job import KINDS
+from engine.runtime.container import Container
 
 WRITE_ROLES = (ADMIN, OPERATOR)
 
@@ -149,7 +149,7 @@ def build_router(c: Container) -> APIRouter:
         summary="Approve or decline a job parked in_review",
     )
     async def review_job(job_id: str, request: Request) -> JSONResponse:
-        from engine.review import NotInReview, decide
+        from engine.ops.review import NotInReview, decide
 
         principal = authenticate(request, verifier, (ADMIN, SUPPORT))
         body = await read_json(request)

@@ -11,8 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from engine.auth import TokenVerifier
-from engine.bootstrap import Container
+from engine.adapters.auth import TokenVerifier
 from engine.db import jobs as job_repo
 from engine.domain.money import currency as currency_of
 from engine.ingest.accept import JobAcceptor
@@ -20,7 +19,8 @@ from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
 from engine.ingest.routes import _body_schema, _in_thread, _redis_or_none, correlation_id, read_json, validate
 from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
-from engine.jobs import Job
+from engine.jobs.job import Job
+from engine.runtime.container import Container
 from pipelines.refund.request import RefundRequest
 
 REFUND_ROLES = (ADMIN, OPERATOR, SUPPORT)

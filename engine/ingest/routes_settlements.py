@@ -18,13 +18,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from engine.auth import TokenVerifier
-from engine.bootstrap import Container
+from engine.adapters.auth import TokenVerifier
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, check_key
 from engine.ingest.routes import correlation_id
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
+from engine.runtime.container import Container
 
 #: Gather the request stream into pieces of this size before handing them to the scanner thread.
 _FEED_BYTES = 1024 * 1024

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from engine.auth import TokenVerifier
-from engine.bootstrap import Container
+from engine.adapters.auth import TokenVerifier
 from engine.domain.plans import PlanCatalogue, UnknownPlan, default_plans
 from engine.domain.vat import VatIdCountryMismatch, check_vat_id
 from engine.ingest.accept import JobAcceptor
@@ -24,6 +23,7 @@ from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
 from engine.ingest.routes import _body_schema, _in_thread, _redis_or_none, correlation_id, read_json, validate
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
+from engine.runtime.container import Container
 from pipelines.subscription import repo
 from pipelines.subscription.request import (
     SubscriptionCancel,

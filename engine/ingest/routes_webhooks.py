@@ -21,8 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine import metrics
-from engine.bootstrap import Container
+from engine.adapters.stripe_webhooks import ENABLED_EVENTS, configured_secrets
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
@@ -30,8 +29,9 @@ from engine.db.tables import jobs
 from engine.db.tables_refunds import stripe_events
 from engine.ingest.errors import ApiError
 from engine.ingest.routes import _in_thread, correlation_id
-from engine.jobs import Job, new_job_id
-from engine.webhook_setup import ENABLED_EVENTS, configured_secrets
+from engine.jobs.job import Job, new_job_id
+from engine.runtime import metrics
+from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 

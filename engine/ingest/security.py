@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from engine.auth import AuthError, Principal, TokenVerifier
+from engine.adapters.auth import AuthError, Principal, TokenVerifier
 from engine.ingest.errors import ApiError
 
 ADMIN, OPERATOR, VIEWER, SUPPORT = "payment_admin", "payment_operator", "payment_viewer", "payment_support"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.pipeline import Pipeline
+from engine.jobs.pipeline import Pipeline
 from pipelines.payment.charge import ChargeStage
 from pipelines.payment.fraud import FraudStage
 from pipelines.payment.ledger import LedgerStage

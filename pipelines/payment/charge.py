@@ -24,8 +24,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_
 
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.domain.fraud import FraudInput, FraudRules, VelocityCounter, VelocityCounts, assess
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 
 
 @dataclass

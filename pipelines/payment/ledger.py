@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from engine.db.ledger import record
 from engine.db.tables import jobs
 from engine.domain.ledger import payment_captured
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 
 
 @dataclass

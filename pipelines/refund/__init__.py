@@ -6,7 +6,7 @@ stage runs; see ``docs/refunds.md``.
 
 from __future__ import annotations
 
-from engine.pipeline import Pipeline
+from engine.jobs.pipeline import Pipeline
 from pipelines.refund.amount import AmountStage
 from pipelines.refund.ledger import LedgerStage
 from pipelines.refund.notify import NotifyStage

@@ -21,8 +21,8 @@ from engine.domain.money import currency as currency_of
 from engine.domain.money import format_amount
 from engine.domain.vat import proportional_vat
 from engine.errors import TransientError
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.refund.holds import PAYMENT_SETTLED
 from pipelines.refund.request import PaymentNotRefundable, payment_figures, payment_intent_of
 

@@ -20,13 +20,13 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from engine.bootstrap import Container
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.db.tables_refunds import refunds
-from engine.jobs import Job
-from engine.pipeline import SETTLED, Pipeline, PipelineRunner, StageTimer
-from engine.resend import send_again
+from engine.jobs.job import Job
+from engine.jobs.pipeline import SETTLED, Pipeline, PipelineRunner, StageTimer
+from engine.jobs.resend import send_again
+from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 

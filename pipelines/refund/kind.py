@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from engine.errors import PoisonError
-from engine.pipeline import PipelineRunner
+from engine.jobs.pipeline import PipelineRunner
 
 if TYPE_CHECKING:
-    from engine.services import Services
+    from engine.runtime.services import Services
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from engine.db.ledger import record
 from engine.db.tables import jobs
 from engine.db.tables_refunds import refunds
 from engine.domain.ledger import refund_issued
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 
 
 @dataclass

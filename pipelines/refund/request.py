@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from engine.domain.vat import VatResult
-from engine.jobs import Job
+from engine.jobs.job import Job
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 

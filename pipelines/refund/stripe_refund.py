@@ -19,8 +19,8 @@ import stripe
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db.tables_refunds import refunds
 from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.payment.charge import BREAKER_WAIT_SECONDS, _in_process
 
 Note = Callable[[str, dict[str, Any]], None]

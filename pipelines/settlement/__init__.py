@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.pipeline import Pipeline
+from engine.jobs.pipeline import Pipeline
 from pipelines.settlement.stages import DEFAULT_CHUNK_ROWS, IngestStage, PostStage, ReportStage, RowHook
 
 __all__ = ["IngestStage", "PostStage", "ReportStage", "settlement_pipeline"]

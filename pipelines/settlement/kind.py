@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import PoisonError
-from engine.pipeline import PipelineRunner
+from engine.jobs.pipeline import PipelineRunner
 
 if TYPE_CHECKING:
-    from engine.services import Services
+    from engine.runtime.services import Services
 
 
 class SettlementRequest(BaseModel):
@@ -36,7 +36,7 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def bucket_name(services_or_settings: Any) -> str:
-    """The settlements bucket with ``PAYMENTS_QUEUE_PREFIX`` in front (as :func:`engine.storage.bucket_names`)."""
+    """The settlements bucket with ``PAYMENTS_QUEUE_PREFIX`` in front (as :func:`engine.adapters.s3.bucket_names`)."""
     s = getattr(services_or_settings, "settings", services_or_settings)
     return f"{s.queue_prefix}{s.s3.bucket_settlements}"
 

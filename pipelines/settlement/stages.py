@@ -31,8 +31,8 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import record_many
 from engine.domain.ledger import settlement_batch
 from engine.errors import TransientError
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.settlement import store
 from pipelines.settlement.rows import (
     ByteCountingLines,

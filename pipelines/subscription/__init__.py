@@ -8,7 +8,7 @@ renders the PDF to S3.  Jobs with nothing to charge end at ``prepare``.
 
 from __future__ import annotations
 
-from engine.pipeline import Pipeline, Stage
+from engine.jobs.pipeline import Pipeline, Stage
 from pipelines.payment.notify import NotifyStage
 from pipelines.subscription.apply import ApplyStage
 from pipelines.subscription.invoice import InvoiceStage

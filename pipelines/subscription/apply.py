@@ -17,8 +17,8 @@ from engine.db.ledger import record
 from engine.db.tables import jobs
 from engine.domain.ledger import invoice_issued, invoice_paid
 from engine.invoices import numbering
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.subscription import repo
 from pipelines.subscription.repo import parse_time
 

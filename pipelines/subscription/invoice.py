@@ -15,8 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from config.settings import Settings
 from engine.errors import TransientError
 from engine.invoices import numbering, pdf, store
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.subscription import repo
 from pipelines.subscription.billing import (
     add_intervals,

@@ -23,12 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from engine.bootstrap import Container
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import subscription_renewals, subscriptions
-from engine.jobs import Job, new_job_id
+from engine.jobs.job import Job, new_job_id
+from engine.runtime.container import Container
 from pipelines.subscription import repo
 from pipelines.subscription.repo import iso
 

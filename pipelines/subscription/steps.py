@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.jobs import Job
-from engine.pipeline import Stage, StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import Stage, StageResult
 from pipelines.subscription import repo
 
 

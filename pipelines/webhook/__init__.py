@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.pipeline import Pipeline
+from engine.jobs.pipeline import Pipeline
 from pipelines.webhook.handle import HandleStage
 
 __all__ = ["HandleStage", "webhook_pipeline"]

@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.bootstrap import Container
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
+from engine.runtime.container import Container
 
 
 @dataclass

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.jobs import Job
-from engine.pipeline import StageResult
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
 from pipelines.webhook import charge_refunded, dispute, payment_intent
 from pipelines.webhook.context import HandlerContext
 

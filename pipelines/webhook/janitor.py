@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 import stripe
 
-from engine import metrics
-from engine.bootstrap import Container
 from engine.db.tables import jobs
+from engine.runtime import metrics
+from engine.runtime.container import Container
 from pipelines.refund.holds import sweep_held
 from pipelines.webhook.payment_intent import resume_parked_payment
 
@@ -72,7 +72,7 @@ def run(c: Container, now: datetime, gateway: Any | None = None) -> str:
     resumed = 0
     if due:
         if gateway is None:
-            from engine.services import Services
+            from engine.runtime.services import Services
 
             gateway = Services(c).stripe
         for item in due:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import PoisonError
-from engine.pipeline import PipelineRunner
+from engine.jobs.pipeline import PipelineRunner
 
 if TYPE_CHECKING:
-    from engine.services import Services
+    from engine.runtime.services import Services
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:

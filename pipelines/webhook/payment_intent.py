@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from engine.bootstrap import Container
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
-from engine.resend import send_again
+from engine.jobs.resend import send_again
+from engine.runtime.container import Container
 from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)

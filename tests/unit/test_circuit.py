@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.circuit import CircuitBreaker
+from engine.adapters.circuit_breaker import CircuitBreaker
 
 
 class Clock:

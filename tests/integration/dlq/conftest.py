@@ -17,11 +17,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from engine.bootstrap import Container
 from engine.broker.envelope import Envelope, to_message
 from engine.db import jobs as job_repo
-from engine.jobs import Job, new_job_id
-from engine.services import Services
+from engine.jobs.job import Job, new_job_id
+from engine.runtime.container import Container
+from engine.runtime.services import Services
 from tests.fixtures.services import ROOT
 
 pytestmark = pytest.mark.integration

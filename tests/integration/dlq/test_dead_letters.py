@@ -11,9 +11,9 @@ from typing import Any
 import dramatiq
 import sqlalchemy as sa
 
-from engine.bootstrap import Container
 from engine.db.tables import dead_letters
 from engine.db.tables_dlq import dlq_archive
+from engine.runtime.container import Container
 from tests.integration.dlq.conftest import cli_json, depth, intents, job, queue_url, sim, submit, wait_until
 
 FAILING = "pm_card_mastercard"

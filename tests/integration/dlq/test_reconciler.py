@@ -11,13 +11,13 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import DatabaseSettings, ReconcileSettings, S3Settings, Settings, SqsSettings
-from engine.bootstrap import Container
 from engine.broker.queues import provision
 from engine.db.tables import jobs
-from engine.embedded.local_aws import LocalAwsServer
-from engine.runtime import resolve_endpoints
-from engine.scheduler import TASKS, run_once
-from engine.services import Services
+from engine.ops.scheduler import TASKS, run_once
+from engine.runtime.container import Container
+from engine.runtime.endpoints import resolve_endpoints
+from engine.runtime.services import Services
+from sandbox.embedded.local_aws import LocalAwsServer
 from tests.integration.dlq.conftest import Workers, depth, intents, job, stale, submit, wait_until
 
 RECONCILER = [t for t in TASKS if t.name == "reconciler"]

@@ -11,16 +11,16 @@ import dramatiq
 import pytest
 import sqlalchemy as sa
 
-from engine.bootstrap import Container
 from engine.broker.envelope import Envelope
 from engine.broker.ids import deduplication_id
 from engine.db.dead_letters import SqlDeadLetterSink
 from engine.db.tables import dead_letters, jobs
-from engine.dlq.entries import DlqEntry, DlqFilter
-from engine.dlq.replay import plan, replay
-from engine.dlq_sweep import sweep
 from engine.errors import TransientError
-from engine.services import Services
+from engine.ops.dlq.entries import DlqEntry, DlqFilter
+from engine.ops.dlq.replay import plan, replay
+from engine.ops.dlq.sweep import sweep
+from engine.runtime.container import Container
+from engine.runtime.services import Services
 from tests.integration.dlq.conftest import depth, intents, job, queue_url, sim, submit, wait_until
 
 DAY_AND_AN_HOUR = 25 * 3600

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.embedded.local_aws import LocalAwsError, LocalAwsServer
-from engine.embedded.ports import port_open
-from engine.embedded.postgres import EmbeddedPostgres
-from engine.embedded.redis import EmbeddedRedis, local_redis_reachable
+from sandbox.embedded.local_aws import LocalAwsError, LocalAwsServer
+from sandbox.embedded.ports import port_open
+from sandbox.embedded.postgres import EmbeddedPostgres
+from sandbox.embedded.redis import EmbeddedRedis, local_redis_reachable
 from tests.fixtures.services import ROOT, need
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The local SQS/S3 endpoint (moto + engine.embedded.moto_fastpath) behaves as SQS does, over HTTP with boto3."""
+"""The local SQS/S3 endpoint (moto + sandbox.embedded.moto_fastpath) behaves as SQS does, over HTTP with boto3."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from engine.embedded import moto_fastpath
+from sandbox.embedded import moto_fastpath
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
+from engine.adapters.auth import mint
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from engine.ingest.app import create_app
-from engine.liveness import WorkerHeartbeat
+from engine.runtime.liveness import WorkerHeartbeat
 
 
 def test_health_is_503_without_a_live_worker_then_200_with_one(container) -> None:  # type: ignore[no-untyped-def]
@@ -39,8 +39,8 @@ def test_ready_needs_database_and_queues_only(container) -> None:  # type: ignor
 
 
 def test_ready_is_503_when_queues_are_missing(container, engine_settings) -> None:  # type: ignore[no-untyped-def]
-    from engine.bootstrap import Container
-    from engine.runtime import resolve_endpoints
+    from engine.runtime.container import Container
+    from engine.runtime.endpoints import resolve_endpoints
 
     other = engine_settings.model_copy(update={"queue_prefix": "missing-"})
     client = TestClient(create_app(Container(settings=other, endpoints=resolve_endpoints(other))))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
-from engine.bootstrap import Container
+from engine.adapters.auth import mint
 from engine.ingest.app import create_app
-from engine.runtime import resolve_endpoints
+from engine.runtime.container import Container
+from engine.runtime.endpoints import resolve_endpoints
 
 
 def test_posts_over_the_limit_get_429_reads_do_not(engine_settings, container) -> None:  # type: ignore[no-untyped-def]

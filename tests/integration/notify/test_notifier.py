@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from engine.notifier import Notifier, sign
+from engine.adapters.notifier import Notifier, sign
 
 
 class Merchant:

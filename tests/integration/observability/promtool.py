@@ -53,8 +53,8 @@ def assert_promtool_clean_metrics(exposition: str, where: str) -> None:
 
 
 def engine_families() -> dict[str, str]:
-    """Every family declared in :mod:`engine.metrics`: exposed name (counters with ``_total``) → type."""
-    from engine import metrics
+    """Every family declared in :mod:`engine.runtime.metrics`: exposed name (counters with ``_total``) → type."""
+    from engine.runtime import metrics
 
     families: dict[str, str] = {}
     for value in vars(metrics).values():

@@ -163,7 +163,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
 TOUCH_EVERY_FAMILY = """
 import sys
 from prometheus_client.metrics import MetricWrapperBase
-from engine import metrics
+from engine.runtime import metrics
 for family in vars(metrics).values():
     if not isinstance(family, MetricWrapperBase):
         continue
@@ -176,7 +176,7 @@ sys.stdout.write(metrics.render_latest()[0].decode())
 
 @pytest.mark.parametrize("multiprocess", [True, False], ids=["multiprocess", "single-process"])
 def test_every_engine_family_is_promtool_clean(tmp_path: Path, multiprocess: bool) -> None:
-    """Each family of engine.metrics with a sample, rendered as the ingest and the workers render it."""
+    """Each family of engine.runtime.metrics with a sample, rendered as the ingest and the workers render it."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     if multiprocess:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
@@ -185,4 +185,4 @@ def test_every_engine_family_is_promtool_clean(tmp_path: Path, multiprocess: boo
     ).stdout
     for family in engine_families():
         assert f"# TYPE {family} " in exposition, family
-    assert_promtool_clean_metrics(exposition, "engine.metrics with every family touched")
+    assert_promtool_clean_metrics(exposition, "engine.runtime.metrics with every family touched")

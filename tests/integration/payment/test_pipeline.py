@@ -14,7 +14,7 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import verify
 from engine.db.tables import ledger_entries, ledger_transactions, outbox
 from engine.errors import TransientError
-from engine.services import Services
+from engine.runtime.services import Services
 
 
 def _envelope(services: Services, **overrides: Any) -> dict[str, Any]:

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
+from engine.adapters.auth import mint
 from engine.broker.envelope import Envelope
 from engine.db.tables import outbox
 from engine.ingest.app import create_app
-from engine.services import Services
+from engine.runtime.services import Services
 
 
 @pytest.fixture

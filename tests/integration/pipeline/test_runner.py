@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from engine.db import jobs as job_repo
 from engine.db.engine import get_engine
 from engine.db.tables import outbox
-from engine.jobs import Job, new_job_id
-from engine.pipeline import Pipeline, PipelineRunner, StageResult
+from engine.jobs.job import Job, new_job_id
+from engine.jobs.pipeline import Pipeline, PipelineRunner, StageResult
 
 
 @dataclass

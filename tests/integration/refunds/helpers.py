@@ -15,9 +15,9 @@ from engine.broker.envelope import Envelope
 from engine.db import jobs as job_repo
 from engine.db.tables import ledger_entries, ledger_transactions
 from engine.db.tables_refunds import refunds
-from engine.jobs import Job
-from engine.services import Services
-from engine.stripe_sim.webhooks import signature_header
+from engine.jobs.job import Job
+from engine.runtime.services import Services
+from sandbox.stripe_sim.webhooks import signature_header
 
 
 def payment_envelope(country: str = "IE", amount: int = 1000, **overrides: Any) -> dict[str, Any]:

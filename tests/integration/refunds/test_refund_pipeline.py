@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.db.ledger import verify
-from engine.services import Services
+from engine.runtime.services import Services
 from tests.integration.refunds.helpers import (
     entries_of,
     load,
@@ -134,7 +134,7 @@ def test_held_refund_is_released_by_the_janitor_when_the_worker_died_before(serv
     refund = services.run_job("refund", refund_envelope(payment))
     assert refund.status == "processing"
     # The payment settles through a plain runner (as if the worker died before releasing).
-    from engine.pipeline import PipelineRunner
+    from engine.jobs.pipeline import PipelineRunner
 
     plain = PipelineRunner(services.c.db, services.runner_for("payment").pipeline)
     assert plain.run(payment.id).status == "succeeded"
@@ -154,7 +154,7 @@ def test_refund_of_a_failed_payment_fails_payment_not_captured(services, stripe_
 
 
 def test_refund_of_an_unknown_payment_fails(services) -> None:  # type: ignore[no-untyped-def]
-    from engine.jobs import Job
+    from engine.jobs.job import Job
 
     ghost = Job(
         id="job_doesnotexist",

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
+from engine.adapters.auth import mint
 from engine.ingest.app import create_app
-from engine.services import Services
+from engine.runtime.services import Services
 from tests.integration.refunds.helpers import load, payment_envelope, queued
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from engine.broker.ids import deduplication_id
 from engine.db.tables import dead_letters, jobs
-from engine.scheduler import run_once
+from engine.ops.scheduler import run_once
 
 
 def _dlq_url(container, base: str = "payments") -> str:  # type: ignore[no-untyped-def]

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
+from engine.adapters.auth import mint
 from engine.broker.envelope import Envelope
-from engine.jobs import Job
-from engine.pipeline import PipelineRunner
-from engine.services import Services
+from engine.jobs.job import Job
+from engine.jobs.pipeline import PipelineRunner
+from engine.runtime.services import Services
 from pipelines.settlement import settlement_pipeline
 from pipelines.settlement.kind import bucket_name
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import stripe
 
-from engine.stripe_sim import StripeSandbox
+from sandbox.stripe_sim import StripeSandbox
 
 API_KEY = "sk_test_sandbox_tests"
 

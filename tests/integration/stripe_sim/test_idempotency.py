@@ -9,7 +9,7 @@ import httpx
 import pytest
 import stripe
 
-from engine.stripe_sim import StripeSandbox
+from sandbox.stripe_sim import StripeSandbox
 from tests.integration.stripe_sim.conftest import API_KEY, sim_config
 
 PI = {"amount": "1000", "currency": "eur", "payment_method": "pm_card_visa", "confirm": "true"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import stripe
 
-from engine.stripe_sim import StripeSandbox
+from sandbox.stripe_sim import StripeSandbox
 
 
 def test_state_file_survives_a_restart(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import stripe
 
-from engine.stripe_sim import StripeSandbox
-from engine.stripe_sim.api import ApiRequest
+from sandbox.stripe_sim import StripeSandbox
+from sandbox.stripe_sim.api import ApiRequest
 from tests.integration.stripe_sim.conftest import Receiver, sim_config
 
 

@@ -15,12 +15,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from engine.auth import mint
-from engine.bootstrap import Container
+from engine.adapters.auth import mint
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import invoices, subscriptions
-from engine.jobs import Job
-from engine.services import Services
+from engine.jobs.job import Job
+from engine.runtime.container import Container
+from engine.runtime.services import Services
 from pipelines.subscription import renewals
 
 
@@ -117,10 +117,10 @@ class World:
 @pytest.fixture
 def world(payment_settings, stripe_sim) -> World:  # type: ignore[no-untyped-def]
     from config.settings import SellerSettings
+    from engine.adapters.s3 import ensure_buckets
     from engine.broker.queues import provision
     from engine.ingest.app import create_app
-    from engine.runtime import resolve_endpoints
-    from engine.storage import ensure_buckets
+    from engine.runtime.endpoints import resolve_endpoints
 
     seller = SellerSettings(country="IE", vat_id=f"IE{uuid.uuid4().hex[:8].upper()}")
     settings = payment_settings.model_copy(update={"seller": seller})

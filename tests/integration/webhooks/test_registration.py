@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 
 from config.settings import Settings
-from engine.webhook_setup import ENABLED_EVENTS, configured_secrets, register_with_sandbox, secret_path
+from engine.adapters.stripe_webhooks import ENABLED_EVENTS, configured_secrets, secret_path
+from sandbox.webhook_setup import register_with_sandbox
 
 
 def test_registration_is_idempotent_and_keeps_the_secret(stripe_sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from engine.db.ledger import verify
 from engine.db.tables import jobs, ledger_transactions
 from engine.db.tables_refunds import stripe_events
-from engine.services import Services
+from engine.runtime.services import Services
 from tests.integration.refunds.helpers import (
     entries_of,
     load,
@@ -33,9 +33,9 @@ SECRET = "whsec_current_secret"
 
 @pytest.fixture
 def container(payment_settings):  # type: ignore[no-untyped-def]
-    from engine.bootstrap import Container
     from engine.broker.queues import provision
-    from engine.runtime import resolve_endpoints
+    from engine.runtime.container import Container
+    from engine.runtime.endpoints import resolve_endpoints
 
     stripe_settings = payment_settings.stripe.model_copy(
         update={"webhook_secrets": SecretStr(f"{OLD_SECRET},{SECRET}")}
@@ -215,7 +215,7 @@ def test_dispute_is_noted_on_the_payment_and_booked_once(services, api, stripe_s
     dispute = load(services, payment.id).view()["dispute"]
     assert dispute["id"] == "dp_test_1" and dispute["amount"] == 1230 and dispute["ledger_transaction"]
     # Processing the same job again (a redelivery after a crash) books nothing more.
-    from engine.pipeline import PipelineRunner
+    from engine.jobs.pipeline import PipelineRunner
 
     runner = services.runner_for("webhook")
     assert isinstance(runner, PipelineRunner)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from cli.main import cli
 from config.settings import Settings
-from engine.auth import AuthError, TokenVerifier, mint, normalise_role
+from engine.adapters.auth import AuthError, TokenVerifier, mint, normalise_role
 
 
 def _settings(tmp_path: Path, **kwargs: object) -> Settings:

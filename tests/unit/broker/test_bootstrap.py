@@ -4,7 +4,7 @@ from config.settings import Settings
 from engine.broker.bootstrap import build_broker
 from engine.broker.errors import DeadLetterRequested
 from engine.errors import PoisonError
-from engine.runtime import Endpoints
+from engine.runtime.endpoints import Endpoints
 
 
 def test_build_broker_takes_prefix_timings_and_poison_errors_from_settings() -> None:

@@ -166,7 +166,7 @@ def test_round_half_up_refuses_bad_steps_and_non_finite() -> None:
 
 def test_agrees_with_the_stripe_sandbox() -> None:
     # The sandbox keeps its own copy of Stripe's rules; both must refuse and accept the same amounts.
-    sim = pytest.importorskip("engine.stripe_sim.currencies")
+    sim = pytest.importorskip("sandbox.stripe_sim.currencies")
     assert sim.SUPPORTED == money.SUPPORTED_CURRENCIES
     assert sim.MINIMUM_AMOUNTS == money.MINIMUM_CHARGE
     assert sim.ZERO_DECIMAL == money.ZERO_DECIMAL

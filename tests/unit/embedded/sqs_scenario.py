@@ -121,7 +121,7 @@ def per_group(trace: list[Any]) -> tuple[list[Any], dict[str, list[Any]]]:
 def main() -> None:
     mode = sys.argv[1]
     if mode == "patched":
-        from engine.embedded import moto_fastpath
+        from sandbox.embedded import moto_fastpath
 
         moto_fastpath.apply()
     print(json.dumps(run()))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.embedded import moto_fastpath
+from sandbox.embedded import moto_fastpath
 from tests.unit.embedded.sqs_scenario import per_group
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -68,7 +68,7 @@ def test_patched_backend_behaves_as_moto_on_a_mixed_scenario() -> None:
 LATE_APPLY = """
 import json
 from moto.sqs.models import sqs_backends
-from engine.embedded import moto_fastpath
+from sandbox.embedded import moto_fastpath
 b = sqs_backends["123456789012"]["eu-west-1"]
 b.create_queue("late.fifo", FifoQueue="true")
 for i in range(4):

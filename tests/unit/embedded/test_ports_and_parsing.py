@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.embedded.ports import free_port, port_open, wait_for_port
-from engine.embedded.postgres import EmbeddedPostgres, PostmasterStatus
-from engine.embedded.redis import local_redis_reachable
+from sandbox.embedded.ports import free_port, port_open, wait_for_port
+from sandbox.embedded.postgres import EmbeddedPostgres, PostmasterStatus
+from sandbox.embedded.redis import local_redis_reachable
 
 POSTMASTER_PID = """4242
 /work/main/var/postgres
@@ -71,7 +71,7 @@ def test_unreachable_redis_is_reported_without_raising() -> None:
 def test_a_running_server_without_tcp_is_refused_but_can_be_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.embedded import postgres
+    from sandbox.embedded import postgres
 
     monkeypatch.setattr(postgres, "_pid_is_postgres", lambda pid: True)
     pg = EmbeddedPostgres(tmp_path / "pg")

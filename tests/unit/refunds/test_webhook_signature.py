@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import Settings
+from engine.adapters.stripe_webhooks import SECRET_FILE, configured_secrets
 from engine.ingest.routes_webhooks import SignatureRefused, object_id_of, verify_signature
-from engine.stripe_sim.webhooks import signature_header
-from engine.webhook_setup import SECRET_FILE, configured_secrets
+from sandbox.stripe_sim.webhooks import signature_header
 
 BODY = b'{"id": "evt_1", "type": "charge.refunded", "data": {"object": {"id": "ch_1"}}}'
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from engine.stripe_sim.currencies import (
+from sandbox.stripe_sim.currencies import (
     check_charge_amount,
     exponent,
     format_amount,
     normalize_currency,
 )
-from engine.stripe_sim.errors import StripeError
+from sandbox.stripe_sim.errors import StripeError
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.stripe_sim.errors import StripeError
-from engine.stripe_sim.forms import decode_form, encode_form
+from sandbox.stripe_sim.errors import StripeError
+from sandbox.stripe_sim.forms import decode_form, encode_form
 
 
 def test_nested_keys_lists_and_appends() -> None:

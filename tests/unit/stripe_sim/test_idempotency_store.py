@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.stripe_sim.clock import Clock
-from engine.stripe_sim.idempotency import IdempotencyStore, Outcome, SavedResponse, fingerprint
+from sandbox.stripe_sim.clock import Clock
+from sandbox.stripe_sim.idempotency import IdempotencyStore, Outcome, SavedResponse, fingerprint
 
 RESPONSE = SavedResponse(200, {"Content-Type": "application/json"}, b'{"id": "pi_1"}', "req_1")
 

