@@ -125,12 +125,12 @@ def ls(queue: str | None, kind: str | None, since: str | None, error: str | None
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def show(ident: str, as_json: bool) -> None:
     """Everything about one dead letter: ID is a job id or an SQS message id."""
-    from engine.ops.dlq.show import NotFound, describe
+    from engine.ops.dlq.show import DeadLetterNotFound, describe
 
     c = _container()
     try:
         info: dict[str, Any] = _guard(lambda: describe(c, ident))
-    except NotFound:
+    except DeadLetterNotFound:
         fail(f"nothing known about {ident}")
     if as_json:
         print_json(info)

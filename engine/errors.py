@@ -1,14 +1,42 @@
-"""The engine's failure taxonomy, in one place (ARCHITECTURE.md, "Failure taxonomy").
+"""The engine's errors: one root, :class:`PaymentsError`, and the failure taxonomy under it (``docs/design.md``,
+"Failure taxonomy").
+
+Every exception the engine, its pipelines, its CLI and its local stack define derives from :class:`PaymentsError`
+(tests/unit/test_error_tree.py checks), so a caller can catch "anything the engine raised on purpose" in one
+clause, as with stripe-python's ``StripeError``.  Errors about bad input also derive from :class:`ValueError`, and
+"no such thing" errors from :class:`LookupError`, so code that catches those keeps working.
 
 ::
 
-    EngineError
-    ├── TransientError          retry: in-process (tenacity) first, then by SQS visibility backoff
-    │   └── DependencyDown      a circuit breaker is open: pause, burn no receive
-    └── PoisonError             can never succeed: straight to the dead-letter queue
+    PaymentsError
+    ├── TransientError              retry: in-process (tenacity) first, then by SQS visibility backoff
+    │   └── DependencyDown          a circuit breaker is open: pause, burn no receive
+    ├── PoisonError                 can never succeed: straight to the dead-letter queue
+    │   └── PoisonMessage           a received message no actor can run (engine.broker.errors)
+    ├── InvalidInput (ValueError)   a request, file or configuration the engine cannot use
+    │   ├── UnknownCurrency, AmountNotChargeable            engine.domain.money
+    │   ├── UnbalancedTransaction                           engine.domain.ledger
+    │   ├── VatError: VatDataError, VatRateUnavailable, VatIdCountryMismatch    engine.domain.vat
+    │   ├── FraudRulesError                                 engine.domain.fraud
+    │   ├── PlanCatalogueError                              engine.domain.plans
+    │   └── InvalidHeader, InvalidBatch, PanDetected        pipelines.settlement
+    ├── NotFoundError (LookupError) asked for by id, and nothing has it
+    │   ├── JobNotFound                                     engine.db.jobs
+    │   ├── UnknownPlan                                     engine.domain.plans
+    │   └── DeadLetterNotFound                              engine.ops.dlq.show
+    ├── BrokerError                 engine.broker.errors: BatchSendError, DeadLetterRequested, HeldBehindFailure
+    ├── ApiError                    an HTTP error answer (engine.ingest.errors)
+    ├── AuthError                   a token the engine refuses (engine.adapters.auth)
+    ├── SignatureRefused            a Stripe webhook delivery not signed by us (engine.ingest.routes_webhooks)
+    ├── NotInReview                 a review decision for a job not in review (engine.ops.review)
+    ├── PaymentNotRefundable        a refund names a job that is no captured payment (pipelines.refund.request)
+    ├── EffectConflict              one effect booked twice with other postings (engine.db.ledger)
+    ├── NothingRunningError         no stack is running and nothing external is configured (engine.runtime.endpoints)
+    └── StackError, EmbeddedPostgresError, EmbeddedRedisError, LocalAwsError, UnsupportedMotoVersion   sandbox/
 
 Business outcomes (card declined, fraud decline, refund exceeds captured) are not exceptions: a stage returns
 them as a job status.  :func:`classify_stripe_error` is the one mapping from the Stripe SDK's errors to these.
+The Stripe sandbox's own errors (``sandbox/stripe_sim``) stand for Stripe's, not the engine's, and stay outside.
 """
 
 from __future__ import annotations
@@ -18,11 +46,11 @@ from dataclasses import dataclass
 import stripe
 
 
-class EngineError(Exception):
-    """Base of the engine's own errors."""
+class PaymentsError(Exception):
+    """Base of every error the engine defines."""
 
 
-class TransientError(EngineError):
+class TransientError(PaymentsError):
     """Worth retrying later: the dependency may answer differently next time."""
 
     def __init__(self, message: str, *, http_status: int | None = None, request_id: str | None = None) -> None:
@@ -35,8 +63,16 @@ class DependencyDown(TransientError):
     """A dependency is down as a whole (its circuit breaker is open)."""
 
 
-class PoisonError(EngineError):
+class PoisonError(PaymentsError):
     """A message or job that can never succeed, whatever is retried."""
+
+
+class InvalidInput(PaymentsError, ValueError):
+    """Input the engine cannot use: a request, an uploaded file, a data or configuration file."""
+
+
+class NotFoundError(PaymentsError, LookupError):
+    """Something asked for by its id does not exist."""
 
 
 @dataclass(frozen=True)

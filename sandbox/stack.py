@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.settings import Settings
+from engine.errors import PaymentsError
 from engine.runtime.endpoints import (
     SANDBOX_API_KEY,
     NothingRunningError,
@@ -31,7 +32,7 @@ from engine.runtime.endpoints import (
 RESTART_LIMIT = 5
 
 
-class StackError(RuntimeError):
+class StackError(PaymentsError):
     """The stack could not be started (a port taken, a service that would not come up, already running)."""
 
 

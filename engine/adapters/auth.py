@@ -13,6 +13,7 @@ from pathlib import Path
 import jwt
 
 from config.settings import Settings
+from engine.errors import PaymentsError
 
 ROLES = ("payment_admin", "payment_operator", "payment_viewer", "payment_support")
 ALIASES = {role.removeprefix("payment_"): role for role in ROLES}
@@ -20,7 +21,7 @@ SECRET_FILE_NAME = "jwt-secret"
 DEFAULT_TTL_SECONDS = 86400
 
 
-class AuthError(Exception):
+class AuthError(PaymentsError):
     """A token is missing, malformed, expired, wrongly signed or carries no known role."""
 
 

@@ -1,18 +1,21 @@
-"""Exceptions of the broker package."""
+"""Exceptions of the broker package, in the engine's one tree (:mod:`engine.errors`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.errors import PaymentsError, PoisonError
 
-class BrokerError(Exception):
+
+class BrokerError(PaymentsError):
     """Base class of every error raised by :mod:`engine.broker`."""
 
 
-class PoisonMessage(BrokerError):
+class PoisonMessage(PoisonError):
     """A received message that can never succeed: undecodable, schema-invalid, or for an unknown actor.
 
-    ``reason`` is a short machine-readable code (``undecodable``, ``schema_invalid``, ``unknown_actor``).
+    The broker's kind of :class:`~engine.errors.PoisonError`, found before any actor runs: dead-lettered at once
+    (source ``poison``).  ``reason`` is a short machine-readable code (``undecodable``, ``schema_invalid``, ``unknown_actor``).
     """
 
     def __init__(self, reason: str, detail: str) -> None:

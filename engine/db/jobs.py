@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.db.tables import jobs
+from engine.errors import NotFoundError
 from engine.jobs.job import Job
 
 
-class JobNotFound(LookupError):
+class JobNotFound(NotFoundError):
     """No job has this id."""
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.db.tables import ledger_entries, ledger_transactions
 from engine.domain.ledger import LedgerTransaction, Posting
+from engine.errors import PaymentsError
 
 # Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters (6 per transaction, 4 per entry).
 _CHUNK = 1000
@@ -37,7 +38,7 @@ GUARD_TRIGGERS = (
 )
 
 
-class EffectConflict(RuntimeError):
+class EffectConflict(PaymentsError):
     """An effect already booked with other postings or another kind: the caller computed the same effect
     differently twice (a bug, or changed rules replayed over old data).  Nothing was written."""
 

@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 
 from engine.domain.money import UnknownCurrency
 from engine.domain.money import currency as _currency
+from engine.errors import InvalidInput
 
 __all__ = [
     "FRAUD_RULES_PATH",
@@ -54,7 +55,7 @@ _SEVERITY: dict[Decision, int] = {"approve": 0, "review": 1, "decline": 2}
 FRAUD_RULES_PATH = Path(__file__).resolve().parents[2] / "config" / "fraud_rules.json"
 
 
-class FraudRulesError(ValueError):
+class FraudRulesError(InvalidInput):
     """Fraud rules that cannot be used: malformed file, unknown key, negative limit, review above decline …"""
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import InvalidInput
+
 # Kinds of ledger transaction; ``engine.db.tables.LEDGER_KINDS`` and migration 0002 list the same.
 LEDGER_KINDS = ("payment", "refund", "subscription", "settlement", "fee", "adjustment")
 
@@ -34,7 +36,7 @@ _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _MAX_BPS = 10_000
 
 
-class UnbalancedTransaction(ValueError):
+class UnbalancedTransaction(InvalidInput):
     """A ledger transaction (or one of its postings) that cannot be booked: unbalanced in some currency, fewer
     than two postings, a zero or non-integer amount, or a malformed account, currency or effect key."""
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from engine.errors import InvalidInput
+
 __all__ = [
     "MAXIMUM_AMOUNT",
     "SUPPORTED_CURRENCIES",
@@ -78,7 +80,7 @@ MINIMUM_CHARGE: dict[str, int] = {
 MAXIMUM_AMOUNT = 99_999_999
 
 
-class UnknownCurrency(ValueError):
+class UnknownCurrency(InvalidInput):
     """A currency code that is not ISO 4217 or that Stripe cannot charge cards in."""
 
     def __init__(self, code: object) -> None:
@@ -86,7 +88,7 @@ class UnknownCurrency(ValueError):
         self.code = code
 
 
-class AmountNotChargeable(ValueError):
+class AmountNotChargeable(InvalidInput):
     """An amount Stripe would refuse for the currency.  ``code`` is ``amount_too_small``, ``amount_too_large``
     or ``amount_invalid_precision``; the ingest answers 422 with it."""
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.domain.money import AmountNotChargeable, UnknownCurrency, check_chargeable, currency
+from engine.errors import InvalidInput, NotFoundError
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "plans.json"
 INTERVALS = ("month", "year")
@@ -27,11 +28,11 @@ _FIELDS = {"id", "name", "amount", "currency", "interval", "tax_category", "tria
 Interval = Literal["month", "year"]
 
 
-class PlanCatalogueError(ValueError):
+class PlanCatalogueError(InvalidInput):
     """The plans catalogue cannot be used (unreadable, malformed, or an invalid plan)."""
 
 
-class UnknownPlan(LookupError):
+class UnknownPlan(NotFoundError):
     """No plan has this id."""
 
 

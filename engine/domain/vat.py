@@ -35,6 +35,7 @@ from stdnum.eu import vat as stdnum_vat
 
 from engine.domain.money import currency as _currency
 from engine.domain.money import round_half_up_to
+from engine.errors import InvalidInput
 
 __all__ = [
     "EU_MEMBER_STATES",
@@ -83,7 +84,7 @@ _VAT_PREFIX_COUNTRY = {"EL": "GR", "XI": "GB"}
 _ZERO = Decimal(0)
 
 
-class VatError(ValueError):
+class VatError(InvalidInput):
     """Base class of this module's errors."""
 
 

@@ -16,6 +16,7 @@ from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
+from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
 from engine.jobs.job import Job, new_job_id
@@ -145,5 +146,5 @@ class JobAcceptor:
             log.exception("could not undo job %s after a failed enqueue", job_id)
 
 
-class _KeyTaken(Exception):
+class _KeyTaken(PaymentsError):
     pass

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from engine.errors import PaymentsError
+
 _TYPE_BY_STATUS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -36,7 +38,7 @@ _CODE_BY_STATUS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(PaymentsError):
     """An error answered to the client with the contract's shape.  ``retry_after`` adds a Retry-After header."""
 
     def __init__(

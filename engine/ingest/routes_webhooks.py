@@ -27,6 +27,7 @@ from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.db.tables_refunds import stripe_events
+from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.routes import _in_thread, correlation_id
 from engine.jobs.job import Job, new_job_id
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 TOLERANCE_SECONDS = 300
 
 
-class SignatureRefused(Exception):
+class SignatureRefused(PaymentsError):
     """The delivery is not signed by any configured secret (``outcome`` ``forged``) or too old (``stale``)."""
 
     def __init__(self, outcome: str, message: str) -> None:

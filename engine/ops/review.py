@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.db.tables import jobs
+from engine.errors import PaymentsError
 from engine.jobs.job import Job
 from engine.jobs.resend import send_again
 from engine.runtime.container import Container
 
 
-class NotInReview(Exception):
+class NotInReview(PaymentsError):
     """The job is not waiting for a review decision (already decided, or never parked)."""
 
     def __init__(self, job: Job) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, get_settings, mask_url_password
+from engine.errors import PaymentsError
 
 RUNTIME_FILE_NAME = "runtime.json"
 SANDBOX_API_KEY = "sk_test_payments_sandbox"
 
 
-class NothingRunningError(RuntimeError):
+class NothingRunningError(PaymentsError):
     """No embedded stack is running and the settings name no external service for a part that is needed."""
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from engine.domain.vat import VatResult
+from engine.errors import PaymentsError
 from engine.jobs.job import Job
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -31,7 +32,7 @@ class RefundRequest(BaseModel):
         return _check_metadata(value)
 
 
-class PaymentNotRefundable(Exception):
+class PaymentNotRefundable(PaymentsError):
     """The job named as the payment is not a payment this engine captured (no figures to refund against)."""
 
 

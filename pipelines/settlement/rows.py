@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from engine.domain.money import SUPPORTED_CURRENCIES, currency
+from engine.errors import InvalidInput
 
 __all__ = [
     "COLUMNS",
@@ -87,7 +88,7 @@ _STEP: dict[str, int] = {code: currency(code).step for code in SUPPORTED_CURRENC
 _ID_KEEP = 128  # how much of a rejected row's raw transaction/terminal id the report keeps
 
 
-class InvalidHeader(ValueError):
+class InvalidHeader(InvalidInput):
     """The first line is not the contract's header (a column missing, unknown or repeated); the batch cannot be
     read at all.  The message names the problem."""
 

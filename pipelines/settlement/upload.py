@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.domain.pan import luhn_valid
+from engine.errors import InvalidInput
 from pipelines.settlement.rows import COLUMNS, InvalidHeader, parse_header
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ _MAX_CARRY = 1024 * 1024
 _MAX_HEADER = 64 * 1024
 
 
-class PanDetected(ValueError):
+class PanDetected(InvalidInput):
     """The batch holds something that looks like a card number (13–19 digits passing Luhn).  ``line`` is the
     1-based line of the file; the number itself is never kept."""
 
@@ -52,7 +53,7 @@ class PanDetected(ValueError):
         self.line = line
 
 
-class InvalidBatch(ValueError):
+class InvalidBatch(InvalidInput):
     """The upload is not a POS batch at all (empty, or its first line is not the contract's header)."""
 
 

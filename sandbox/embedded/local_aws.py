@@ -11,13 +11,14 @@ import logging
 import threading
 from typing import Any
 
+from engine.errors import PaymentsError
 from sandbox.embedded import moto_fastpath
 from sandbox.embedded.ports import wait_for_port
 
 logger = logging.getLogger(__name__)
 
 
-class LocalAwsError(RuntimeError):
+class LocalAwsError(PaymentsError):
     """The local AWS endpoint could not be started (port taken, moto unsupported, …)."""
 
 

@@ -48,6 +48,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import PaymentsError
+
 logger = logging.getLogger(__name__)
 
 SUPPORTED_MIN = (5, 0, 20)
@@ -63,7 +65,7 @@ _lock = threading.Lock()
 _originals: dict[tuple[type, str], Any] = {}
 
 
-class UnsupportedMotoVersion(RuntimeError):
+class UnsupportedMotoVersion(PaymentsError):
     """The installed moto is not a version this patch was written and tested for."""
 
 

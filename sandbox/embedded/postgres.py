@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import PaymentsError
 from sandbox.embedded.ports import free_port, wait_for_port
 
 SYSTEM_USER = "embedded_postgres"
@@ -42,7 +43,7 @@ DEFAULT_DATABASE = "payments"
 HOST = "127.0.0.1"
 
 
-class EmbeddedPostgresError(RuntimeError):
+class EmbeddedPostgresError(PaymentsError):
     """The embedded PostgreSQL could not be initialised, started or stopped (the message says why)."""
 
 

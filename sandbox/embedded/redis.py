@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.errors import PaymentsError
 from sandbox.embedded.ports import free_port, port_open, wait_for_port
 
 HOST = "127.0.0.1"
 DEFAULT_LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(PaymentsError):
     """The embedded Redis could not be started."""
 
 

@@ -9,13 +9,14 @@ import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters
+from engine.errors import NotFoundError
 from engine.ops.dlq.entries import DlqFilter, is_poison, join, select
 from engine.ops.dlq.messages import peek
 from engine.ops.dlq.plan import plan_for
 from engine.runtime.container import Container
 
 
-class NotFound(LookupError):
+class DeadLetterNotFound(NotFoundError):
     """Neither a DLQ message, a reason row nor a job has this id."""
 
 
@@ -26,7 +27,7 @@ def describe(c: Container, ident: str) -> dict[str, Any]:
     reason row recorded for it, newest first (tracebacks included); ``job`` its API view plus ``stage_results``.
 
     Raises:
-        NotFound: nothing is known about ``ident``.
+        DeadLetterNotFound: nothing is known about ``ident``.
         botocore.exceptions.ClientError, sqlalchemy.exc.SQLAlchemyError: a dependency is down.
     """
     messages = peek(c.sqs, c.settings.queue_prefix)
@@ -48,7 +49,7 @@ def describe(c: Container, ident: str) -> dict[str, Any]:
         except job_repo.JobNotFound:
             job = None
     if not entries and not reasons and job is None:
-        raise NotFound(ident)
+        raise DeadLetterNotFound(ident)
     poison = bool(entries) and is_poison(entries[0].message.body)
     plan = plan_for(job, poison=poison)
     return {
