@@ -15,7 +15,8 @@ class PoisonMessage(PoisonError):
     """A received message that can never succeed: undecodable, schema-invalid, or for an unknown actor.
 
     The broker's kind of :class:`~engine.errors.PoisonError`, found before any actor runs: dead-lettered at once
-    (source ``poison``).  ``reason`` is a short machine-readable code (``undecodable``, ``schema_invalid``, ``unknown_actor``).
+    (source ``poison``).  ``reason`` is a short machine-readable code (``undecodable``, ``schema_invalid``,
+    ``unknown_actor``).
     """
 
     def __init__(self, reason: str, detail: str) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.domain.timestamps import iso_utc
+
 KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
 TERMINAL = frozenset({"succeeded", "failed", "requires_action", "in_review", "dead_lettered"})
 #: Terminal statuses that may still move on (webhook, review decision, replay).
@@ -58,16 +60,10 @@ class Job:
             "kind": self.kind,
             "status": self.status,
             "stage": self.stage,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
         }
         if self.error:
             out["error"] = self.error
         out.update(self.public)
         return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat().replace("+00:00", "Z")

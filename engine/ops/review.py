@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.db.tables import jobs
+from engine.domain.timestamps import iso_utc
 from engine.errors import PaymentsError
 from engine.jobs.job import Job
 from engine.jobs.resend import send_again
@@ -43,7 +44,7 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
     """
     if decision not in ("approve", "decline"):
         raise ValueError("decision must be approve or decline")
-    review = {"decision": decision, "by": reviewer, "at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+    review = {"decision": decision, "by": reviewer, "at": iso_utc(datetime.now(UTC))}
     with c.db.begin() as conn:
         job = job_repo.get(conn, job_id, for_update=True)
         if job.status != "in_review":

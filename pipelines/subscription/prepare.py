@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
+from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
 from engine.jobs.pipeline import StageResult
 from pipelines.subscription import repo
@@ -31,7 +32,7 @@ from pipelines.subscription.billing import (
     settle_due,
     whole_seconds,
 )
-from pipelines.subscription.repo import iso, parse_time
+from pipelines.subscription.repo import parse_time
 
 
 def _day(value: datetime) -> str:
@@ -131,7 +132,7 @@ class PrepareStage:
             "success_event": success_event,
             "decline_event": decline_event,
             "create": create,
-            "billed_at": iso(billed_at),
+            "billed_at": iso_utc(billed_at),
             "after": repo.job_block(repo.merged(row, success)),
             "after_decline": repo.job_block(repo.merged(row, decline or {})),
         }
@@ -162,23 +163,23 @@ class PrepareStage:
             end = at + timedelta(days=plan.trial_days)
             change = {
                 "status": "trialing",
-                "billing_cycle_anchor": iso(at),
+                "billing_cycle_anchor": iso_utc(at),
                 "period_index": 0,
-                "current_period_start": iso(at),
-                "current_period_end": iso(end),
-                "trial_end": iso(end),
+                "current_period_start": iso_utc(at),
+                "current_period_end": iso_utc(end),
+                "trial_end": iso_utc(end),
             }
             return self._finish(job, base, change, "created", create=create)
         end = add_intervals(at, plan.interval, 1)
         success = {
             "status": "active",
-            "billing_cycle_anchor": iso(at),
+            "billing_cycle_anchor": iso_utc(at),
             "period_index": 0,
-            "current_period_start": iso(at),
-            "current_period_end": iso(end),
+            "current_period_start": iso_utc(at),
+            "current_period_end": iso_utc(end),
         }
         lines = [{"description": f"{plan.name}, {_day(at)} to {_day(end)}", "amount": plan.amount}]
-        decline = {"status": "canceled", "canceled_at": iso(at)}
+        decline = {"status": "canceled", "canceled_at": iso_utc(at)}
         return self._charging(
             job,
             base,
@@ -209,10 +210,10 @@ class PrepareStage:
                 and row["dunning_attempt"] == attempt - 1
             )
         if not due:
-            return _fail("renewal_not_due", f"Subscription {row['id']} has no renewal due for {iso(period_start)}.")
+            return _fail("renewal_not_due", f"Subscription {row['id']} has no renewal due for {iso_utc(period_start)}.")
         if row["cancel_at_period_end"]:
             # Canceled after the renewal was enqueued: the period ends, nothing is billed.
-            change = {"status": "canceled", "canceled_at": iso(period_start), "next_retry_at": None}
+            change = {"status": "canceled", "canceled_at": iso_utc(period_start), "next_retry_at": None}
             return self._finish(job, row, change, "canceled", note="canceled_at_period_end")
         if attempt == 1:
             if row["status"] == "trialing":
@@ -221,10 +222,10 @@ class PrepareStage:
                 anchor, index = row["billing_cycle_anchor"], row["period_index"] + 1
             start, end = period_bounds(anchor, plan.interval, index)
             period = {
-                "billing_cycle_anchor": iso(anchor),
+                "billing_cycle_anchor": iso_utc(anchor),
                 "period_index": index,
-                "current_period_start": iso(start),
-                "current_period_end": iso(end),
+                "current_period_start": iso_utc(start),
+                "current_period_end": iso_utc(end),
             }
         else:
             start, end, period = row["current_period_start"], row["current_period_end"], {}
@@ -249,13 +250,13 @@ class PrepareStage:
             decline: dict[str, Any] = {
                 **period,
                 "status": "canceled",
-                "canceled_at": iso(billed_at),
+                "canceled_at": iso_utc(billed_at),
                 "dunning_attempt": attempt,
                 "next_retry_at": None,
             }
             decline_event = "canceled"
         else:
-            decline = {**period, "status": "past_due", "dunning_attempt": attempt, "next_retry_at": iso(retry)}
+            decline = {**period, "status": "past_due", "dunning_attempt": attempt, "next_retry_at": iso_utc(retry)}
             decline_event = "past_due"
         return self._charging(
             job,
@@ -292,10 +293,10 @@ class PrepareStage:
         start, end = row["current_period_start"], row["current_period_end"]
         result = change_plan(old, new, row["billing_cycle_anchor"], row["period_index"], start, end, at)
         period = {
-            "billing_cycle_anchor": iso(result.anchor),
+            "billing_cycle_anchor": iso_utc(result.anchor),
             "period_index": result.index,
-            "current_period_start": iso(result.period_start),
-            "current_period_end": iso(result.period_end),
+            "current_period_start": iso_utc(result.period_start),
+            "current_period_end": iso_utc(result.period_end),
         }
         if result.difference <= 0:
             # A downgrade: the unused difference is credited on the next renewal.
@@ -334,7 +335,7 @@ class PrepareStage:
         if job.request.get("at_period_end", True) and row["status"] != "incomplete":
             return self._finish(job, row, {"cancel_at_period_end": True}, "updated")
         assert job.created_at is not None
-        change = {"status": "canceled", "canceled_at": iso(job.created_at.astimezone(UTC)), "next_retry_at": None}
+        change = {"status": "canceled", "canceled_at": iso_utc(job.created_at.astimezone(UTC)), "next_retry_at": None}
         return self._finish(job, row, change, "canceled")
 
     def _payment_method(self, job: Job, row: dict[str, Any]) -> StageResult:

@@ -27,10 +27,10 @@ from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import subscription_renewals, subscriptions
+from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job, new_job_id
 from engine.runtime.container import Container
 from pipelines.subscription import repo
-from pipelines.subscription.repo import iso
 
 log = logging.getLogger(__name__)
 #: Subscriptions looked at per pass and kind of work (the rest wait for the next pass).
@@ -39,7 +39,7 @@ BATCH = 500
 
 def renewal_scope(subscription_id: str, period_start: datetime, attempt: int) -> str:
     """The idempotency scope (and SQS dedup source) of one renewal attempt of one period."""
-    return f"renewal:{subscription_id}:{iso(period_start)}:a{attempt}"
+    return f"renewal:{subscription_id}:{iso_utc(period_start)}:a{attempt}"
 
 
 def cancel_ended(c: Container, now: datetime) -> int:
@@ -112,11 +112,14 @@ def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, a
     data = {
         "action": "renew",
         "subscription": row["id"],
-        "period_start": iso(period_start),
+        "period_start": iso_utc(period_start),
         "attempt": attempt,
-        "billed_at": iso(now),
+        "billed_at": iso_utc(now),
     }
-    public = {"subscription": repo.job_block(row), "renewal": {"period_start": iso(period_start), "attempt": attempt}}
+    public = {
+        "subscription": repo.job_block(row),
+        "renewal": {"period_start": iso_utc(period_start), "attempt": attempt},
+    }
     draft = Job(
         id=new_job_id(),
         kind="subscription",

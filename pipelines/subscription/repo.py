@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.db.outbox import add_event
 from engine.db.tables_subscriptions import subscriptions
+from engine.domain.timestamps import iso_utc
 
 #: Columns a state change may set.
 MUTABLE = frozenset(
@@ -45,13 +46,8 @@ def new_subscription_id() -> str:
     return "sub_" + "".join(secrets.choice(alphabet) for _ in range(24))
 
 
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 UTC with ``Z``, as the API renders times (None stays None)."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
 def parse_time(value: str | datetime | None) -> datetime | None:
-    """Inverse of :func:`iso` (also accepts a datetime)."""
+    """Inverse of :func:`engine.domain.timestamps.iso_utc` (also accepts a datetime)."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -125,8 +121,8 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "customer": row["customer_id"],
         "plan": row["plan"],
         "status": row["status"],
-        "current_period_start": iso(parse_time(row.get("current_period_start"))),
-        "current_period_end": iso(parse_time(row.get("current_period_end"))),
+        "current_period_start": iso_utc(parse_time(row.get("current_period_start"))),
+        "current_period_end": iso_utc(parse_time(row.get("current_period_end"))),
         "cancel_at_period_end": bool(row.get("cancel_at_period_end")),
     }
 

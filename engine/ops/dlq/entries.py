@@ -21,6 +21,7 @@ from engine.broker.envelope import parse_body
 from engine.broker.errors import PoisonMessage
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters, jobs
+from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
 from engine.ops.dlq.messages import DlqMessage
 
@@ -204,6 +205,4 @@ def select(entries: Iterable[DlqEntry], flt: DlqFilter) -> list[DlqEntry]:
 
 
 def _iso(value: Any) -> str | None:
-    if not isinstance(value, datetime):
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(value) if isinstance(value, datetime) else None

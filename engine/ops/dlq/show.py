@@ -3,12 +3,14 @@ results, and what a replay would do.  ``ID`` is a job id or an SQS message id.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters
+from engine.domain.timestamps import iso_utc
 from engine.errors import NotFoundError
 from engine.ops.dlq.entries import DlqFilter, is_poison, join, select
 from engine.ops.dlq.messages import peek
@@ -67,4 +69,4 @@ def describe(c: Container, ident: str) -> dict[str, Any]:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat().replace("+00:00", "Z") if hasattr(v, "isoformat") else v) for k, v in row.items()}
+    return {k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in row.items()}
