@@ -7,6 +7,9 @@ How it differs from ``dramatiq_sqs`` and why (see ``docs/design/broker.md``):
   DeleteMessageBatch for acks; partial failures handled entry by entry.
 - Retries by visibility (no ``Retries`` middleware, no re-sent message), dead letters by SQS's RedrivePolicy, a
   reason recorded via a :class:`~engine.broker.dead_letters.DeadLetterSink`.
+
+The consumer (:mod:`engine.broker.consumer`) gets what it needs from here as arguments (the queue's URLs, the
+client, the delete buffer, :class:`~engine.broker.dead_letters.DeadLetters`), so it never imports the broker.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import math
 import threading
 import time
 import weakref
-from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
@@ -29,18 +31,17 @@ from engine.broker.batching import DeleteBuffer, call_batch, chunks
 from engine.broker.client import make_client
 from engine.broker.config import BrokerConfig
 from engine.broker.consumer import SQSConsumer
-from engine.broker.dead_letters import DeadLetterRecord, DeadLetterSink, DeadLetterSource, LoggingDeadLetterSink
-from engine.broker.envelope import Envelope, from_message
+from engine.broker.dead_letters import DeadLetters, DeadLetterSink, LoggingDeadLetterSink
+from engine.broker.envelope import from_message
 from engine.broker.errors import BatchSendError, DeadLetterRequested, FailedEntry
-from engine.broker.ids import deduplication_id, dlq_deduplication_id, message_group_id
+from engine.broker.ids import deduplication_id, message_group_id
 from engine.broker.middleware import VisibilityRetries
-from engine.broker.queues import QueueRef, provision, resolve_queue_name
+from engine.broker.queues import ConsumedQueue, QueueRef, provision, resolve_queue_name
 
 log = logging.getLogger(__name__)
 
 #: SQS's per-message DelaySeconds limit (standard queues only; FIFO queues refuse per-message delays).
 MAX_DELAY_SECONDS = 900
-_REASON_ATTRIBUTE_MAX = 1024
 
 
 def default_broker_middleware() -> list[Middleware]:
@@ -100,6 +101,7 @@ class SQSBroker(dramatiq.Broker):
         self._visibility: dict[str, int] = {}
         self._lookup_lock = threading.Lock()
         self.deleter = DeleteBuffer(self.sqs, self.config.delete_flush_seconds)
+        self.dead_letters = DeadLetters(self.sqs, self.sink, self.deleter)
         self._consumers: weakref.WeakSet[SQSConsumer] = weakref.WeakSet()
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
@@ -281,99 +283,35 @@ class SQSBroker(dramatiq.Broker):
         Raises:
             dramatiq.errors.QueueNotFound: the queue was never declared or does not exist in SQS.
         """
-        self.queue_ref(queue_name)
-        consumer = SQSConsumer(self, queue_name, prefetch, timeout)
+        consumer = SQSConsumer(
+            self.consumed_queue(queue_name),
+            prefetch,
+            timeout,
+            sqs=self.sqs,
+            config=self.config,
+            deleter=self.deleter,
+            dead_letters=self.dead_letters,
+            get_actor=self.get_actor,
+            dead_letter_exceptions=self.dead_letter_exceptions,
+        )
         self._consumers.add(consumer)
         return consumer
 
-    # -- dead letters ----------------------------------------------------------------------------------------
+    def consumed_queue(self, queue_name: str) -> ConsumedQueue:
+        """A declared queue's names, URLs and VisibilityTimeout, as a consumer and the DLQ mover need them.
 
-    def record_dead_letter(
-        self,
-        queue_name: str,
-        *,
-        body: str,
-        sqs_message_id: str,
-        group_id: str | None,
-        receive_count: int,
-        envelope: Envelope | None,
-        error: BaseException | None,
-        source: DeadLetterSource,
-    ) -> DeadLetterRecord:
-        """Build the reason record and hand it to the sink (a sink failure is logged, never raised)."""
-        record = DeadLetterRecord(
-            queue=self.sqs_name(queue_name),
-            message_id=sqs_message_id,
-            job_id=envelope.job_id if envelope else None,
-            kind=envelope.kind if envelope else None,
-            group_id=group_id,
-            stage=getattr(error, "stage", None),
-            attempts=receive_count,
-            error_class=type(error).__name__ if error else "Unknown",
-            error_message=str(error) if error else "",
-            traceback=SQSConsumer.format_exception(error),
-            body=body,
-            source=source,
-            failed_at=datetime.now(UTC),
-        )
-        try:
-            self.sink.record(record)
-        except Exception:
-            log.exception("dead-letter sink failed for message %s on %s", sqs_message_id, record.queue)
-        return record
-
-    def dead_letter_now(
-        self,
-        queue_name: str,
-        *,
-        body: str,
-        sqs_message_id: str,
-        receipt_handle: str,
-        group_id: str | None,
-        receive_count: int,
-        envelope: Envelope | None,
-        error: BaseException | None,
-        source: DeadLetterSource,
-    ) -> bool:
-        """Move one received message to the queue's DLQ at once: send, record the reason, delete the original.
-
-        FIFO DLQ messages keep the group and use dedup id ``dlq:{message_id}``.  When the send fails nothing is
-        deleted (the message comes back and SQS's own redrive takes over after maxReceiveCount).
-
-        Returns:
-            True when the message was moved.
+        Raises:
+            dramatiq.errors.QueueNotFound: the queue was never declared or does not exist in SQS.
         """
         ref = self.queue_ref(queue_name)
-        reason = f"{type(error).__name__}: {error}" if error else source
-        params: dict[str, Any] = {
-            "QueueUrl": self.dlq_url(queue_name),
-            "MessageBody": body if body else "<empty>",
-            "MessageAttributes": {
-                "dead_letter_source": {"DataType": "String", "StringValue": source},
-                "dead_letter_reason": {"DataType": "String", "StringValue": reason[:_REASON_ATTRIBUTE_MAX]},
-                "source_queue": {"DataType": "String", "StringValue": ref.name(self.prefix)},
-            },
-        }
-        if ref.spec.fifo:
-            params["MessageGroupId"] = group_id or "dead-letter"
-            params["MessageDeduplicationId"] = dlq_deduplication_id(sqs_message_id)
-        try:
-            self.sqs.send_message(**params)
-        except Exception:
-            log.exception("could not move message %s to %s's DLQ", sqs_message_id, ref.name(self.prefix))
-            return False
-        self.record_dead_letter(
-            queue_name,
-            body=body,
-            sqs_message_id=sqs_message_id,
-            group_id=group_id,
-            receive_count=receive_count,
-            envelope=envelope,
-            error=error,
-            source=source,
+        return ConsumedQueue(
+            name=queue_name,
+            sqs_name=ref.name(self.prefix),
+            fifo=ref.spec.fifo,
+            url=self.queue_url(queue_name),
+            dlq_url=self.dlq_url(queue_name),
+            visibility_timeout=self.visibility_timeout(queue_name),
         )
-        self.deleter.add(self.queue_url(queue_name), receipt_handle)
-        return True
 
     # -- housekeeping ----------------------------------------------------------------------------------------
 

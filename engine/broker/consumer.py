@@ -1,5 +1,9 @@
 """The SQS consumer: batched receive, FIFO group hold-back, visibility heartbeat, retry by visibility.
 
+Built by :meth:`engine.broker.broker.SQSBroker.consume`, which hands it everything it uses (the resolved queue,
+the client, the delete buffer, :class:`~engine.broker.dead_letters.DeadLetters`): the consumer never imports the
+broker.
+
 Threads per consumer: Dramatiq's consumer thread calls ``__next__``; a *receiver* thread long-polls SQS (10 at a
 time) into a local buffer; a *heartbeat* thread extends the visibility of every message still held here.
 ``ack``/``nack`` are called from Dramatiq's worker threads, so all state sits behind one condition variable.
@@ -10,21 +14,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import dramatiq
 from dramatiq.errors import ActorNotFound, Retry
 
 from engine.broker.backoff import backoff_seconds, visibility_timeout_for
-from engine.broker.batching import BATCH_SIZE, change_visibility
+from engine.broker.batching import BATCH_SIZE, DeleteBuffer, change_visibility
+from engine.broker.config import BrokerConfig
+from engine.broker.dead_letters import DeadLetters
 from engine.broker.envelope import Envelope, parse_body, to_message
 from engine.broker.errors import HeldBehindFailure, PoisonMessage
-
-if TYPE_CHECKING:
-    from engine.broker.broker import SQSBroker
+from engine.broker.queues import ConsumedQueue
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +75,38 @@ class SQSConsumer(dramatiq.Consumer):
 
     ``prefetch`` bounds the messages held at once (received, not yet acked), but never below 10 so that every
     ReceiveMessage can ask for a full batch: a receive is made only when 10 more fit (or nothing is held).
+    ``get_actor`` is the broker's (a message for an unknown actor is poison); ``dead_letter_exceptions`` are the
+    exceptions that send a message to the DLQ at once.
     """
 
-    def __init__(self, broker: SQSBroker, queue_name: str, prefetch: int, timeout_ms: int) -> None:
-        self._broker = broker
-        self._sqs = broker.sqs
-        self.queue_name = queue_name
-        self._ref = broker.queue_ref(queue_name)
-        self._fifo = self._ref.spec.fifo
-        self._url = broker.queue_url(queue_name)
-        self._visibility = broker.visibility_timeout(queue_name)
+    def __init__(
+        self,
+        queue: ConsumedQueue,
+        prefetch: int,
+        timeout_ms: int,
+        *,
+        sqs: Any,
+        config: BrokerConfig,
+        deleter: DeleteBuffer,
+        dead_letters: DeadLetters,
+        get_actor: Callable[[str], object],
+        dead_letter_exceptions: tuple[type[BaseException], ...],
+    ) -> None:
+        self._queue = queue
+        self._sqs = sqs
+        self._config = config
+        self._deleter = deleter
+        self._dead_letters = dead_letters
+        self._get_actor = get_actor
+        self._dead_letter_exceptions = dead_letter_exceptions
+        self.queue_name = queue.name
+        self._fifo = queue.fifo
+        self._url = queue.url
+        self._visibility = queue.visibility_timeout
         self._timeout = max(timeout_ms, 1) / 1000
         self._capacity = max(prefetch, BATCH_SIZE)
-        cfg = broker.config
-        self._wait = cfg.wait_time_seconds
-        self._tick = max(0.2, min(cfg.heartbeat_seconds, self._visibility / 3))
+        self._wait = config.wait_time_seconds
+        self._tick = max(0.2, min(config.heartbeat_seconds, self._visibility / 3))
         self._margin = min(2 * self._tick, self._visibility * 0.8)
 
         self._cond = threading.Condition()
@@ -96,8 +116,8 @@ class SQSConsumer(dramatiq.Consumer):
         self._held: dict[str, deque[SQSMessage]] = {}
         self._closing = threading.Event()
         self._receiving_stopped = threading.Event()
-        self._receiver = threading.Thread(target=self._receive_loop, name=f"sqs-recv-{queue_name}", daemon=True)
-        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"sqs-hb-{queue_name}", daemon=True)
+        self._receiver = threading.Thread(target=self._receive_loop, name=f"sqs-recv-{queue.name}", daemon=True)
+        self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"sqs-hb-{queue.name}", daemon=True)
         self._receiver.start()
         self._heartbeat.start()
 
@@ -119,7 +139,7 @@ class SQSConsumer(dramatiq.Consumer):
         assert isinstance(message, SQSMessage)
         with self._cond:
             self._finish(message)
-        self._broker.deleter.add(self._url, message.receipt_handle)
+        self._deleter.add(self._url, message.receipt_handle)
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
         """Retry by visibility, or dead-letter.  Never re-sends the message.
@@ -143,11 +163,11 @@ class SQSConsumer(dramatiq.Consumer):
                 self._running_groups.discard(message.group_id)
             self._cond.notify_all()
         exc = message.exception
-        cfg = self._broker.config
+        cfg = self._config
         try:
-            if message.dead_letter_now or isinstance(exc, self._broker.dead_letter_exceptions):
-                self._broker.dead_letter_now(
-                    self.queue_name,
+            if message.dead_letter_now or isinstance(exc, self._dead_letter_exceptions):
+                self._dead_letters.move(
+                    self._queue,
                     body=message.body,
                     sqs_message_id=message.sqs_message_id,
                     receipt_handle=message.receipt_handle,
@@ -158,8 +178,8 @@ class SQSConsumer(dramatiq.Consumer):
                     source="explicit",
                 )
             elif message.receive_count >= cfg.max_receive_count:
-                self._broker.record_dead_letter(
-                    self.queue_name,
+                self._dead_letters.record(
+                    self._queue,
                     body=message.body,
                     sqs_message_id=message.sqs_message_id,
                     group_id=message.group_id,
@@ -188,11 +208,10 @@ class SQSConsumer(dramatiq.Consumer):
         receive count is already exhausted will be redriven by SQS on its next receive without running, so its
         reason is recorded now (operators replay it from the DLQ).
         """
-        cfg = self._broker.config
         for held in released:
-            if held.receive_count >= cfg.max_receive_count:
-                self._broker.record_dead_letter(
-                    self.queue_name,
+            if held.receive_count >= self._config.max_receive_count:
+                self._dead_letters.record(
+                    self._queue,
                     body=held.body,
                     sqs_message_id=held.sqs_message_id,
                     group_id=held.group_id,
@@ -237,7 +256,7 @@ class SQSConsumer(dramatiq.Consumer):
             self._held.clear()
         if unstarted:
             self._set_visibility([(m.receipt_handle, 0) for m in unstarted])
-        self._broker.deleter.flush(self._url)
+        self._deleter.flush(self._url)
 
     def stop_receiving(self) -> None:
         """Make no further ReceiveMessage calls (shutdown has begun); running messages keep their heartbeat.
@@ -341,13 +360,13 @@ class SQSConsumer(dramatiq.Consumer):
             try:
                 envelope = parse_body(body)
                 try:
-                    self._broker.get_actor(envelope.actor_name)
+                    self._get_actor(envelope.actor_name)
                 except ActorNotFound:
                     raise PoisonMessage("unknown_actor", f"no actor named {envelope.actor_name!r}") from None
             except PoisonMessage as poison:
                 log.error("poison message %s on %s: %s", raw.get("MessageId"), self._url, poison)
-                self._broker.dead_letter_now(
-                    self.queue_name,
+                self._dead_letters.move(
+                    self._queue,
                     body=body,
                     sqs_message_id=raw["MessageId"],
                     receipt_handle=raw["ReceiptHandle"],
@@ -402,10 +421,3 @@ class SQSConsumer(dramatiq.Consumer):
             for m in due:
                 if m.receipt_handle not in failed:
                     m.visible_until = now + self._visibility
-
-    @staticmethod
-    def format_exception(exc: BaseException | None) -> str | None:
-        """The traceback text of ``exc`` (``None`` when there is none)."""
-        if exc is None:
-            return None
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,8 +1,9 @@
-"""Dead-letter reasons: the record the broker writes when a message is dead-lettered, and where it goes.
+"""Dead letters: the reason record, where records go, and moving a received message to its DLQ.
 
-The broker calls :meth:`DeadLetterSink.record` when a message is poison, when an actor asks for an explicit
-dead letter, and on the failing receive whose ApproximateReceiveCount reached maxReceiveCount (SQS redrives it
-on the next receive).  The PostgreSQL-backed sink lives in ``engine/db``; this module has the protocol plus a
+The consumer calls :meth:`DeadLetters.move` when a message is poison or an actor asks for an explicit dead
+letter, and :meth:`DeadLetters.record` on the failing receive whose ApproximateReceiveCount reached
+maxReceiveCount (SQS redrives it on the next receive).  Each hands a :class:`DeadLetterRecord` to a
+:class:`DeadLetterSink`.  The PostgreSQL-backed sink lives in ``engine/db``; this module has the protocol plus a
 logging sink and an in-memory one for tests.
 """
 
@@ -10,9 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from engine.broker.batching import DeleteBuffer
+from engine.broker.ids import dlq_deduplication_id
+from engine.broker.queues import ConsumedQueue
+
+if TYPE_CHECKING:
+    from engine.broker.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +82,114 @@ class MemoryDeadLetterSink:
         with self._cond:
             self._cond.wait_for(lambda: len(self.records) >= count, timeout=timeout)
             return list(self.records)
+
+
+_REASON_ATTRIBUTE_MAX = 1024
+
+
+def format_traceback(exc: BaseException | None) -> str | None:
+    """The traceback text of ``exc`` (``None`` when there is none)."""
+    if exc is None:
+        return None
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+class DeadLetters:
+    """Records why messages were dead-lettered and moves them to their DLQ.  Shared by a broker's consumers.
+
+    Parameters:
+        sqs: the broker's boto3 SQS client.
+        sink: where reason records go.
+        deleter: the broker's delete buffer (a moved message's original is deleted through it).
+    """
+
+    def __init__(self, sqs: Any, sink: DeadLetterSink, deleter: DeleteBuffer) -> None:
+        self.sqs = sqs
+        self.sink = sink
+        self.deleter = deleter
+
+    def record(
+        self,
+        queue: ConsumedQueue,
+        *,
+        body: str,
+        sqs_message_id: str,
+        group_id: str | None,
+        receive_count: int,
+        envelope: Envelope | None,
+        error: BaseException | None,
+        source: DeadLetterSource,
+    ) -> DeadLetterRecord:
+        """Build the reason record and hand it to the sink (a sink failure is logged, never raised)."""
+        record = DeadLetterRecord(
+            queue=queue.sqs_name,
+            message_id=sqs_message_id,
+            job_id=envelope.job_id if envelope else None,
+            kind=envelope.kind if envelope else None,
+            group_id=group_id,
+            stage=getattr(error, "stage", None),
+            attempts=receive_count,
+            error_class=type(error).__name__ if error else "Unknown",
+            error_message=str(error) if error else "",
+            traceback=format_traceback(error),
+            body=body,
+            source=source,
+            failed_at=datetime.now(UTC),
+        )
+        try:
+            self.sink.record(record)
+        except Exception:
+            log.exception("dead-letter sink failed for message %s on %s", sqs_message_id, record.queue)
+        return record
+
+    def move(
+        self,
+        queue: ConsumedQueue,
+        *,
+        body: str,
+        sqs_message_id: str,
+        receipt_handle: str,
+        group_id: str | None,
+        receive_count: int,
+        envelope: Envelope | None,
+        error: BaseException | None,
+        source: DeadLetterSource,
+    ) -> bool:
+        """Move one received message to the queue's DLQ at once: send, record the reason, delete the original.
+
+        FIFO DLQ messages keep the group and use dedup id ``dlq:{message_id}``.  When the send fails nothing is
+        deleted (the message comes back and SQS's own redrive takes over after maxReceiveCount).
+
+        Returns:
+            True when the message was moved.
+        """
+        reason = f"{type(error).__name__}: {error}" if error else source
+        params: dict[str, Any] = {
+            "QueueUrl": queue.dlq_url,
+            "MessageBody": body if body else "<empty>",
+            "MessageAttributes": {
+                "dead_letter_source": {"DataType": "String", "StringValue": source},
+                "dead_letter_reason": {"DataType": "String", "StringValue": reason[:_REASON_ATTRIBUTE_MAX]},
+                "source_queue": {"DataType": "String", "StringValue": queue.sqs_name},
+            },
+        }
+        if queue.fifo:
+            params["MessageGroupId"] = group_id or "dead-letter"
+            params["MessageDeduplicationId"] = dlq_deduplication_id(sqs_message_id)
+        try:
+            self.sqs.send_message(**params)
+        except Exception:
+            log.exception("could not move message %s to %s's DLQ", sqs_message_id, queue.sqs_name)
+            return False
+        self.record(
+            queue,
+            body=body,
+            sqs_message_id=sqs_message_id,
+            group_id=group_id,
+            receive_count=receive_count,
+            envelope=envelope,
+            error=error,
+            source=source,
+        )
+        self.deleter.add(queue.url, receipt_handle)
+        return True

@@ -94,6 +94,22 @@ class QueueRef:
         return self.spec.dlq_name(prefix) if self.dlq else self.spec.name(prefix)
 
 
+@dataclass(frozen=True)
+class ConsumedQueue:
+    """A declared queue as the broker resolved it for a consumer: names, URLs and visibility timeout.
+
+    ``name`` is the Dramatiq queue name (``payments``); ``sqs_name`` the SQS name with the prefix
+    (``{prefix}payments.fifo``); ``visibility_timeout`` is SQS's, read once.
+    """
+
+    name: str
+    sqs_name: str
+    fifo: bool
+    url: str
+    dlq_url: str
+    visibility_timeout: int
+
+
 def resolve_queue_name(name: str, prefix: str = "") -> QueueRef:
     """Resolve ``payments``, ``payments.fifo``, ``payments-dlq.fifo`` (optionally with ``prefix``) to the catalogue.
 
