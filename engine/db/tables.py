@@ -1,7 +1,9 @@
-"""Table definitions (SQLAlchemy Core).  Domain objects never import this module; repositories do.
+"""Table definitions (SQLAlchemy Core) of the core: jobs, dead-letter reasons, outbox, idempotency keys, ledger.
+Domain objects never import this module; repositories do.
 
 Migrations in ``engine/db/migrations`` are the source of truth for the schema; these definitions mirror them
-for queries, and ``tests/integration/db/test_schema.py`` checks the two agree.
+for queries, and ``tests/integration/db/test_schema.py`` checks the two agree.  The other table modules
+(``tables_*.py``) register on the same :data:`~engine.db.metadata.metadata`; :mod:`engine.db.schema` gathers them.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-metadata = sa.MetaData()
+from engine.db.metadata import metadata
 
 # Nullable JSON columns store Python None as SQL NULL (SQLAlchemy's default would store the JSON value null,
 # which `||` merges into an array).
@@ -154,7 +156,3 @@ ledger_entries = sa.Table(
 )
 sa.Index("ledger_entries_transaction_idx", ledger_entries.c.transaction_id)
 sa.Index("ledger_entries_account_currency_idx", ledger_entries.c.account, ledger_entries.c.currency)
-from engine.db import tables_dlq as _dlq  # noqa: E402,F401
-from engine.db import tables_refunds as _refunds  # noqa: E402,F401
-from engine.db import tables_settlement as _settlement  # noqa: E402,F401
-from engine.db import tables_subscriptions as _subscriptions  # noqa: E402,F401

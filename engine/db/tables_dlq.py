@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from engine.db.tables import metadata
+from engine.db.metadata import metadata
 
 dlq_archive = sa.Table(
     "dlq_archive",

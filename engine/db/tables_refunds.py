@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from engine.db.tables import metadata
+from engine.db.metadata import metadata
 
 REFUND_STATUSES = ("held", "released", "reserved", "succeeded", "failed")
 REFUND_SOURCES = ("engine", "stripe")

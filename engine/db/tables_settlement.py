@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from engine.db.tables import metadata
+from engine.db.metadata import metadata
 
 POS_TYPES = ("sale", "refund", "void")
 OUTCOMES = ("rejected", "duplicate")

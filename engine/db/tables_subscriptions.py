@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from engine.db.tables import metadata
+from engine.db.metadata import metadata
 
 SUBSCRIPTION_STATUSES = ("incomplete", "trialing", "active", "past_due", "canceled")
 

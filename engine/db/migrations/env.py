@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from engine.db.tables import metadata
+from engine.db.schema import metadata
 
 # Any constant: two processes migrating at once (e.g. `payments run` and a test) take turns.
 MIGRATION_LOCK_ID = 0x7061796D

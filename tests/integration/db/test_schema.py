@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 
 from engine.db.engine import get_engine
 from engine.db.migrate import current_revision, head_revision, upgrade
-from engine.db.tables import metadata
+from engine.db.schema import metadata
 
 
 def test_migrated_schema_matches_table_definitions(database_url: str) -> None:
