@@ -31,6 +31,7 @@ def runner(services: Services) -> PipelineRunner:
     """The payment pipeline wired to this process's adapters."""
     from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
     from engine.domain.fraud import load_fraud_rules
+    from engine.domain.vat import shipped_vat_rates
     from pipelines.payment import ChargeStage, FraudStage, VatStage, payment_pipeline
 
     c = services.c
@@ -38,7 +39,7 @@ def runner(services: Services) -> PipelineRunner:
     counter = RedisVelocityCounter(redis_client, c.redis_prefix) if redis_client else MemoryVelocityCounter()
     s = c.settings
     fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
-    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents)
+    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
     charge = ChargeStage(services.stripe, services.note_charge_progress)
     # Refunds held while the payment was unsettled are released as soon as it settles (pipelines/refund/holds.py).
     from pipelines.refund.holds import ReleasingRunner, release_held

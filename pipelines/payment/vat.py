@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.domain.vat import assess_vat
+from engine.domain.vat import VatRates, assess_vat
 from engine.jobs.job import Job
 from engine.jobs.pipeline import StageResult
 
@@ -16,6 +16,8 @@ class VatStage:
     oss: bool
     #: The seller's cross-border EU B2C sales this and last calendar year, in euro cents (only read when not OSS).
     cross_border_b2c: Callable[[], int]
+    #: The rate table, loaded once per process (``engine.domain.vat.shipped_vat_rates``).
+    vat_rates: VatRates
     name: str = "vat"
 
     def run(self, job: Job) -> StageResult:
@@ -34,6 +36,7 @@ class VatStage:
             at=job.created_at,
             oss=self.oss,
             cross_border_b2c_eur_cents=0 if self.oss else self.cross_border_b2c(),
+            rates=self.vat_rates,
         )
         public: dict[str, object] = {"amounts": result.amounts_block(), "vat": result.vat_block()}
         if result.notes:

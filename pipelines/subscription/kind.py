@@ -32,6 +32,7 @@ def runner(services: Services) -> PipelineRunner:
     from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
     from engine.domain.fraud import load_fraud_rules
     from engine.domain.plans import default_plans
+    from engine.domain.vat import shipped_vat_rates
     from pipelines.payment import ChargeStage, FraudStage, VatStage
     from pipelines.subscription import ApplyStage, InvoiceStage, PrepareStage, subscription_pipeline
     from pipelines.subscription.billing import parse_schedule
@@ -43,7 +44,7 @@ def runner(services: Services) -> PipelineRunner:
     redis_client = services.redis_or_none()
     counter = RedisVelocityCounter(redis_client, c.redis_prefix) if redis_client else MemoryVelocityCounter()
     fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
-    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents)
+    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
     charge = ChargeStage(services.stripe, services.note_charge_progress)
     pipeline = subscription_pipeline(
         PrepareStage(c.db, plans, schedule),

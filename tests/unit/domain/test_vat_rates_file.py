@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.domain import vat
-from engine.domain.vat import VAT_RATES_PATH, VatDataError, load_rates
+from engine.domain.vat import VAT_RATES_PATH, VatDataError, load_vat_rates, shipped_vat_rates
 
 SHIPPED: dict[str, Any] = json.loads(VAT_RATES_PATH.read_text(encoding="utf-8"))
 
 
 def test_shipped_file_loads_and_names_its_sources() -> None:
-    rates = load_rates()
+    rates = load_vat_rates()
     assert len(rates.states) == 27
     assert any("TEDB" in s for s in rates.sources)
     assert rates.states["GR"].vat_prefix == "EL"
@@ -29,15 +30,15 @@ def test_shipped_file_loads_and_names_its_sources() -> None:
             assert all(isinstance(r, str) for r in period["reduced"])
 
 
-def test_the_module_refuses_a_bad_file_at_import(tmp_path: Path) -> None:
-    # load_rates is what the import runs; a bad default file would stop the process at start.
+def test_a_bad_file_is_refused_when_loaded(tmp_path: Path) -> None:
+    # A process loads its rates once, before taxing anything: a bad file stops it there.
     bad = tmp_path / "vat_rates.json"
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(VatDataError, match="cannot read"):
-        load_rates(bad)
+        load_vat_rates(bad)
     with pytest.raises(VatDataError):
-        load_rates(tmp_path / "missing.json")
-    assert vat.RATES.path.endswith("vat_rates.json")
+        load_vat_rates(tmp_path / "missing.json")
+    assert shipped_vat_rates().path.endswith("vat_rates.json")
 
 
 def _mutated(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
@@ -76,5 +77,20 @@ def test_malformed_files_are_refused_with_the_entry_named(
     tmp_path: Path, change: Callable[[dict[str, Any]], None], message: str
 ) -> None:
     with pytest.raises(VatDataError, match=message) as err:
-        load_rates(_mutated(tmp_path, change))
+        load_vat_rates(_mutated(tmp_path, change))
     assert "rates.json" in str(err.value)
+
+
+def test_importing_the_vat_package_reads_no_file() -> None:
+    # The rates are loaded when a process builds its vat stage, never as a side effect of an import.
+    probe = (
+        "import io, pathlib\n"
+        "real = io.open\n"
+        "def guarded(file, *a, **k):\n"
+        "    assert not str(file).endswith('vat_rates.json'), 'read at import'\n"
+        "    return real(file, *a, **k)\n"
+        "io.open = pathlib.io.open = guarded\n"
+        "import engine.domain.vat, pipelines.payment.vat, engine.ingest.schemas\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
