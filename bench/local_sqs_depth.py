@@ -3,11 +3,11 @@ with and without the moto fast path (sandbox/embedded/moto_fastpath.py).
 
     .venv/bin/python bench/local_sqs_depth.py [--depth 10000] [--ops 300] [--seconds 15]
 
-Each mode runs in its own process (the patch is process-wide).  The queue is FIFO with a FIFO DLQ
-(RedrivePolicy maxReceiveCount 3, VisibilityTimeout 300), as the contract's work queues; messages spread over
-100 message groups.  Calls go over HTTP with boto3, one at a time.  The backlog is filled in-process (the
-unpatched moto would need many minutes to take 10,000 sends over HTTP); its messages are built as moto's
-SendMessage builds them.  Each measurement stops after --ops operations or --seconds seconds.
+Each mode runs in its own process (the patch is process-wide).  The queue is FIFO with a FIFO DLQ (RedrivePolicy
+maxReceiveCount 3, VisibilityTimeout 300), as the catalogue's work queues (docs/design.md); messages spread over 100
+message groups.  Calls go over HTTP with boto3, one at a time.  The backlog is filled in-process (the unpatched moto
+would need many minutes to take 10,000 sends over HTTP); its messages are built as moto's SendMessage builds them.  Each
+measurement stops after --ops operations or --seconds seconds.
 """
 
 from __future__ import annotations

@@ -19,12 +19,12 @@ The counting window runs from just before the first POST until every job is sett
 notification has been delivered (the notifier's Redis marks), plus 1.2 s at each end: PostgreSQL publishes a busy
 backend's counters at most once a second, and the last batched deletes flush within 0.05 s.
 
-Configurations: the real payment pipeline with the Stripe sandbox at 0 ms and at 250 ms added latency, and the
-baseline the contract names: *the same pipeline with no-op stages* (same stage names and order, every stage returns
-an empty result, so the runner makes only its final checkpoint with the outbox event; whatever the engine's runner
-does around the stages stays) through the same ingest, queue, worker, relay and notifier.  The sandbox latency does
-not matter to the baseline (no stage calls Stripe).  The payments: B2C card payments in EUR from 15 EU countries,
-random amounts, 5 per customer (one FIFO message group each), all approved and captured.
+Configurations: the real payment pipeline with the Stripe sandbox at 0 ms and at 250 ms added latency, and the baseline
+docs/benchmarks.md names: *the same pipeline with no-op stages* (same stage names and order, every stage returns an
+empty result, so the runner makes only its final checkpoint with the outbox event; whatever the engine's runner does
+around the stages stays) through the same ingest, queue, worker, relay and notifier.  The sandbox latency does not
+matter to the baseline (no stage calls Stripe).  The payments: B2C card payments in EUR from 15 EU countries, random
+amounts, 5 per customer (one FIFO message group each), all approved and captured.
 
 Every part runs in its own process so that the worker's CPU is the worker's alone: the local SQS endpoint (moto
 server), the Stripe sandbox (``payments sim stripe``), the ingest (uvicorn, as ``payments serve`` runs it) and the

@@ -10,7 +10,7 @@ Figures:
 
 * **rows/s** of the 1M-row batch (ingest + post + report, from the worker's first S3 byte to ``succeeded``)
   against PostgreSQL ``COPY`` of the same file's rows into a plain table (nine ``text`` columns, logged, no index),
-  streamed from this process, in the same run.  The contract's goal: ratio ≥ 0.5.
+  streamed from this process, in the same run.  The goal (docs/settlement.md, "Performance"): ratio ≥ 0.5.
 * **rows/s of the identical re-upload** (every row a duplicate or a reject) against the same COPY.
 * **peak RSS** of the worker process (``VmHWM``) for 100k rows against the same process idle (imports,
   connections), and for 1M rows against 100k: flat means a ratio near 1; the goal is < 200 MB.

@@ -1,4 +1,4 @@
-"""`payments queues create|ls`: provision the contract's queues and show their depth."""
+"""`payments queues create|ls`: provision the catalogue's queues (docs/design.md) and show their depth."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The ingest accepts every secret of ``PAYMENTS_STRIPE_WEBHOOK_SECRETS`` (comma-separated: rotation keeps the old
 and the new one for a while) plus the one `payments run` keeps in ``{data_dir}/stripe-webhook-secret``.  Against
 real Stripe the endpoint is registered in the dashboard and its secret configured; `payments run` registers with the
-sandbox only (the contract).
+sandbox only (``docs/webhooks.md``, "Registration").
 """
 
 from __future__ import annotations

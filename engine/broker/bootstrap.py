@@ -32,7 +32,7 @@ def build_broker(settings: Settings, endpoints: Endpoints, sink: DeadLetterSink 
         prefix=settings.queue_prefix,
         config=BrokerConfig.from_settings(settings),
         dead_letter_sink=sink or LoggingDeadLetterSink(),
-        # The failure taxonomy's "poison" raised by a stage: never retried (ARCHITECTURE.md).
+        # The failure taxonomy's "poison" raised by a stage: never retried (docs/design.md, "Failure taxonomy").
         dead_letter_exceptions=(DeadLetterRequested, PoisonError),
     )
 

@@ -1,4 +1,4 @@
-"""The two identifier rules of the SQS contract: MessageGroupId and MessageDeduplicationId.
+"""The two SQS identifier rules (``docs/message-contract.md``): MessageGroupId and MessageDeduplicationId.
 
 Each rule lives in exactly one function so the broker, the DLQ tools and upstream documentation agree.
 """

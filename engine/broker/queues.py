@@ -1,9 +1,9 @@
-"""The queue catalogue of the contract, provisioning, and depth reporting.
+"""The queue catalogue (``docs/design.md``, "The queue catalogue"), provisioning, and depth reporting.
 
 Every work queue is FIFO with its own FIFO dead-letter queue; ``notifications`` is a standard queue with a
 standard DLQ.  Names take the configured prefix verbatim (``{prefix}payments.fifo``).
 
-VisibilityTimeouts are the contract's (work queues 300 s, ``notifications`` 60 s) unless
+VisibilityTimeouts are the catalogue's (work queues 300 s, ``notifications`` 60 s) unless
 ``PAYMENTS_SQS_VISIBILITY_TIMEOUT_SECONDS`` says otherwise: :func:`provision` then gives the work queues that value
 and ``notifications`` the smaller of its own 60 s and that value.  A shorter timeout is how tests (and operators
 who want a crashed worker's messages back sooner) shorten redelivery after a worker dies holding messages; the
@@ -56,7 +56,7 @@ class QueueSpec:
         """This spec under a configured work-queue VisibilityTimeout (``None``: the catalogue's own).
 
         Work queues take ``seconds``; the standard ``notifications`` queue takes ``min(its own, seconds)``, so a
-        shorter setting shortens every queue's redelivery while the default (300) leaves the contract's 60 s.
+        shorter setting shortens every queue's redelivery while the default (300) leaves the catalogue's 60 s.
         """
         if seconds is None:
             return self

@@ -1,8 +1,8 @@
 """The ledger repository: book :class:`~engine.domain.ledger.LedgerTransaction` values, verify, sum balances.
 
 Writes happen on the caller's connection and inside the caller's transaction, never committing: a pipeline stage
-commits its ledger rows, its checkpoint and its outbox row together (ARCHITECTURE.md, "A stage that writes
-locally ...").  The database checks the balance at that COMMIT (migration 0002's deferred trigger), so an
+commits its ledger rows, its checkpoint and its outbox row together (``docs/design.md``, "Recovery
+points").  The database checks the balance at that COMMIT (migration 0002's deferred trigger), so an
 unbalanced write surfaces as :class:`sqlalchemy.exc.IntegrityError` from ``commit()``.
 
 Use READ COMMITTED (PostgreSQL's default) for writers: a concurrent booking of the same effect then waits for

@@ -16,7 +16,7 @@ reason                             action      weight   default
 ``card_country_mismatch``          (none)      20       card country differs from customer country
 =================================  ==========  =======  ===========================================
 
-The country mismatch only adds score: it never parks a job by itself (contract, "Fraud defaults").
+The country mismatch only adds score: it never parks a job by itself (``docs/fraud.md``).
 :func:`assess` is pure; :func:`count_velocity` is the one place that touches a :class:`VelocityCounter`.
 docs/fraud.md lists deterministic ways to get each decision in tests.
 """
@@ -238,8 +238,9 @@ def assess(inp: FraudInput, counts: VelocityCounts | None = None, rules: FraudRu
 def count_velocity(inp: FraudInput, counter: VelocityCounter, rules: FraudRules = DEFAULT_RULES) -> VelocityCounts:
     """Record this payment in the velocity windows that are on and return the counts for :func:`assess`.
 
-    Keys are ``customer:{id}`` and ``payment_method:{pm}``; the counter adds its own namespace.  A stage that is
-    redone hits again: persist the assessment with the stage checkpoint (ARCHITECTURE.md) so it is not redone.
+    Keys are ``customer:{id}`` and ``payment_method:{pm}``; the counter adds its own namespace.  A stage that is redone
+    hits again: persist the assessment with the stage checkpoint (``docs/design.md``, "Recovery points") so it is not
+    redone.
     """
     customer = None
     if rules.customer_velocity_limit is not None:

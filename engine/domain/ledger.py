@@ -1,10 +1,10 @@
 """The ledger's transactions as plain values: postings that balance per currency, and the standard ones.
 
-Double entry in minor units (contract, "Money"): a posting's ``amount`` is a debit when positive and a credit when
-negative, never zero, and the postings of one transaction sum to zero in every currency.  A
+Double entry in minor units (``docs/ledger.md``, "Conventions"): a posting's ``amount`` is a debit when positive and a
+credit when negative, never zero, and the postings of one transaction sum to zero in every currency.  A
 :class:`LedgerTransaction` cannot be built otherwise, and the database refuses to commit one that is not (migration
-``0002``); both checks exist so that a bug is caught in Python with a clear message, and a writer that bypasses
-Python is still refused.
+``0002``); both checks exist so that a bug is caught in Python with a clear message, and a writer that bypasses Python
+is still refused.
 
 Each transaction books one *effect* (``payment:{job_id}:capture``): its ``effect_key`` is unique in the ledger, so
 a stage redone after a crash books nothing twice.  The chart of accounts is documented in ``docs/ledger.md``.
@@ -304,10 +304,10 @@ def settlement_batch(
 ) -> LedgerTransaction | None:
     """One POS batch's settlement for one terminal and currency (effect ``settlement:{job_id}:{terminal}:{cur}``).
 
-    ``sales``, ``refunds`` and ``voids`` are the sums of the accepted rows of each type.  Per the contract the gross
-    goes to ``pos_clearing:{terminal}`` against ``revenue`` with no VAT split: sales debit the clearing account and
-    credit ``revenue``; voids (a sale cancelled before it settled) reverse ``revenue``; refunds debit ``refunds``.
-    The fee is ``fee_bps`` of the settled sales (sales - voids, floored at 0), rounded half up, debited to
+    ``sales``, ``refunds`` and ``voids`` are the sums of the accepted rows of each type.  As ``docs/ledger.md`` says,
+    the gross goes to ``pos_clearing:{terminal}`` against ``revenue`` with no VAT split: sales debit the clearing
+    account and credit ``revenue``; voids (a sale cancelled before it settled) reverse ``revenue``; refunds debit
+    ``refunds``. The fee is ``fee_bps`` of the settled sales (sales - voids, floored at 0), rounded half up, debited to
     ``fees`` against the clearing account.  Returns None when every amount is 0 (nothing to book).  Raises
     :class:`UnbalancedTransaction` for a negative or non-integer amount or ``fee_bps`` out of range.
     """

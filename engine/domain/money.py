@@ -1,6 +1,6 @@
 """Money as integers of minor units, the currencies Stripe charges cards in, and half-up rounding.
 
-Contract ("Money"): an amount is always an ``int`` count of the currency's minor unit as the Stripe API counts it
+As ``docs/api.md`` says: an amount is always an ``int`` count of the currency's minor unit as the Stripe API counts it
 (cents for EUR, yen for JPY, fils/1000 for KWD); never a float.  Currency codes are ISO 4217, accepted in either
 case and returned lower case like Stripe.
 
@@ -159,7 +159,7 @@ def currency(code: str | Currency) -> Currency:
 
 
 def check_chargeable(amount: int, code: str | Currency) -> None:
-    """Check that Stripe could charge ``amount`` minor units of ``code`` (contract, "Stripe").
+    """Check that Stripe could charge ``amount`` minor units of ``code`` (``docs/api.md``, "Routes").
 
     Raises :class:`UnknownCurrency` for an unsupported currency, :class:`TypeError` for a non-integer amount
     (``bool`` included), and :class:`AmountNotChargeable` below the currency's minimum (or below one step), above

@@ -1,7 +1,7 @@
 """The PAN guard: find anything that looks like a card number in a request body, without ever repeating it.
 
-Contract ("Auth and errors"): every string in the body, metadata and object keys included, is scanned for 13–19
-digits, single spaces or dashes allowed between them, passing the Luhn check → 422 ``pan_detected``.
+The rule (``docs/api.md``, "Errors": ``pan_detected``): every string in the body, metadata and object keys included, is
+scanned for 13–19 digits, single spaces or dashes allowed between them, passing the Luhn check → 422 ``pan_detected``.
 
 What counts as one candidate: a *maximal* run of ASCII digits in which consecutive digits are joined by nothing,
 one space or one dash.  The run is a candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's
@@ -90,8 +90,8 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, 
 def find_pan(value: Any) -> str | None:
     """The dotted path of the first card number in a JSON-like value, or None when there is none.
 
-    Paths are the contract's dotted ``param`` form: ``"metadata.note"``, ``"items.2.description"``; a card number
-    in an object *key* reports the object (``"metadata"``); a hit in the value itself (a bare string) is ``"$"``.
+    Paths are the API's dotted ``param`` form (``docs/api.md``): ``"metadata.note"``, ``"items.2.description"``; a card
+    number in an object *key* reports the object (``"metadata"``); a hit in the value itself (a bare string) is ``"$"``.
     The number itself is never returned or logged.
     """
     for where in _walk(value, ()):

@@ -39,7 +39,8 @@ _CODE_BY_STATUS = {
 
 
 class ApiError(PaymentsError):
-    """An error answered to the client with the contract's shape.  ``retry_after`` adds a Retry-After header."""
+    """An error answered to the client in the API's one shape (``docs/api.md``, "Errors").  ``retry_after`` adds a
+    Retry-After header."""
 
     def __init__(
         self,
@@ -78,7 +79,7 @@ def _dotted(loc: Any) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Make every error the app answers take the contract's shape."""
+    """Make every error the app answers take the API's one shape."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The ``/v1`` routes.  Each check runs in the contract's order: 401 → 403 → 400 key → 422 body → 422/409 key → 404."""
+"""The ``/v1`` routes.  Checks run in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key
+→ 404."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``POST /v1/refunds`` (admin, operator, support): a refund job for a payment job.
 
-Checks in the contract's order: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment.  The ingest only checks
-the shape and that the payment exists; how much is refunded is decided by the worker under the payment's row lock.
+Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment.  The ingest only
+checks the shape and that the payment exists; how much is refunded is decided by the worker under the payment's row
+lock.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def build_router(c: Container) -> APIRouter:
         body = await read_json(request)
         refund: RefundRequest = validate(RefundRequest, body)
         request_hash = canonical_hash("POST", "/v1/refunds", body)
-        # A replay (or a reused key) answers before the 404 check, as the contract orders them.
+        # A replay (or a reused key) answers before the 404 check, in the order of docs/api.md.
         saved = await _in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
             return JSONResponse(saved.body, status_code=saved.status)

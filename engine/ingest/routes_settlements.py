@@ -1,6 +1,6 @@
 """``POST /v1/settlements``: a POS batch CSV in, a settlement job out (202).
 
-Checks in the contract's order: 401 → 403 → 400 key → 415 not CSV → 422 ``validation_error`` (empty body, bad
+Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 415 not CSV → 422 ``validation_error`` (empty body, bad
 header) / ``pan_detected`` → 422 ``idempotency_key_reused`` / 409 ``idempotency_key_in_use``.  The body is streamed:
 scanned for card numbers and sent to S3 part by part, never held whole in memory (:mod:`pipelines.settlement.upload`).
 Because the verdict on card numbers needs the whole body, the idempotency check runs after the upload; an object

@@ -1,6 +1,6 @@
 """The subscription routes: create, cancel, change plan, new payment method (202 jobs) and retrieve.
 
-Checks in the contract's order: 401 → 403 → 400 key → 422 body → 422/409 key → 404 subscription.  Every job runs
+Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key → 404 subscription.  Every job runs
 on ``subscriptions.fifo`` in the customer's message group, so one customer's subscription changes and renewals
 run in the order they were accepted.  The subscription id is made here and returned in the 202 job; its row is
 recorded (``incomplete``) right after the job is accepted, so ``GET`` knows it before a worker has run.

@@ -1,6 +1,6 @@
 """The POS batch CSV: header, rows, and the per-row checks that need no database.
 
-Contract ("POS batch CSV" and "Decisions → Settlement CSV"): a header row, then one row per transaction with the
+``docs/settlement.md`` ("The CSV"): a header row, then one row per transaction with the
 columns ``terminal_id, transaction_id, timestamp, type, amount, currency, card_last4, auth_code,
 original_transaction_id``.  The header may list them in any order (names are matched case-insensitively); the
 ninth column may be left out of the header, which makes every refund and void of the file a reject.
@@ -89,13 +89,13 @@ _ID_KEEP = 128  # how much of a rejected row's raw transaction/terminal id the r
 
 
 class InvalidHeader(InvalidInput):
-    """The first line is not the contract's header (a column missing, unknown or repeated); the batch cannot be
-    read at all.  The message names the problem."""
+    """The first line is not the header of ``docs/settlement.md`` (a column missing, unknown or repeated); the batch
+    cannot be read at all.  The message names the problem."""
 
 
 @dataclass(frozen=True)
 class Header:
-    """Where each contract column sits in the file's rows: ``positions[i]`` is the index of ``COLUMNS[i]``, or
+    """Where each documented column sits in the file's rows: ``positions[i]`` is the index of ``COLUMNS[i]``, or
     None for ``original_transaction_id`` left out of the header.  ``width`` is the number of columns a row must
     have."""
 
@@ -140,7 +140,7 @@ Staged = tuple[
 
 
 class RowValidator:
-    """Checks rows of one batch against the contract.
+    """Checks rows of one batch against the rules of ``docs/settlement.md``.
 
     ``uploaded_at`` is the batch's reference time for "at most 24 h ahead": the job's creation, not the clock, so
     a batch resumed after a crash hours later decides every row exactly as the first attempt did.

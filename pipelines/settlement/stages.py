@@ -10,8 +10,8 @@ Recovery points (docs/settlement.md):
 * ``report`` writes the full report (JSON and CSV) to S3 from the database — idempotent, so redoing it after a
   crash is harmless — and the runner commits ``succeeded`` with the ``job.succeeded`` outbox event.
 
-A batch whose first line is not the contract's header cannot be read at all: the job fails ``invalid_header``.
-A processed batch is ``succeeded`` whatever it rejected.
+A batch whose first line is not the header of ``docs/settlement.md`` cannot be read at all: the job fails
+``invalid_header``. A processed batch is ``succeeded`` whatever it rejected.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Taking a POS batch in: the card-number scan while streaming, the multipart upload to S3, and the job.
 
-Contract: the upload is scanned for card numbers while streaming and refused (422 ``pan_detected``) before anything
-is stored.  How that holds for a file of any size with constant memory:
+The rule (``docs/settlement.md``, "Upload"): the upload is scanned for card numbers while streaming and refused (422
+``pan_detected``) before anything is stored.  How that holds for a file of any size with constant memory:
 
 * bytes reach S3 only after the scanner has passed them (:class:`PanScanner` hands on the scanned prefix of what it
   was fed; an unfinished line waits for the next chunk);
@@ -54,7 +54,7 @@ class PanDetected(InvalidInput):
 
 
 class InvalidBatch(InvalidInput):
-    """The upload is not a POS batch at all (empty, or its first line is not the contract's header)."""
+    """The upload is not a POS batch at all (empty, or its first line is not the header of ``docs/settlement.md``)."""
 
 
 class PanScanner:

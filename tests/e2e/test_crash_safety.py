@@ -8,7 +8,7 @@ a worker killed between the merchant's receipt of the POST and that mark leaves 
 (merchants dedup on ``Payments-Event-Id``).  Each worker posts to its own receiver URL, so a repeat is accepted
 only when the worker that made the earlier delivery was SIGKILLed right after it; any other repeat fails the test.
 Every event of a settled job is delivered, unless its notification message itself was dead-lettered after three
-receives that died with their workers (the contract's maxReceiveCount holds for ``notifications`` too): then the
+receives that died with their workers (the catalogue's maxReceiveCount holds for ``notifications`` too): then the
 DLQ sweep has recorded it for an operator.  A ``dead_lettered`` job announces no event.
 
 How it is arranged, and why:
@@ -16,7 +16,7 @@ How it is arranged, and why:
 * ``payments run --no-worker`` runs the stack; the test starts and kills ``payments worker`` processes itself
   (``payments run`` gives up on a child after 5 restarts, and a killed worker must be replaced at once).
 * ``PAYMENTS_SQS_VISIBILITY_TIMEOUT_SECONDS=5``: messages held by a killed worker come back after 5 s instead of
-  the contract's 300 s; the 1 s heartbeat keeps messages that live workers are still working on invisible.
+  the catalogue's 300 s; the 1 s heartbeat keeps messages that live workers are still working on invisible.
 * The sandbox answers after 30–80 ms, so most kills land while charges are in flight at "Stripe".
 * Kill times are random from a printed seed; ``CRASH_SEED=<n>`` replays a run's choices (the timing of the system
   under test still varies).  The assertions do not depend on where the kills land.
@@ -404,7 +404,7 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
             stop_chaos.set()
             chaos_thread.join(timeout=30)
             # Every event announced, delivered — or its notification message dead-lettered after three receives
-            # that died with their workers (the contract's maxReceiveCount holds for `notifications` too) — and
+            # that died with their workers (the catalogue's maxReceiveCount holds for `notifications` too) — and
             # every stranded notification message back and handled, so a duplicate would have arrived by now.
             events = {f"{job_id}:job.{job['status']}" for job_id, job in jobs.items() if job["status"] in SETTLED}
 
@@ -489,7 +489,7 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
     assert pool.crashed() == [], "a worker died without being killed (see the worker logs)"
     for job_id, job in payments.items():
         # Each job ends as its request decides; only a message whose receives all died with workers may end in
-        # the DLQ instead (the contract's maxReceiveCount 3), and then with the sweep's reason.
+        # the DLQ instead (the catalogue's maxReceiveCount 3), and then with the sweep's reason.
         if job["status"] == "dead_lettered":
             assert dead.get(job_id) == "WorkerLost", (job, dead.get(job_id))
         else:

@@ -60,7 +60,7 @@ class DlqEntry:
         return value if isinstance(value, datetime) else self.message.sent_at
 
     def listing(self) -> dict[str, Any]:
-        """The ``dlq ls --json`` object (the contract's fields, then extras)."""
+        """The ``dlq ls --json`` object (the fields of ``docs/cli.md``, then extras)."""
         r = self.reason or {}
         stage = r.get("stage") or (self.job.stage if self.job else None)
         return {

@@ -13,7 +13,7 @@ def _attrs(sqs: Any, name: str) -> dict[str, str]:
     return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
 
 
-def test_every_catalogue_queue_has_contract_attributes(sqs: Any, queue_prefix: str) -> None:
+def test_every_catalogue_queue_has_its_documented_attributes(sqs: Any, queue_prefix: str) -> None:
     first = provision(sqs, queue_prefix)
     assert all(p.created and p.dlq_created for p in first)
     for spec in CATALOGUE:
@@ -50,7 +50,7 @@ def test_provision_honours_the_visibility_setting_and_goes_back_to_the_default(s
     provision(sqs, queue_prefix, visibility_timeout=5)
     for spec in CATALOGUE:
         assert _attrs(sqs, spec.name(queue_prefix))["VisibilityTimeout"] == "5"
-    # The setting back at its default (300) restores the contract's timeouts on the existing queues.
+    # The setting back at its default (300) restores the catalogue's timeouts on the existing queues.
     again = provision(sqs, queue_prefix, visibility_timeout=300)
     assert all(p.updated for p in again)
     for spec in CATALOGUE:

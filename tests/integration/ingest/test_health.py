@@ -1,4 +1,4 @@
-"""`/health` reports each dependency with its latency; errors take the contract's shape."""
+"""`/health` reports each dependency with its latency; errors take the API's one shape."""
 
 from __future__ import annotations
 

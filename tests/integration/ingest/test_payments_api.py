@@ -88,7 +88,7 @@ def test_in_flight_key_is_409(api, auth, container) -> None:  # type: ignore[no-
         (lambda auth: auth("admin", key="x" * 256), 400, "idempotency_key_missing"),
     ],
 )
-def test_checks_run_in_the_contract_order(api, auth, headers_for, status, code) -> None:  # type: ignore[no-untyped-def]
+def test_checks_run_in_the_documented_order(api, auth, headers_for, status, code) -> None:  # type: ignore[no-untyped-def]
     # The body is invalid too: auth and key checks must win over validation.
     response = api.post("/v1/payments", json={"amount": "lots"}, headers=headers_for(auth))
     assert response.status_code == status

@@ -30,7 +30,7 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 ALERTS_TEST = DEPLOY / "prometheus" / "alerts_test.yml"
 PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "payments-dashboard.json"
-#: The seed design's alarms and the engine's own, by alert name.
+#: The alarms of docs/observability.md, by alert name.
 EXPECTED_ALERTS = {
     "PaymentSuccessRateLow",
     "IngestLatencyP99High",

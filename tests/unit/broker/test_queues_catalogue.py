@@ -5,7 +5,7 @@ import pytest
 from engine.broker.queues import CATALOGUE, resolve_queue_name, spec_for_kind
 
 
-def test_catalogue_names_follow_the_contract() -> None:
+def test_catalogue_names_are_the_documented_ones() -> None:
     assert [s.name() for s in CATALOGUE] == [
         "payments.fifo",
         "refunds.fifo",

@@ -25,7 +25,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env file
 
 
-def test_defaults_match_the_contract() -> None:
+def test_defaults_match_the_documentation() -> None:
     s = Settings()
     assert s.aws.region == "eu-west-1"
     assert (s.http.port, s.metrics.port, s.stripe.sim_port, s.local.aws_port) == (8000, 9191, 12111, 4566)

@@ -22,7 +22,7 @@ from engine.domain.ledger import (
     totals_by_currency,
 )
 
-# Zero-, two- and three-decimal currencies, in either case as the contract accepts.
+# Zero-, two- and three-decimal currencies, in either case as the API accepts (docs/api.md).
 CURRENCIES = ("EUR", "usd", "JPY", "kwd", "Bhd", "huf")
 AMOUNTS = (0, 1, 9, 10, 99, 100, 12_345, 999_999, 10**12)
 
@@ -143,7 +143,7 @@ def test_settlement_batch_balances_and_posts_gross_against_revenue() -> None:
         assert accounts.get(REVENUE, 0) == -(sales - voids)
         assert accounts.get(REFUNDS, 0) == refunds
         assert accounts.get(FEES, 0) == fee
-        # No VAT split on POS settlement (contract).
+        # No VAT split on POS settlement (docs/ledger.md).
         assert not any(p.account.startswith("vat_payable") for p in t.postings)
         n += 1
     assert n > 500

@@ -4,11 +4,11 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
 
-Money is always balanced (ARCHITECTURE.md): whatever writes the ledger (the pipeline, a script, ``psql``), a
-transaction whose entries do not sum to zero per currency, or that has fewer than two entries, cannot commit.
-The check is a deferred constraint trigger (the django-hordak habit): it runs at COMMIT, once every entry of the
-transaction is in, so the entries may be inserted one by one or in one statement.  The ledger is append-only:
-entries and transactions refuse UPDATE, DELETE and TRUNCATE; a correction is a new transaction.
+Money is always balanced (``docs/design.md``, "The promises"): whatever writes the ledger (the pipeline, a script,
+``psql``), a transaction whose entries do not sum to zero per currency, or that has fewer than two entries, cannot
+commit. The check is a deferred constraint trigger (the django-hordak habit): it runs at COMMIT, once every entry of the
+transaction is in, so the entries may be inserted one by one or in one statement.  The ledger is append-only: entries
+and transactions refuse UPDATE, DELETE and TRUNCATE; a correction is a new transaction.
 """
 
 from __future__ import annotations
