@@ -128,6 +128,22 @@ def parse_body(body: str) -> Envelope:
         raise PoisonMessage("schema_invalid", f"envelope schema: {errors}") from exc
 
 
+def body_object(body: str) -> dict[str, Any] | None:
+    """The body as a JSON object, whether or not it is a valid envelope; ``None`` when it is not JSON or not an
+    object.  What a poison message still says about its job is read from here."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def job_fields(body: str) -> dict[str, str]:
+    """The string fields ``job_id``, ``kind`` and ``group_id`` that a body names, envelope or not (``{}`` when none)."""
+    data = body_object(body) or {}
+    return {k: data[k] for k in ("job_id", "kind", "group_id") if isinstance(data.get(k), str)}
+
+
 def to_message(envelope: Envelope, queue_name: str, options: dict[str, Any] | None = None) -> dramatiq.Message[Any]:
     """The :class:`dramatiq.Message` that carries ``envelope`` on the dramatiq queue ``queue_name``."""
     return dramatiq.Message(

@@ -9,13 +9,13 @@ poison whose body still names a job, the job id and kind are read from the body.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from engine.broker.dead_letters import DeadLetterRecord
+from engine.broker.envelope import job_fields
 from engine.db.tables import TERMINAL_STATUSES, dead_letters, jobs
 
 
@@ -34,7 +34,7 @@ class SqlDeadLetterSink:
         """
         job_id, kind = record.job_id, record.kind
         if job_id is None:
-            named = _named_in_body(record.body)
+            named = job_fields(record.body)
             job_id, kind = named.get("job_id"), kind or named.get("kind")
         values: dict[str, Any] = {
             "queue": record.queue,
@@ -88,14 +88,3 @@ def _upsert(values: dict[str, Any]) -> Any:
             "stage": sa.func.coalesce(stmt.excluded.stage, dead_letters.c.stage),
         },
     )
-
-
-def _named_in_body(body: str) -> dict[str, str]:
-    """``job_id`` and ``kind`` of a body that is JSON but not a valid envelope (poison that still names its job)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: data[k] for k in ("job_id", "kind") if isinstance(data.get(k), str)}

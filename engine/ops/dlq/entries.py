@@ -8,7 +8,6 @@ listed with error class ``Unknown``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.broker.envelope import parse_body
+from engine.broker.envelope import body_object, parse_body
 from engine.broker.errors import PoisonMessage
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters, jobs
@@ -139,15 +138,6 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def envelope_fields(body: str) -> dict[str, Any] | None:
-    """The body as a JSON object (an envelope, or at least something with its fields), else ``None`` (poison)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def is_poison(body: str) -> bool:
     """True when ``body`` is not a valid envelope: replaying it would only dead-letter it again."""
     try:
@@ -159,7 +149,7 @@ def is_poison(body: str) -> bool:
 
 def join(conn: sa.Connection, messages: Sequence[DlqMessage]) -> list[DlqEntry]:
     """Each message with its reason row and job (one query each, whatever the number of messages)."""
-    envelopes = [envelope_fields(m.body) for m in messages]
+    envelopes = [body_object(m.body) for m in messages]
     ids = {m.message_id for m in messages} | {m.original_message_id for m in messages if m.original_message_id}
     job_ids = {str(e["job_id"]) for e in envelopes if e and isinstance(e.get("job_id"), str)}
     scopes = {str(e["idempotency_scope"]) for e in envelopes if e and isinstance(e.get("idempotency_scope"), str)}

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.ops.dlq.archive import archive
-from engine.ops.dlq.entries import DlqFilter, join
-from engine.ops.dlq.messages import DlqMessage, delete, dlq_url, iter_specs, receive, release
+from engine.ops.dlq.entries import DlqFilter
+from engine.ops.dlq.messages import delete, dlq_url, iter_specs
+from engine.ops.dlq.walk import DlqWalk
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
@@ -65,32 +66,21 @@ def purge(
         url = dlq_url(c.sqs, spec, prefix)
         if url is None:
             continue
-        held: dict[str, DlqMessage] = {}
-        try:
-            while True:
-                fresh = [m for m in receive(c.sqs, spec, prefix, url, hold_seconds) if m.message_id not in held]
-                if not fresh:
-                    break
-                with c.db.connect() as conn:
-                    entries = join(conn, fresh)
-                for entry in entries:
-                    held[entry.message.message_id] = entry.message
-                    if not flt.matches(entry):
-                        continue
-                    with c.db.begin() as conn:
-                        archive(conn, entry, "purge")
-                    delete(c.sqs, entry.message)
-                    result = PurgeResult(
-                        entry.source_queue,
-                        entry.message.message_id,
-                        entry.job_id,
-                        entry.kind,
-                        (entry.reason or {}).get("error_class"),
-                    )
-                    log.info("purged DLQ message %s (job %s), archived", result.message_id, result.job_id)
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
-        finally:
-            release(c.sqs, url, [m for m in held.values() if m.message_id not in {r.message_id for r in results}])
+        with DlqWalk(c, spec, url, hold_seconds) as walk:
+            for entry in walk.matching(flt):
+                with c.db.begin() as conn:
+                    archive(conn, entry, "purge")
+                delete(c.sqs, entry.message)
+                walk.finished(entry)
+                result = PurgeResult(
+                    entry.source_queue,
+                    entry.message.message_id,
+                    entry.job_id,
+                    entry.kind,
+                    (entry.reason or {}).get("error_class"),
+                )
+                log.info("purged DLQ message %s (job %s), archived", result.message_id, result.job_id)
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
     return results

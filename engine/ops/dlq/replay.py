@@ -35,8 +35,9 @@ from engine.db.tables import dead_letters, jobs
 from engine.jobs.pipeline import SETTLED
 from engine.ops.dlq.archive import archive
 from engine.ops.dlq.entries import DlqEntry, DlqFilter, is_poison, join, select
-from engine.ops.dlq.messages import DlqMessage, delete, dlq_url, iter_specs, peek, receive, release
+from engine.ops.dlq.messages import delete, dlq_url, iter_specs, peek
 from engine.ops.dlq.plan import plan_for
+from engine.ops.dlq.walk import DlqWalk
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
@@ -166,31 +167,16 @@ def _replay_queue(
     hold_seconds: int,
 ) -> None:
     prefix = c.settings.queue_prefix
-    held: dict[str, DlqMessage] = {}
-    finished: set[str] = set()
     source_url = str(c.sqs.get_queue_url(QueueName=spec.name(prefix))["QueueUrl"])
-    try:
-        while True:
-            batch = receive(c.sqs, spec, prefix, url, hold_seconds)
-            fresh = [m for m in batch if m.message_id not in held and m.message_id not in finished]
-            if not fresh:
-                break
-            with c.db.connect() as conn:
-                entries = join(conn, fresh)
-            for entry in entries:
-                # Held (and released at the end) until it is gone from the DLQ: an interruption anywhere in
-                # _move_one leaves it visible in the DLQ again.
-                held[entry.message.message_id] = entry.message
-                if not flt.matches(entry):
-                    continue
-                limiter.wait()
-                result = _move_one(c, entry, source_url, between_send_and_delete)
-                if result.outcome in ("replayed", "removed"):
-                    held.pop(entry.message.message_id, None)
-                    finished.add(entry.message.message_id)
-                report(result)
-    finally:
-        release(c.sqs, url, held.values())
+    # Held (and released at the end) until it is gone from the DLQ: an interruption anywhere in _move_one leaves
+    # it visible in the DLQ again.
+    with DlqWalk(c, spec, url, hold_seconds) as walk:
+        for entry in walk.matching(flt):
+            limiter.wait()
+            result = _move_one(c, entry, source_url, between_send_and_delete)
+            if result.outcome in ("replayed", "removed"):
+                walk.finished(entry)
+            report(result)
 
 
 def _move_one(

@@ -7,7 +7,6 @@ as ``WorkerLost``, marking their jobs ``dead_lettered``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.broker.dead_letters import DeadLetterRecord, DeadLetterSink
+from engine.broker.envelope import job_fields
 from engine.broker.queues import CATALOGUE, QueueSpec
 from engine.db.tables import dead_letters
 
@@ -95,7 +95,7 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
 
 def _record_for(queue: str, message: dict[str, Any], now: datetime) -> DeadLetterRecord:
     body = message.get("Body", "")
-    fields = _envelope_fields(body)
+    fields = job_fields(body)
     attrs = message.get("Attributes", {})
     return DeadLetterRecord(
         queue=queue,
@@ -112,14 +112,3 @@ def _record_for(queue: str, message: dict[str, Any], now: datetime) -> DeadLette
         source="redrive",
         failed_at=now,
     )
-
-
-def _envelope_fields(body: str) -> dict[str, Any]:
-    """Best-effort job fields of a message body (a DLQ may hold anything, poison included)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {k: data.get(k) for k in ("job_id", "kind", "group_id") if isinstance(data.get(k), str)}
