@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("engine", "actors", "pipelines", "cli", "config", "sandbox", "docs", "tests", "bench", "deploy")
 SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml"}
 #: Documents that live outside the repository, as code and docs used to cite them.
-OUTSIDE = re.compile(r"CONTRACT\.md|ARCHITECTURE\.md|\.\./shared|\bthe contract\b")
+OUTSIDE = re.compile(r"CONTRACT\.md|ARCHITECTURE\.md|\.\./shared|\bthe\s+contract\b")
 DOC_PATH = re.compile(r"\bdocs/[\w./-]+\.(?:md|json)\b")
 MD_LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
 
