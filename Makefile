@@ -4,8 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
+# checkov pins boto3 and packaging below what the engine runs on, so it lives in a virtualenv of its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV    := $(VENV)/checkov
+CHECKOV         := $(CHECKOV_VENV)/bin/checkov
 
-.PHONY: run test test-unit test-integration test-e2e bench lint typecheck fmt clean venv
+.PHONY: run test test-unit test-integration test-e2e bench lint lint-deploy templates typecheck fmt clean venv
 
 venv: $(STAMP)
 
@@ -34,10 +38,26 @@ test-e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-lint: $(STAMP)
+lint: $(STAMP) lint-deploy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy engine actors pipelines cli config sandbox
+
+# The CloudFormation templates and the Dockerfile: schema (cfn-lint), Dockerfile rules (hadolint), security
+# policies (checkov, offline: --skip-download).
+lint-deploy: $(STAMP) $(CHECKOV)
+	$(BIN)/cfn-lint deploy/aws/*.yaml
+	$(BIN)/hadolint Dockerfile
+	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation dockerfile \
+		-f deploy/aws/data-plane.yaml -f deploy/aws/services.yaml -f Dockerfile
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+
+# Rewrite the blocks of deploy/aws/*.yaml that come from the queue catalogue.
+templates: $(STAMP)
+	$(BIN)/python -m engine.broker.cloudformation
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

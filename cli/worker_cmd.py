@@ -60,7 +60,7 @@ def run_worker_process(
     """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
     from engine.runtime.container import bootstrap
     from engine.runtime.logs import configure_logging
-    from engine.runtime.worker import Sidecars, dead_letter_sink
+    from engine.runtime.worker import Sidecars, dead_letter_sink, safe_queues
 
     settings = get_settings()
     configure_logging(settings)
@@ -78,6 +78,11 @@ def run_worker_process(
     whitelist = {q for q in broker.get_declared_queues() if not wanted or resolve_queue_name(q).spec.base in wanted}
     if not whitelist:
         log.error("no actor consumes the requested queues (declared: %s)", sorted(broker.get_declared_queues()))
+        broker.close()
+        return 1
+    whitelist = safe_queues(broker.sqs, whitelist, settings)
+    if not whitelist:
+        log.error("every requested queue was refused by the queue check: nothing to consume")
         broker.close()
         return 1
     stop = threading.Event()

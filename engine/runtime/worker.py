@@ -1,6 +1,7 @@
-"""What runs beside Dramatiq's threads in a worker process: liveness heartbeat and the outbox relay.
+"""What a worker process does besides running Dramatiq's threads: the queue check at start, the liveness heartbeat
+and the outbox relay.
 
-Both need optional parts (Redis, the database); a part that is not there simply leaves its helper off.
+The heartbeat and relay need optional parts (Redis, the database); a part that is not there leaves its helper off.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.settings import Settings
 from engine.broker.dead_letters import DeadLetterSink, LoggingDeadLetterSink
+from engine.broker.drift import check_queues, unsafe_queues
+from engine.broker.queues import resolve_queue_name
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
@@ -23,6 +27,28 @@ def dead_letter_sink(c: Container) -> DeadLetterSink:
         return SqlDeadLetterSink(c.db)
     log.warning("no database configured: dead-letter reasons go to the log only")
     return LoggingDeadLetterSink()
+
+
+def safe_queues(sqs: Any, declared: set[str], settings: Settings) -> set[str]:
+    """The queues of ``declared`` (Dramatiq queue names) that this worker may consume.
+
+    Runs the drift check (:mod:`engine.broker.drift`) on their SQS queues: each difference is logged (an error
+    when unsafe, else a warning), and a queue with an unsafe difference (missing, no DLQ or redrive, content-based
+    deduplication on) is left out, so the worker never takes messages it could lose or run twice.
+
+    Raises:
+        botocore.exceptions.ClientError: SQS refused a call other than "queue does not exist".
+    """
+    by_base = {resolve_queue_name(q).spec.base: resolve_queue_name(q).spec for q in declared}
+    specs = tuple(by_base[b] for b in sorted(by_base))
+    prefix = settings.queue_prefix
+    differences = check_queues(sqs, prefix, specs, visibility_timeout=settings.sqs.visibility_timeout_seconds)
+    for d in differences:
+        (log.error if d.unsafe else log.warning)("queue check: %s", d.describe())
+    refused = unsafe_queues(differences, prefix, specs)
+    if refused:
+        log.error("refusing to consume %s (see `payments queues check`)", ", ".join(sorted(refused)))
+    return {q for q in declared if resolve_queue_name(q).spec.base not in refused}
 
 
 @dataclass
