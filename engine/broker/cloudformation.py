@@ -50,7 +50,7 @@ def queue_resources(specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[str]:
     for spec in specs:
         body += _queue_pair(spec) + _alarms(spec)
     body += _access_policies(specs)
-    # The pieces below are written as they sit under ``Resources:`` (two spaces in), which reads better.
+    # The helpers write their lines as they sit under ``Resources:`` (two spaces in), which reads better.
     return [HEADER] + [line.removeprefix("  ") for line in body]
 
 
