@@ -24,13 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / "deploy" / "aws"
 HEADER = "# Generated from the queue catalogue by `make templates`: do not edit by hand."
 
 
-class StaleTemplateError(ValueError):
+class StaleTemplateError(InvalidInput):
     """A template lacks a block's markers, so it cannot be brought up to date."""
 
 
