@@ -21,7 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.broker.queues import CATALOGUE, QueueSpec, queue_attributes
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,8 @@ def check_queues(
     """
     found: list[Difference] = []
     for spec in specs:
-        queue = _attributes(sqs, spec.name(prefix))
-        dlq = _attributes(sqs, spec.dlq_name(prefix))
+        queue = queue_attributes(sqs, spec.name(prefix))
+        dlq = queue_attributes(sqs, spec.dlq_name(prefix))
         found.extend(compare(spec, prefix, queue, dlq, visibility_timeout=visibility_timeout))
     return found
 
@@ -150,12 +150,3 @@ def unsafe_queues(
     """The base names (``payments``) of the catalogue queues that an unsafe difference makes unfit to consume."""
     bad = {d.queue for d in differences if d.unsafe}
     return {s.base for s in specs if s.name(prefix) in bad or s.dlq_name(prefix) in bad}
-
-
-def _attributes(sqs: Any, name: str) -> dict[str, str] | None:
-    try:
-        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
-    except sqs.exceptions.QueueDoesNotExist:
-        return None
-    attrs: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
-    return attrs

@@ -244,8 +244,8 @@ def queue_depths(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATA
     """
     rows: list[dict[str, Any]] = []
     for spec in specs:
-        main = _attributes_or_none(sqs, spec.name(prefix))
-        dlq = _attributes_or_none(sqs, spec.dlq_name(prefix))
+        main = queue_attributes(sqs, spec.name(prefix), _DEPTH_ATTRIBUTES)
+        dlq = queue_attributes(sqs, spec.dlq_name(prefix), _DEPTH_ATTRIBUTES)
         rows.append(
             {
                 "name": spec.name(prefix),
@@ -259,12 +259,19 @@ def queue_depths(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATA
     return rows
 
 
-def _attributes_or_none(sqs: Any, name: str) -> dict[str, str] | None:
+def queue_attributes(sqs: Any, name: str, names: list[str] | None = None) -> dict[str, str] | None:
+    """The attributes ``names`` (default: all) of the queue called ``name``, or ``None`` when it does not exist.
+
+    Raises:
+        botocore.exceptions.ClientError: SQS refused a call other than "queue does not exist".
+    """
     try:
         url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
         return None
-    attrs: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_DEPTH_ATTRIBUTES)["Attributes"]
+    attrs: dict[str, str] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names or ["All"]).get(
+        "Attributes", {}
+    )
     return attrs
 
 
