@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +24,7 @@ from engine.runtime.endpoints import (
     resolve_endpoints,
     write_runtime,
 )
+from sandbox.process import ManagedProcess, ProcessFailed, payments_argv, stop_all
 
 RESTART_LIMIT = 5
 
@@ -37,29 +34,12 @@ class StackError(PaymentsError):
 
 
 @dataclass
-class Child:
-    """A supervised child process (`payments serve`, `worker`, …), restarted when it dies unexpectedly."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env=self.env)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-
-@dataclass
 class Stack:
     """The running parts.  Build with :meth:`start`; end with :meth:`stop` (also on Ctrl-C)."""
 
     settings: Settings
     say: Callable[[str], None] = print
-    children: list[Child] = field(default_factory=list)
+    children: list[ManagedProcess] = field(default_factory=list)
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -129,22 +109,11 @@ class Stack:
             base = f"http://127.0.0.1:{s.stripe.sim_port}"
             self.runtime["stripe_api_base"] = base
             self.runtime["stripe"] = f"Stripe sandbox at {base} (key {SANDBOX_API_KEY})"
-            sim = Child(
-                "stripe-sandbox",
-                [
-                    *_payments(),
-                    "sim",
-                    "stripe",
-                    "--port",
-                    str(s.stripe.sim_port),
-                    "--state",
-                    str(s.data_dir / "stripe-sandbox.sqlite3"),
-                ],
-                dict(os.environ),
+            argv = payments_argv(
+                "sim", "stripe", "--port", str(s.stripe.sim_port), "--state", str(s.data_dir / "stripe-sandbox.sqlite3")
             )
-            sim.start()
-            self.children.append(sim)
-            _wait_for_port("127.0.0.1", s.stripe.sim_port, "the Stripe sandbox", sim)
+            sim = self._start_child(ManagedProcess("stripe-sandbox", argv, env=dict(os.environ)))
+            _wait_for_port(sim, "127.0.0.1", s.stripe.sim_port)
         else:
             self.runtime["stripe"] = s.stripe.api_base or "api.stripe.com"
         host = s.http.host
@@ -176,34 +145,17 @@ class Stack:
         prom_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
         if with_ingest:
-            web = Child("ingest", [*_payments(), "serve"], env)
-            web.start()
-            self.children.append(web)
-            _wait_for_port(
-                "127.0.0.1" if s.http.host in ("0.0.0.0", "::") else s.http.host,
-                s.http.port,
-                "the ingest",
-                web,
-            )
+            web = self._start_child(ManagedProcess("ingest", payments_argv("serve"), env=env))
+            _wait_for_port(web, "127.0.0.1" if s.http.host in ("0.0.0.0", "::") else s.http.host, s.http.port)
         if with_worker:
-            w = Child(
-                "worker",
-                [
-                    *_payments(),
-                    "worker",
-                    "--processes",
-                    str(s.worker.processes),
-                    "--threads",
-                    str(s.worker.threads),
-                ],
-                env,
-            )
-            w.start()
-            self.children.append(w)
+            argv = payments_argv("worker", "--processes", str(s.worker.processes), "--threads", str(s.worker.threads))
+            self._start_child(ManagedProcess("worker", argv, env=env))
         if with_scheduler:
-            sch = Child("scheduler", [*_payments(), "scheduler"], env)
-            sch.start()
-            self.children.append(sch)
+            self._start_child(ManagedProcess("scheduler", payments_argv("scheduler"), env=env))
+
+    def _start_child(self, child: ManagedProcess) -> ManagedProcess:
+        self.children.append(child)  # before it starts: stop() must find it whatever happens next
+        return child.start()
 
     # -- supervise ---------------------------------------------------------------------------------------
     def supervise(self) -> None:
@@ -212,12 +164,11 @@ class Stack:
             for child in self.children:
                 if child.alive() or self._stopping.is_set():
                     continue
-                code = child.process.returncode if child.process else None
-                if child.restarts >= RESTART_LIMIT:
-                    self.say(f"{child.name} exited ({code}) {child.restarts} times; giving up — stopping the stack")
+                code, restarts = child.returncode, child.starts - 1
+                if restarts >= RESTART_LIMIT:
+                    self.say(f"{child.name} exited ({code}) {restarts} times; giving up — stopping the stack")
                     return
-                child.restarts += 1
-                self.say(f"{child.name} exited ({code}); restarting ({child.restarts}/{RESTART_LIMIT})")
+                self.say(f"{child.name} exited ({code}); restarting ({restarts + 1}/{RESTART_LIMIT})")
                 child.start()
 
     def request_stop(self) -> None:
@@ -227,18 +178,7 @@ class Stack:
     def stop(self) -> None:
         """Stop children (SIGTERM, then SIGKILL after a grace period) and services, newest first."""
         self._stopping.set()
-        for child in reversed(self.children):
-            if child.alive() and child.process:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+        stop_all(reversed(self.children))
         self.children.clear()
         remove_runtime(self.settings)
         while self._stoppers:
@@ -282,24 +222,12 @@ class Stack:
         return mint(self.settings, "payment_operator", sub="quickstart")
 
 
-def _payments() -> list[str]:
-    """The command that runs this CLI again (works from a virtualenv without `payments` on PATH)."""
-    return [sys.executable, "-m", "cli.main"]
-
-
-def _wait_for_port(host: str, port: int, what: str, child: Child, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise StackError(f"{what} exited during start-up (code {child.process and child.process.returncode})")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise StackError(f"{what} did not listen on {host}:{port} within {timeout:.0f}s")
+def _wait_for_port(child: ManagedProcess, host: str, port: int, timeout: float = 30.0) -> None:
+    """Wait for ``child`` to listen; raises :class:`StackError` when it exits first or does not in time."""
+    try:
+        child.wait_for_port(port, host, timeout=timeout)
+    except ProcessFailed as exc:
+        raise StackError(str(exc)) from exc
 
 
 __all__ = ["NothingRunningError", "Stack", "StackError"]

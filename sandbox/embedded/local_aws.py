@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.errors import PaymentsError
 from sandbox.embedded import moto_fastpath
-from sandbox.embedded.ports import wait_for_port
+from sandbox.ports import wait_for_port
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import PaymentsError
-from sandbox.embedded.ports import free_port, wait_for_port
+from sandbox.ports import free_port, wait_for_port
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine.errors import PaymentsError
-from sandbox.embedded.ports import free_port, port_open, wait_for_port
+from sandbox.ports import free_port, port_open, wait_for_port
 
 HOST = "127.0.0.1"
 DEFAULT_LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"

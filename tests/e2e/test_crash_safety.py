@@ -28,8 +28,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -45,7 +43,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import ROOT, Stack, free_port, stack_dir, stop_stack
+from sandbox.process import ManagedProcess, payments_argv, stop_all
+from tests.e2e.conftest import ROOT, Stack, stack_dir, start_stack, stop_stack
 from tests.e2e.receiver import Delivery, WebhookReceiver
 
 pytestmark = pytest.mark.xdist_group("e2e")
@@ -67,51 +66,9 @@ SECRET = "whsec_crash_test"
 
 
 def start_stack_without_worker(where: Path, extra_env: dict[str, str]) -> Stack:
-    """`payments run --no-worker` with test ports and timings (as ``conftest.start_stack``), ready to ingest."""
-    data_dir = where / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
-    env.update(
-        {
-            "PAYMENTS_DATA_DIR": str(data_dir),
-            "PAYMENTS_HTTP_PORT": str(free_port()),
-            "PAYMENTS_METRICS_PORT": str(free_port()),
-            "PAYMENTS_STRIPE_SIM_PORT": str(free_port()),
-            "PAYMENTS_LOCAL_AWS_PORT": str(free_port()),
-            "PAYMENTS_SQS_WAIT_TIME_SECONDS": "1",
-            "PAYMENTS_RETRY_BACKOFF_BASE_SECONDS": "0.2",
-            "PAYMENTS_RETRY_BACKOFF_MAX_SECONDS": "1",
-            "PAYMENTS_LOG_FORMAT": "json",
-            "PYTHONUNBUFFERED": "1",
-            **extra_env,
-        }
-    )
-    log_path = where / "stack.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "run", "--no-worker"],
-        env=env,
-        cwd=ROOT,
-        stdout=log_path.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stack = Stack(env, process, f"http://127.0.0.1:{env['PAYMENTS_HTTP_PORT']}", data_dir, log_path)
-
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"payments run exited {process.returncode}:\n{stack.log()[-4000:]}")
-        try:
-            # /health itself needs a live worker; readiness is what the ingest needs (database, queues).
-            ok = httpx.get(f"{stack.ingest_url}/health/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-        return ok and (data_dir / "runtime.json").exists()
-
-    try:
-        poll(ready, timeout=120, what="the stack to become ready")
-    except BaseException:
-        stop_stack(stack)
-        raise
-    return stack
+    """`payments run --no-worker` with the test settings, ready to ingest (/health itself needs a live worker;
+    readiness is what the ingest needs: database, queues)."""
+    return start_stack(where, extra_env, args=("--no-worker",), ready="/health/ready")
 
 
 def poll(
@@ -145,47 +102,38 @@ class WorkerPool:
     env: dict[str, str]
     log_dir: Path
     receiver: WebhookReceiver
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: list[ManagedProcess] = field(default_factory=list)
     #: (monotonic time, worker name) of every SIGKILL.
     kills: list[tuple[float, str]] = field(default_factory=list)
 
-    def spawn(self) -> subprocess.Popen[bytes]:
+    def spawn(self) -> ManagedProcess:
         name = f"worker-{len(self.processes)}"
-        log = (self.log_dir / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--processes", "1"],
+        worker = ManagedProcess(
+            name,
+            payments_argv("worker", "--processes", "1"),
             # Its own webhook URL, so the receiver knows which worker made each delivery.
             env={**self.env, "PAYMENTS_MERCHANT_WEBHOOK_URL": self.receiver.url_for(name)},
             cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            log=self.log_dir / f"{name}.log",
         )
-        self.processes.append(proc)
-        return proc
+        self.processes.append(worker.start())
+        return worker
 
-    def alive(self) -> list[subprocess.Popen[bytes]]:
-        return [p for p in self.processes if p.poll() is None]
+    def alive(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if p.alive()]
 
     def kill_and_replace(self, rng: random.Random) -> None:
         victim = rng.choice(self.alive())
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-        self.kills.append((time.monotonic(), f"worker-{self.processes.index(victim)}"))
+        victim.kill()
+        self.kills.append((time.monotonic(), victim.name))
         self.spawn()
 
-    def crashed(self) -> list[int]:
+    def crashed(self) -> list[int | None]:
         """Exit codes of workers that died on their own (not killed by the test, not stopped)."""
         return [p.returncode for p in self.processes if p.returncode not in (None, 0, -signal.SIGKILL)]
 
     def stop(self) -> None:
-        for p in self.alive():
-            p.send_signal(signal.SIGTERM)
-        for p in self.processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(self.processes, grace=30)
 
 
 def chaos(pool: WorkerPool, rng: random.Random, stop: threading.Event) -> None:

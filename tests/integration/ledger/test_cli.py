@@ -133,7 +133,7 @@ def test_without_a_database_the_commands_exit_1_with_the_reason(
 
 
 def test_an_unreachable_database_exits_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from tests.fixtures.services import port_open
+    from sandbox.ports import port_open
 
     # A port nothing listens on: connecting fails at once.
     port = 1

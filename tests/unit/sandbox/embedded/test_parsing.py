@@ -1,16 +1,14 @@
-"""Small pieces of the embedded stack that need no service."""
+"""Small pieces of the embedded services that need no service: postmaster.pid, URLs, an unreachable Redis."""
 
 from __future__ import annotations
 
-import socket
-import time
 from pathlib import Path
 
 import pytest
 
-from sandbox.embedded.ports import free_port, port_open, wait_for_port
 from sandbox.embedded.postgres import EmbeddedPostgres, PostmasterStatus
 from sandbox.embedded.redis import local_redis_reachable
+from sandbox.ports import free_port
 
 POSTMASTER_PID = """4242
 /work/main/var/postgres
@@ -43,24 +41,6 @@ def test_postgres_side_files_live_next_to_pgdata() -> None:
     assert pg.password_file.name == "postgres.password"
     assert pg.password_file.parent == pg.data_dir.parent
     assert pg.url is None and not pg.is_running()
-
-
-def test_free_port_is_bindable_and_wait_for_port_sees_a_listener() -> None:
-    port = free_port()
-    assert not port_open("127.0.0.1", port)
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", port))
-        srv.listen()
-        wait_for_port("127.0.0.1", port, timeout=1)
-        assert port_open("127.0.0.1", port)
-
-
-def test_wait_for_port_times_out() -> None:
-    port = free_port()
-    started = time.monotonic()
-    with pytest.raises(TimeoutError, match=str(port)):
-        wait_for_port("127.0.0.1", port, timeout=0.2)
-    assert time.monotonic() - started < 2
 
 
 def test_unreachable_redis_is_reported_without_raising() -> None:

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SUBSET = Path(__file__).resolve().parents[2] / "data" / "stripe-openapi-subset.json"
+SUBSET = Path(__file__).resolve().parents[3] / "data" / "stripe-openapi-subset.json"
 _TYPES = {
     "string": str,
     "integer": int,

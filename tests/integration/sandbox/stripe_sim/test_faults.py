@@ -8,7 +8,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.integration.stripe_sim.conftest import sim_config
+from tests.integration.sandbox.stripe_sim.conftest import sim_config
 
 
 def test_429_raises_rate_limit_error(client: stripe.StripeClient, http: httpx.Client) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.stripe_sim.conftest import Receiver
-from tests.integration.stripe_sim.schema import known_fields, validate
+from tests.integration.sandbox.stripe_sim.conftest import Receiver
+from tests.integration.sandbox.stripe_sim.schema import known_fields, validate
 
 # The subset has no payment_method / webhook_endpoint components; these minimal schemas follow Stripe's API
 # reference for the members an engine reads.
@@ -183,7 +183,7 @@ def test_no_invented_fields(answers: dict[str, list[dict[str, Any]]], kind: str)
 
 
 def test_payment_method_and_webhook_endpoint_shapes(answers: dict[str, list[dict[str, Any]]]) -> None:
-    from tests.integration.stripe_sim.schema import _check
+    from tests.integration.sandbox.stripe_sim.schema import _check
 
     for pm in answers["payment_method"]:
         assert _check(pm, PAYMENT_METHOD, "payment_method") == []

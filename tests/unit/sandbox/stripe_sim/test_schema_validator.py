@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.stripe_sim.schema import validate
+from tests.integration.sandbox.stripe_sim.schema import validate
 
 
 def _intent() -> dict[str, object]:

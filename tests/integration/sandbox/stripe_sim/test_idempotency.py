@@ -10,7 +10,7 @@ import pytest
 import stripe
 
 from sandbox.stripe_sim import StripeSandbox
-from tests.integration.stripe_sim.conftest import API_KEY, sim_config
+from tests.integration.sandbox.stripe_sim.conftest import API_KEY, sim_config
 
 PI = {"amount": "1000", "currency": "eur", "payment_method": "pm_card_visa", "confirm": "true"}
 

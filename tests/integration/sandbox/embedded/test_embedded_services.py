@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sandbox.embedded.local_aws import LocalAwsError, LocalAwsServer
-from sandbox.embedded.ports import port_open
 from sandbox.embedded.postgres import EmbeddedPostgres
 from sandbox.embedded.redis import EmbeddedRedis, local_redis_reachable
+from sandbox.ports import port_open
 from tests.fixtures.services import ROOT, need
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from sandbox.embedded import moto_fastpath
-from tests.unit.embedded.sqs_scenario import per_group
+from tests.unit.sandbox.embedded.sqs_scenario import per_group
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 
 
@@ -45,7 +45,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def _trace(mode: str) -> list[Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.unit.embedded.sqs_scenario", mode],
+        [sys.executable, "-m", "tests.unit.sandbox.embedded.sqs_scenario", mode],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import stripe
 
 from sandbox.stripe_sim import StripeSandbox
 from sandbox.stripe_sim.api import ApiRequest
-from tests.integration.stripe_sim.conftest import Receiver, sim_config
+from tests.integration.sandbox.stripe_sim.conftest import Receiver, sim_config
 
 
 def _wait(predicate: object, timeout: float = 10.0) -> None:

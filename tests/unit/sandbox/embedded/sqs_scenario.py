@@ -1,6 +1,6 @@
 """A deterministic SQS scenario run against moto's backend in-process, patched or not.
 
-``python -m tests.unit.embedded.sqs_scenario patched|unpatched`` prints a JSON trace of everything a client
+``python -m tests.unit.sandbox.embedded.sqs_scenario patched|unpatched`` prints a JSON trace of everything a client
 could observe (bodies, receive counts, queue counts, batch results, errors), minus ids and receipt handles.
 The fast path must produce the same trace as moto itself wherever moto follows SQS; the behaviours the patch
 deliberately corrects (dedup after delete, sequence numbers, redrive dedup, the 12-hour base) are left out.

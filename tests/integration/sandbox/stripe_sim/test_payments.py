@@ -6,7 +6,7 @@ import httpx
 import pytest
 import stripe
 
-from tests.integration.stripe_sim.conftest import sim_config
+from tests.integration.sandbox.stripe_sim.conftest import sim_config
 
 
 def _pay(client: stripe.StripeClient, pm: str, **extra: object) -> stripe.PaymentIntent:

@@ -1,4 +1,4 @@
-"""TCP port helpers for the embedded services: pick a free port, wait for a listener."""
+"""TCP port helpers for the local stack, the tests and the bench: pick a free port, see or wait for a listener."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Tests of the local stack (`sandbox/`) that need no service."""
