@@ -19,6 +19,9 @@ from cli.output import fail, is_terminal, print_json, print_table
 def demo(count: int, concurrency: int, url: str | None, timeout: float, seed: int, as_json: bool) -> None:
     """Payments for customers across the EU (B2C, B2B reverse charge, inclusive/exclusive), declines, fraud
     reviews and 3-D Secure, through the real ingest; then a table of what each became."""
+    from cli.local_stack import require_local_stack
+
+    require_local_stack("demo")
     import httpx
 
     from config.settings import get_settings

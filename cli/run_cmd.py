@@ -14,6 +14,9 @@ from cli.output import fail
 @click.option("--no-scheduler", is_flag=True, help="Do not start the scheduler.")
 def run(no_worker: bool, no_scheduler: bool) -> None:
     """Start PostgreSQL, the local SQS/S3 endpoint, Redis, the Stripe sandbox, ingest, worker and scheduler."""
+    from cli.local_stack import require_local_stack
+
+    require_local_stack("run")
     from config.settings import get_settings
     from sandbox.stack import Stack, StackError
 

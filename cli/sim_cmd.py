@@ -7,7 +7,10 @@ import click
 
 @click.group()
 def sim() -> None:
-    """Local simulators of the services the engine depends on."""
+    """Local simulators of the services the engine depends on (the `[local]` extra)."""
+    from cli.local_stack import require_local_stack
+
+    require_local_stack("sim")
 
 
 @sim.command("stripe")
