@@ -4,7 +4,7 @@ The baseline is a bare FastAPI endpoint (reads the body, answers a constant 202 
 database, Redis or queue) served by the *same* uvicorn process as the ingest (an ASGI dispatcher sends
 ``/_bare/…`` to it), driven by the same client on the same loopback.
 
-The ingest process is the one the payments scenario uses (``python -m bench.payments child ingest``: the real app
+The ingest process is the one the payments scenario uses (``python -m bench.probe ingest``: the real app
 as ``payments serve`` runs it, with real PostgreSQL in a scratch database, Redis under a private prefix for the
 idempotency lock and the rate limiter — limit out of reach, check still made — and the local SQS endpoint in its
 own process).  No worker runs: accepted jobs stay queued.
@@ -32,20 +32,18 @@ import uuid
 from dataclasses import dataclass, field
 
 from bench.common import Figure
-from bench.payments import (
-    Child,
-    child_argv,
+from bench.payments import payment_body
+from bench.probe import ProbedProcess
+from bench.services import (
     delete_prefix,
     engine_env,
-    free_port,
     mint_token,
-    payment_body,
     provision_queues,
     redis_client,
     scratch_database,
-    shared_stack,
-    wait_http,
+    services,
 )
+from sandbox.ports import free_port
 
 NAME = "ingest"
 P99_LIMIT_MS = 50.0
@@ -183,13 +181,13 @@ def run(quick: bool) -> list[Figure]:
     redis_prefix = f"bench:{run_id}:"
     queue_prefix = f"b{run_id}-"
     jwt_secret = secrets.token_urlsafe(32)
-    with shared_stack(with_stripe=False) as stack, scratch_database("ingest") as db_url:
+    with services(with_stripe=False) as stack, scratch_database("ingest") as db_url:
         provision_queues(stack.aws_url, queue_prefix)
         port = free_port()
         env = engine_env(stack, db_url, redis_prefix, queue_prefix, jwt_secret)
-        server = Child(f"ingest-{run_id}", child_argv("ingest", str(port)), env, stack.workdir)
+        server = ProbedProcess(f"ingest-{run_id}", ["ingest", str(port)], env, stack.workdir).start()
         try:
-            wait_http(f"http://127.0.0.1:{port}/health/live", server)
+            server.wait_for_http(f"http://127.0.0.1:{port}/health/live")
             token = mint_token(jwt_secret)
             # Warm both paths once (first request imports and connects lazily) before anything is measured.
             for path in ("/_bare/v1/payments", "/v1/payments"):
@@ -200,7 +198,7 @@ def run(quick: bool) -> list[Figure]:
             ingest = ladder(Target(port, "/v1/payments", token), seconds)
             after = server.snapshot()
         finally:
-            server.stop(timeout=5)
+            server.stop(grace=5)
             delete_prefix(redis, redis_prefix)
     bare_rate, bare_how = best(bare)
     ingest_rate, ingest_how = best(ingest)

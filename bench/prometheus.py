@@ -18,11 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,11 +26,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from bench.common import Figure, SkipScenario
+from sandbox.ports import free_port
+from sandbox.process import ManagedProcess
+from sandbox.stack_process import StackProcess
 
 NAME = "prometheus"
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,23 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SENDERS = 4
 SCRAPE_INTERVAL_SECONDS = 1
 STACK_TIMEOUT_SECONDS = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            value = predicate()
-            if value:
-                return value
-        time.sleep(interval)
-    raise RuntimeError(f"{what} not reached in {timeout:.0f}s")
 
 
 def _jobs_total(text: str, kind: str = "payment") -> float:
@@ -73,82 +55,26 @@ def _jobs_total(text: str, kind: str = "payment") -> float:
     )
 
 
-class _Stack:
-    """``payments run`` in a subprocess on free ports, with its data under ``var/bench-prometheus-*``."""
+def _start_stack() -> tuple[StackProcess, Path]:
+    """``payments run`` on free ports (two worker processes), its data under ``var/bench-prometheus-*``."""
+    # Under the project's var/: the embedded PostgreSQL (run as root) needs a path its system user can traverse.
+    where = ROOT / "var" / f"bench-prometheus-{uuid.uuid4().hex[:8]}"
+    where.mkdir(parents=True)
+    settings = {
+        "PAYMENTS_WORKER_PROCESSES": "2",
+        "PAYMENTS_SQS_WAIT_TIME_SECONDS": "1",
+        "PAYMENTS_RATE_LIMIT_PER_MINUTE": "0",
+        "PAYMENTS_LOG_LEVEL": "WARNING",
+    }
+    try:
+        return StackProcess.start(where, settings, timeout=STACK_TIMEOUT_SECONDS, cwd=ROOT), where
+    except BaseException:
+        shutil.rmtree(where, ignore_errors=True)
+        raise
 
-    def __init__(self) -> None:
-        # Under the project's var/: the embedded PostgreSQL (run as root) needs a path its system user can traverse.
-        self.data_dir = ROOT / "var" / f"bench-prometheus-{uuid.uuid4().hex[:8]}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
-        self.env.update(
-            {
-                "PAYMENTS_DATA_DIR": str(self.data_dir),
-                "PAYMENTS_HTTP_PORT": str(_free_port()),
-                "PAYMENTS_METRICS_PORT": str(_free_port()),
-                "PAYMENTS_STRIPE_SIM_PORT": str(_free_port()),
-                "PAYMENTS_LOCAL_AWS_PORT": str(_free_port()),
-                "PAYMENTS_WORKER_PROCESSES": "2",
-                "PAYMENTS_SQS_WAIT_TIME_SECONDS": "1",
-                "PAYMENTS_RATE_LIMIT_PER_MINUTE": "0",
-                "PAYMENTS_LOG_LEVEL": "WARNING",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.ingest = f"http://127.0.0.1:{self.env['PAYMENTS_HTTP_PORT']}"
-        self.worker_metrics = f"127.0.0.1:{self.env['PAYMENTS_METRICS_PORT']}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True)
-        self._log = (self.data_dir.parent / f"{self.data_dir.name}.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "run"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-        def healthy() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"payments run exited {self.process.returncode}:\n{self.log_tail()}")
-            return httpx.get(f"{self.ingest}/health", timeout=2).status_code == 200
-
-        _wait(healthy, STACK_TIMEOUT_SECONDS, "a healthy stack")
-
-    def token(self) -> str:
-        out = subprocess.run(
-            [sys.executable, "-m", "cli.main", "token", "--role", "operator"],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return out.stdout.strip().splitlines()[-1]
-
-    def worker_jobs_total(self) -> float:
-        return _jobs_total(httpx.get(f"http://{self.worker_metrics}/metrics", timeout=10).text)
-
-    def log_tail(self) -> str:
-        path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
-            (self.data_dir.parent / f"{self.data_dir.name}.log").unlink(missing_ok=True)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+def _worker_jobs_total(stack: StackProcess) -> float:
+    return _jobs_total(httpx.get(stack.metrics_url, timeout=10).text)
 
 
 @contextlib.contextmanager
@@ -163,9 +89,9 @@ def _prometheus(binary: str, targets: dict[str, str]) -> Iterator[str]:
         }
         config_path = Path(tmp) / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
-        port = _free_port()
-        log = (Path(tmp) / "prometheus.log").open("wb")
-        process = subprocess.Popen(
+        port = free_port()
+        prometheus = ManagedProcess(
+            "prometheus",
             [
                 binary,
                 f"--config.file={config_path}",
@@ -173,31 +99,14 @@ def _prometheus(binary: str, targets: dict[str, str]) -> Iterator[str]:
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+            log=Path(tmp) / "prometheus.log",
+        ).start()
         url = f"http://127.0.0.1:{port}"
         try:
-
-            def ready() -> bool:
-                if process.poll() is not None:
-                    raise RuntimeError(f"prometheus exited {process.returncode}: {_tail(Path(tmp) / 'prometheus.log')}")
-                return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-
-            _wait(ready, 60, "a ready Prometheus")
+            prometheus.wait_for_http(f"{url}/-/ready", timeout=60)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+            prometheus.stop(grace=30)
 
 
 def _query(url: str, promql: str, at: float) -> list[dict[str, Any]]:
@@ -232,25 +141,27 @@ def run(quick: bool) -> list[Figure]:
     if binary is None:
         raise SkipScenario("no prometheus binary (Debian: apt-get install prometheus)")
     warmup, window = (5.0, 15.0) if quick else (10.0, 40.0)
-    stack = _Stack()
+    stack, where = _start_stack()
     try:
-        stack.start()
-        token = stack.token()
-        targets = {"payments-ingest": stack.ingest.removeprefix("http://"), "payments-worker": stack.worker_metrics}
+        token = stack.token(sub="bench")
+        targets = {
+            "payments-ingest": stack.ingest_url.removeprefix("http://"),
+            "payments-worker": stack.metrics_url.removeprefix("http://").removesuffix("/metrics"),
+        }
         with _prometheus(binary, targets) as prom:
             stop = threading.Event()
             sent: list[int] = []
             senders = [
-                threading.Thread(target=_send, args=(stack.ingest, token, stop, sent), daemon=True)
+                threading.Thread(target=_send, args=(stack.ingest_url, token, stop, sent), daemon=True)
                 for _ in range(SENDERS)
             ]
             for t in senders:
                 t.start()
             try:
                 time.sleep(warmup)
-                first, t0 = stack.worker_jobs_total(), time.time()
+                first, t0 = _worker_jobs_total(stack), time.time()
                 time.sleep(window)
-                last, t1 = stack.worker_jobs_total(), time.time()
+                last, t1 = _worker_jobs_total(stack), time.time()
             finally:
                 stop.set()
                 for t in senders:
@@ -267,12 +178,12 @@ def run(quick: bool) -> list[Figure]:
                 raise RuntimeError(f"Prometheus has no data for {promql}")
             scraped_rate = float(result[0]["value"][1])
     except BaseException:
-        tail = stack.log_tail()
         stack.stop()
-        if tail:
-            print(f"payments run log (tail):\n{tail}", file=sys.stderr)
+        print(f"payments run log (tail):\n{stack.process.log_tail(3000)}", file=sys.stderr)
+        shutil.rmtree(where, ignore_errors=True)
         raise
     stack.stop()
+    shutil.rmtree(where, ignore_errors=True)
     direct_rate = (last - first) / (t1 - t0)
     note = (
         f"{promql} at the end of a {seconds}s window under load ({len(sent)} payments posted by {SENDERS} clients, "

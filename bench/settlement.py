@@ -26,8 +26,6 @@ import contextlib
 import json
 import os
 import resource
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Figure, SkipScenario
+from sandbox.process import ManagedProcess
 
 NAME = "settlement"
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,17 +199,16 @@ class _Run:
         out = self.workdir / f"{job_id}.json"
         argv = [sys.executable, "-m", "bench.settlement", "child", self.database_url, self.s3_url, job_id, str(out)]
         argv.append(str(chunk_rows))
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = ManagedProcess(f"settle-{job_id}", argv, cwd=ROOT, log=self.workdir / f"{job_id}.log").start()
+        assert proc.popen is not None
         if kill_after_rows is not None:
-            while proc.poll() is None and self._progress(job_id) < kill_after_rows:
+            while proc.alive() and self._progress(job_id) < kill_after_rows:
                 time.sleep(0.05)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            proc.kill()
             return {"killed_at_rows": self._progress(job_id)}
-        _, err = proc.communicate(timeout=1800)
+        proc.popen.wait(timeout=1800)
         if proc.returncode != 0:
-            raise RuntimeError(f"settlement worker failed ({proc.returncode}): {err.decode()[-3000:]}")
+            raise RuntimeError(f"settlement worker failed ({proc.returncode}): {proc.log_tail(3000)}")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 

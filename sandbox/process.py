@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from sandbox.ports import port_open
 
@@ -64,7 +64,7 @@ class ManagedProcess:
         self.starts = 0
 
     # -- start ---------------------------------------------------------------------------------------------------
-    def start(self) -> ManagedProcess:
+    def start(self) -> Self:
         """Start the process; returns ``self``.
 
         Raises:
@@ -112,7 +112,7 @@ class ManagedProcess:
             return ""
 
     # -- wait ----------------------------------------------------------------------------------------------------
-    def wait_until(self, probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.1) -> T:
+    def wait_until(self, probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1) -> T:
         """Call ``probe`` until it returns something truthy, and return that.
 
         ``probe`` answers "not yet" with a falsy value; whatever it raises propagates.
