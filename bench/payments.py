@@ -74,8 +74,6 @@ STATS_SETTLE_SECONDS = 1.2
 SETTLED = ("succeeded", "failed", "in_review", "requires_action")
 #: Customers' countries (B2C, OSS: the customer's country's rate), so VAT is not one cached answer.
 COUNTRIES = ("IE", "DE", "FR", "IT", "ES", "NL", "BE", "AT", "PL", "SE", "PT", "FI", "DK", "CZ", "GR")
-MAINTENANCE_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def payment_body(run: str, i: int, customers: int) -> dict[str, Any]:

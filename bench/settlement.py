@@ -22,24 +22,21 @@ expected result, and ``ledger verify`` must pass — otherwise the scenario rais
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import resource
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import Figure, SkipScenario
+from bench.common import Figure
+from bench.services import scratch_database
 from sandbox.process import ManagedProcess
 
 NAME = "settlement"
 ROOT = Path(__file__).resolve().parents[1]
-MAINTENANCE_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BUCKET = "bench-settlements"
 CHUNK_ROWS = 50_000
 
@@ -105,33 +102,6 @@ def _s3(url: str) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 # The parent
 # --------------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _scratch_database() -> Iterator[str]:
-    import sqlalchemy as sa
-
-    from engine.db.engine import get_engine
-    from engine.db.migrate import upgrade
-
-    maintenance = os.environ.get("BENCH_DATABASE_URL", MAINTENANCE_DB)
-    name = f"bench_settlement_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(maintenance, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        raise SkipScenario(f"no PostgreSQL at {maintenance} (set BENCH_DATABASE_URL): {exc.orig}") from exc
-    url = f"{maintenance.rpartition('/')[0]}/{name}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 class _Batch:
@@ -286,7 +256,7 @@ def run(quick: bool) -> list[Figure]:
     aws = LocalAwsServer(host="127.0.0.1", port=0)
     s3_url = aws.start()
     try:
-        with _scratch_database() as db_url, tempfile.TemporaryDirectory(prefix="bench-settle-") as tmp:
+        with scratch_database("settlement") as db_url, tempfile.TemporaryDirectory(prefix="bench-settle-") as tmp:
             workdir = Path(tmp)
             r = _Run(db_url, s3_url, workdir)
             r.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
