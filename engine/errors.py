@@ -32,7 +32,8 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     ├── PaymentNotRefundable        a refund names a job that is no captured payment (pipelines.refund.request)
     ├── EffectConflict              one effect booked twice with other postings (engine.db.ledger)
     ├── NothingRunningError         no stack is running and nothing external is configured (engine.runtime.endpoints)
-    └── StackError, EmbeddedPostgresError, EmbeddedRedisError, LocalAwsError, UnsupportedMotoVersion   sandbox/
+    └── StackError, ProcessFailed, EmbeddedPostgresError, EmbeddedRedisError, LocalAwsError,       sandbox/
+        UnsupportedMotoVersion
 
 Business outcomes (card declined, fraud decline, refund exceeds captured) are not exceptions: a stage returns
 them as a job status.  :func:`classify_stripe_error` is the one mapping from the Stripe SDK's errors to these.

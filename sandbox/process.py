@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Self, TypeVar
 
+from engine.errors import PaymentsError
 from sandbox.ports import port_open
 
 T = TypeVar("T")
@@ -24,7 +25,7 @@ T = TypeVar("T")
 STOP_GRACE_SECONDS = 15.0
 
 
-class ProcessFailed(RuntimeError):
+class ProcessFailed(PaymentsError, RuntimeError):
     """A process exited while it was waited for, or did not become ready in time.
 
     The message names the process and what was awaited, and ends with the tail of its log when it has one.
