@@ -3,8 +3,8 @@
 #   payments worker --processes 2 --threads 8   (worker)
 #   payments scheduler                          (scheduler; run exactly one)
 #
-# The build stage makes the wheel and installs it into a virtualenv with the same step the test suite performs in
-# a fresh virtualenv (pip install of the wheel under the lock file, no extras: the local stack stays out).  The
+# The build stage runs deploy/install.sh, the step the test suite performs in a fresh virtualenv
+# (tests/e2e/test_production_install.py): the wheel under the lock file, no extras, so the local stack stays out.  The
 # final stage holds that virtualenv only: no compilers, no build tools, no source tree.
 
 # The Python the lock file is resolved for (pyproject.toml: requires-python); both stages use the same base.
@@ -14,15 +14,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
+COPY deploy/install.sh ./deploy/install.sh
 COPY engine ./engine
 COPY actors ./actors
 COPY pipelines ./pipelines
 COPY cli ./cli
 COPY config ./config
 COPY sandbox ./sandbox
-RUN python -m pip wheel --no-deps --wheel-dir /dist . \
-    && python -m venv /opt/payments \
-    && /opt/payments/bin/python -m pip install --constraint constraints.txt /dist/payments_engine-*.whl
+# The one production install (deploy/install.sh): the wheel under the lock file, no extras.
+RUN PYTHON=python sh deploy/install.sh /opt/payments
 
 FROM python:3.11-slim-bookworm AS runtime
 LABEL org.opencontainers.image.title="payments-engine" \

@@ -253,5 +253,7 @@ def test_the_image_runs_as_a_non_root_user_with_a_health_check() -> None:
 def test_the_final_stage_has_no_build_tools_and_the_install_step_is_the_locked_wheel() -> None:
     assert "pip" not in FINAL_STAGE and "apt-get" not in FINAL_STAGE and "gcc" not in FINAL_STAGE
     assert "COPY --from=build /opt/payments /opt/payments" in FINAL_STAGE
-    assert re.search(r"pip install --constraint constraints\.txt /dist/payments_engine-\*\.whl", DOCKERFILE)
+    # The build stage installs with deploy/install.sh, the very script tests/e2e/test_production_install.py runs.
+    assert re.search(r"^RUN .*deploy/install\.sh /opt/payments$", DOCKERFILE, re.M)
+    assert "--constraint" in (ROOT / "deploy" / "install.sh").read_text()
     assert "[local]" not in DOCKERFILE and ".[local" not in DOCKERFILE
