@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.broker.dead_letters import DeadLetterRecord
 from engine.broker.envelope import job_fields
-from engine.db.tables import TERMINAL_STATUSES, dead_letters, jobs
+from engine.db.tables import dead_letters, jobs
+from engine.jobs.job import SETTLED
 
 
 class SqlDeadLetterSink:
@@ -61,7 +62,7 @@ class SqlDeadLetterSink:
                 conn.execute(
                     jobs.update()
                     .where(jobs.c.id == job_id)
-                    .where(jobs.c.status.not_in([s for s in TERMINAL_STATUSES if s != "dead_lettered"]))
+                    .where(jobs.c.status.not_in(sorted(SETTLED)))
                     .values(
                         status="dead_lettered",
                         error={

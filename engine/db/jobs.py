@@ -110,7 +110,7 @@ def checkpoint(
     if stage is not None:
         values["stage"] = stage
     if public:
-        values["result"] = sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(sa.cast(public, JSONB))
+        values["result"] = _merged_result(public)
     if status is not None:
         values["status"] = status
     if error is not None:
@@ -118,6 +118,21 @@ def checkpoint(
     elif clear_error:
         values["error"] = None
     conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+
+def merge_result(conn: sa.Connection, job_id: str, fields: dict[str, Any], *, touch: bool = False) -> None:
+    """Merge ``fields`` into the job's API view (column ``result``) outside a checkpoint: what a stage's local
+    write adds (its ledger transaction, its invoice) in the caller's transaction.  ``touch`` also sets
+    ``updated_at``."""
+    values: dict[str, Any] = {"result": _merged_result(fields)}
+    if touch:
+        values["updated_at"] = sa.func.now()
+    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+
+
+def _merged_result(fields: dict[str, Any]) -> Any:
+    """``result`` (an empty object when NULL) with ``fields`` merged over it, top-level keys replaced."""
+    return sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(sa.cast(fields, JSONB))
 
 
 def set_status(

@@ -12,21 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.db.metadata import metadata
+from engine.jobs.job import STATUSES
 
 # Nullable JSON columns store Python None as SQL NULL (SQLAlchemy's default would store the JSON value null,
 # which `||` merges into an array).
 
 JOB_KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
-JOB_STATUSES = (
-    "accepted",
-    "processing",
-    "succeeded",
-    "failed",
-    "requires_action",
-    "in_review",
-    "dead_lettered",
-)
-TERMINAL_STATUSES = ("succeeded", "failed", "requires_action", "in_review", "dead_lettered")
+JOB_STATUSES = STATUSES
 DEAD_LETTER_SOURCES = ("redrive", "poison", "explicit")
 
 jobs = sa.Table(

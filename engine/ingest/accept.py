@@ -19,7 +19,7 @@ from engine.db.tables import jobs
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
-from engine.jobs.job import Job, new_job_id
+from engine.jobs.job import Job
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
@@ -87,18 +87,15 @@ class JobAcceptor:
         spec = spec_for_kind(kind)
         assert spec is not None, kind
         scope = api_scope(client, key)
-        draft = Job(
-            id=new_job_id(),
+        draft = Job.accepted(
             kind=kind,
-            status="accepted",
-            stage=None,
-            idempotency_scope=scope,
             queue=spec.name(""),
+            idempotency_scope=scope,
             group_id=group_key,
             request=data,
             customer_id=customer_id,
             correlation_id=correlation_id,
-            public=public or {},
+            public=public,
         )
         try:
             with self._c.db.begin() as conn:

@@ -14,14 +14,15 @@ from pydantic import BaseModel, ValidationError
 
 from engine.adapters.auth import TokenVerifier
 from engine.db import jobs as job_repo
+from engine.db.tables import JOB_KINDS as KINDS
 from engine.domain.pan import find_pan
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
-from engine.ingest.schemas import PaymentRequest, ReviewDecision
+from engine.ingest.schemas import ReviewDecision
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
-from engine.jobs.job import KINDS
 from engine.runtime.container import Container
+from pipelines.payment.request import PaymentRequest
 
 WRITE_ROLES = (ADMIN, OPERATOR)
 

@@ -30,7 +30,7 @@ from engine.db.tables_refunds import stripe_events
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.routes import _in_thread, correlation_id
-from engine.jobs.job import Job, new_job_id
+from engine.jobs.job import Job
 from engine.runtime import metrics
 from engine.runtime.container import Container
 
@@ -82,13 +82,10 @@ def record_event(c: Container, event: dict[str, Any], correlation: str | None) -
     assert spec is not None
     event_id = str(event["id"])
     object_id = object_id_of(event)
-    draft = Job(
-        id=new_job_id(),
+    draft = Job.accepted(
         kind="webhook",
-        status="accepted",
-        stage=None,
-        idempotency_scope=f"stripe:event:{event_id}",
         queue=spec.name(""),
+        idempotency_scope=f"stripe:event:{event_id}",
         group_id=object_id or event_id,
         request=event,
         correlation_id=correlation,

@@ -14,10 +14,16 @@ from typing import Any
 
 from engine.domain.timestamps import iso_utc
 
-KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
-TERMINAL = frozenset({"succeeded", "failed", "requires_action", "in_review", "dead_lettered"})
+#: Every status a job can have, in lifecycle order (``engine/db/tables.py`` and migration 0001 list the same).
+STATUSES = ("accepted", "processing", "succeeded", "failed", "requires_action", "in_review", "dead_lettered")
+#: The pipeline has stopped: a delivered message has nothing left to do, and the job announced ``job.{status}``.
+SETTLED = frozenset({"succeeded", "failed", "in_review", "requires_action"})
+#: No worker moves the job any more: settled, or dead-lettered.
+TERMINAL = SETTLED | {"dead_lettered"}
 #: Terminal statuses that may still move on (webhook, review decision, replay).
 REOPENABLE = frozenset({"requires_action", "in_review", "dead_lettered"})
+#: Outcomes that never change: the money moved, or never will.
+FINAL = frozenset({"succeeded", "failed"})
 
 
 def new_job_id() -> str:
@@ -47,6 +53,38 @@ class Job:
     enqueue_generation: int = 0
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @classmethod
+    def accepted(
+        cls,
+        *,
+        kind: str,
+        queue: str,
+        idempotency_scope: str,
+        group_id: str,
+        request: dict[str, Any],
+        customer_id: str | None = None,
+        correlation_id: str | None = None,
+        public: dict[str, Any] | None = None,
+        job_id: str | None = None,
+    ) -> Job:
+        """A new job, ``accepted`` and before its first stage, to be inserted (``job_id``: a fresh one if None).
+
+        ``queue`` is the SQS name of the kind's queue without prefix (``payments.fifo``).
+        """
+        return cls(
+            id=job_id or new_job_id(),
+            kind=kind,
+            status="accepted",
+            stage=None,
+            idempotency_scope=idempotency_scope,
+            queue=queue,
+            group_id=group_id,
+            request=request,
+            customer_id=customer_id,
+            correlation_id=correlation_id,
+            public=public or {},
+        )
 
     @property
     def terminal(self) -> bool:

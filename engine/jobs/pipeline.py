@@ -27,13 +27,10 @@ import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
-from engine.jobs.job import Job
+from engine.jobs.job import SETTLED, Job
 from engine.runtime import metrics
 
 log = logging.getLogger(__name__)
-
-#: Statuses in which a delivered message has nothing left to do.
-SETTLED = frozenset({"succeeded", "failed", "in_review", "requires_action"})
 
 
 @dataclass(frozen=True)

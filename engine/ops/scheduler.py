@@ -54,7 +54,8 @@ def _queue_gauges(c: Container, now: datetime) -> str:
     import sqlalchemy as sa
 
     from engine.broker.queues import queue_depths
-    from engine.db.tables import TERMINAL_STATUSES, jobs
+    from engine.db.tables import jobs
+    from engine.jobs.job import TERMINAL
     from engine.runtime import metrics
 
     rows = queue_depths(c.sqs, c.settings.queue_prefix)
@@ -69,7 +70,7 @@ def _queue_gauges(c: Container, now: datetime) -> str:
         stuck = conn.execute(
             sa.select(sa.func.count())
             .select_from(jobs)
-            .where(jobs.c.status.not_in(TERMINAL_STATUSES), jobs.c.updated_at < threshold)
+            .where(jobs.c.status.not_in(sorted(TERMINAL)), jobs.c.updated_at < threshold)
         ).scalar_one()
     metrics.STUCK_JOBS.set(stuck)
     return f"{len(rows)} queues measured, {stuck} job(s) without progress"

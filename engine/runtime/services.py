@@ -15,7 +15,7 @@ from engine.broker.envelope import Envelope
 from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.errors import PoisonError
-from engine.jobs.job import Job, new_job_id
+from engine.jobs.job import Job
 from engine.jobs.pipeline import PipelineRunner
 from engine.runtime.container import Container, bootstrap
 
@@ -69,11 +69,6 @@ class Services:
         m = self.c.settings.merchant
         secret = m.webhook_secret.get_secret_value() if m.webhook_secret else None
         return Notifier(self.redis_or_none(), self.c.redis_prefix, m.webhook_url, secret)
-
-    def note_charge_progress(self, job_id: str, value: dict[str, Any]) -> None:
-        """Commit the charge stage's progress note (failure paths only)."""
-        with self.c.db.begin() as conn:
-            job_repo.note(conn, job_id, "charge_progress", value)
 
     def cross_border_b2c_eur_cents(self) -> int:
         """The seller's cross-border EU B2C sales this and last calendar year, in euro cents (OSS threshold).
@@ -129,13 +124,11 @@ class Services:
         spec = spec_for_kind(envelope.kind)
         assert spec is not None
         customer = data.get("customer", {}).get("id") if isinstance(data.get("customer"), dict) else None
-        draft = Job(
-            id=envelope.job_id or new_job_id(),
+        draft = Job.accepted(
+            job_id=envelope.job_id,
             kind=envelope.kind,
-            status="accepted",
-            stage=None,
-            idempotency_scope=envelope.idempotency_scope,
             queue=spec.name(""),
+            idempotency_scope=envelope.idempotency_scope,
             group_id=envelope.group_id or customer or envelope.idempotency_scope,
             request=data,
             customer_id=customer,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from engine.jobs.notify import NotifyStage
 from engine.jobs.pipeline import Pipeline
 from pipelines.payment.charge import ChargeStage
 from pipelines.payment.fraud import FraudStage
 from pipelines.payment.ledger import LedgerStage
-from pipelines.payment.notify import NotifyStage
 from pipelines.payment.vat import VatStage
 
 __all__ = ["ChargeStage", "FraudStage", "LedgerStage", "NotifyStage", "VatStage", "payment_pipeline"]

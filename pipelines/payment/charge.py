@@ -14,25 +14,20 @@ before it could record anything.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import stripe
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+import sqlalchemy as sa
+from stripe import CardError, StripeError
 
 from engine.adapters.stripe_gateway import StripeGateway
-from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
+from engine.errors import TransientError
 from engine.jobs.job import Job
 from engine.jobs.pipeline import StageResult
+from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, retry_in_process
 
 log = logging.getLogger(__name__)
-
-#: How long a worker thread holds a job while the Stripe breaker is open before giving the message back.
-BREAKER_WAIT_SECONDS = 120.0
-
-Note = Callable[[str, dict[str, Any]], None]
 
 #: Stripe prunes idempotency keys after 24 hours; an hour of margin covers clock skew between us and Stripe.
 KEY_WINDOW = timedelta(hours=23)
@@ -46,51 +41,32 @@ def must_look_up_first(job: Job, now: datetime | None = None) -> bool:
     return job.created_at is not None and (now or datetime.now(UTC)) - job.created_at > KEY_WINDOW
 
 
-def _retry_in_process(exc: BaseException) -> bool:
-    """Safe to repeat with the same key at once: rate limited, or refused before Stripe saw the request —
-    unless Stripe answered ``Stripe-Should-Retry: false``."""
-    if isinstance(exc, stripe.StripeError):
-        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
-        if headers.get("stripe-should-retry") == "false":
-            return False
-    if isinstance(exc, stripe.RateLimitError):
-        return True
-    # 409: a concurrent request with this key is still in flight at Stripe.
-    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 409
-
-
-_in_process = retry(
-    retry=retry_if_exception(_retry_in_process),
-    wait=wait_random_exponential(multiplier=0.2, max=2.0),
-    stop=stop_after_attempt(4),
-    reraise=True,
-)
-
-
 @dataclass
 class ChargeStage:
-    gateway: StripeGateway
-    #: Commits ``stage_results["charge_progress"]`` for a job outside a checkpoint (failure paths only).
-    note: Note
+    stripe: StripeGateway
+    db: sa.Engine
     breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
     name: str = "charge"
 
+    def __post_init__(self) -> None:
+        self._effect = StripeEffect(
+            self.stripe, self.db, "charge_progress", "payment_intent", "request", self.breaker_wait_seconds
+        )
+
     def run(self, job: Job) -> StageResult:
-        if not self.gateway.breaker.wait_until_allowed(self.breaker_wait_seconds):
-            raise DependencyDown("Stripe circuit breaker is open")
+        progress = self._effect.begin(job)
         amounts = job.stage_results["vat"]
         req = job.request
-        progress: dict[str, Any] = dict(job.stage_results.get("charge_progress") or {})
-        generation = int(progress.get("generation", 1))
+        generation = progress.generation
         try:
-            customer = self.gateway.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
+            customer = self.stripe.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
             intent = None
-            if progress.get("uncertain") or progress.get("payment_intent") or must_look_up_first(job):
-                intent = self.gateway.find_intent(job.id, customer, progress.get("payment_intent"))
+            if progress.uncertain or progress.object_id or must_look_up_first(job):
+                intent = self.stripe.find_intent(job.id, customer, progress.object_id)
                 if intent is None:
                     generation += 1
             if intent is None:
-                intent = _in_process(self.gateway.create_and_confirm)(
+                intent = retry_in_process(self.stripe.create_and_confirm)(
                     job.id,
                     amount=amounts["total"],
                     currency=amounts["currency"],
@@ -103,20 +79,11 @@ class ChargeStage:
             elif (
                 intent.status in ("requires_confirmation", "requires_payment_method") and not intent.last_payment_error
             ):
-                intent = _in_process(self.gateway.confirm)(job.id, intent.id, f"{job.id}:confirm:g{generation}")
-        except stripe.CardError as exc:
+                intent = retry_in_process(self.stripe.confirm)(job.id, intent.id, f"{job.id}:confirm:g{generation}")
+        except CardError as exc:
             return self._declined(exc, generation)
-        except stripe.StripeError as exc:
-            failure = classify_stripe_error(exc)
-            if failure.kind == "poison":
-                raise PoisonError(f"Stripe refused the request: {exc.user_message or exc}") from exc
-            if failure.outcome_unknown:
-                self.note(job.id, {"generation": generation, "uncertain": True})
-            raise TransientError(
-                f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
-                http_status=exc.http_status,
-                request_id=exc.request_id,
-            ) from exc
+        except StripeError as exc:
+            self._effect.failed(job, exc, generation)
         return self._outcome(job, intent, generation)
 
     def _outcome(self, job: Job, intent: Any, generation: int) -> StageResult:
@@ -142,10 +109,10 @@ class ChargeStage:
             }
             return StageResult(data=data, public=public, status="failed", error={k: v for k, v in error.items() if v})
         # processing / requires_capture: Stripe has not decided yet.  Remember the intent and look again later.
-        self.note(job.id, {"generation": generation, "payment_intent": intent.id})
+        self._effect.note(job.id, {"generation": generation, "payment_intent": intent.id})
         raise TransientError(f"PaymentIntent {intent.id} is {intent.status}; checking again later")
 
-    def _declined(self, exc: stripe.CardError, generation: int) -> StageResult:
+    def _declined(self, exc: CardError, generation: int) -> StageResult:
         error_obj = exc.error
         intent = getattr(error_obj, "payment_intent", None) if error_obj is not None else None
         intent_id = getattr(intent, "id", None) or (intent.get("id") if isinstance(intent, dict) else None)

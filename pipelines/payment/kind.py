@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
     """The request of an upstream-enqueued payment, normalised; :class:`PoisonError` when invalid."""
-    from engine.ingest.schemas import PaymentRequest
+    from pipelines.payment.request import PaymentRequest
 
     try:
         request = PaymentRequest.model_validate(data)
@@ -40,7 +40,7 @@ def runner(services: Services) -> PipelineRunner:
     s = c.settings
     fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
     vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
-    charge = ChargeStage(services.stripe, services.note_charge_progress)
+    charge = ChargeStage(services.stripe, c.db)
     # Refunds held while the payment was unsettled are released as soon as it settles (pipelines/refund/holds.py).
     from pipelines.refund.holds import ReleasingRunner, release_held
 

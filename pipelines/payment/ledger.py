@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.db.tables import jobs
 from engine.domain.ledger import payment_captured
 from engine.jobs.job import Job
 from engine.jobs.pipeline import StageResult
@@ -33,14 +33,6 @@ class LedgerStage:
 
         def write(conn: sa.Connection) -> None:
             ledger_id = record(conn, txn)
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job.id)
-                .values(
-                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
-                        sa.func.jsonb_build_object("ledger_transaction", ledger_id)
-                    ),
-                )
-            )
+            job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
         return StageResult(data={"effect_key": txn.effect_key}, write=write)

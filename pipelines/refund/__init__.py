@@ -6,10 +6,10 @@ stage runs; see ``docs/refunds.md``.
 
 from __future__ import annotations
 
+from engine.jobs.notify import NotifyStage
 from engine.jobs.pipeline import Pipeline
 from pipelines.refund.amount import AmountStage
 from pipelines.refund.ledger import LedgerStage
-from pipelines.refund.notify import NotifyStage
 from pipelines.refund.stripe_refund import RefundStage
 
 __all__ = ["AmountStage", "LedgerStage", "NotifyStage", "RefundStage", "refund_pipeline"]

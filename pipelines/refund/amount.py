@@ -21,9 +21,8 @@ from engine.domain.money import currency as currency_of
 from engine.domain.money import format_amount
 from engine.domain.vat import proportional_vat
 from engine.errors import TransientError
-from engine.jobs.job import Job
+from engine.jobs.job import FINAL, Job
 from engine.jobs.pipeline import StageResult
-from pipelines.refund.holds import PAYMENT_SETTLED
 from pipelines.refund.request import PaymentNotRefundable, payment_figures, payment_intent_of
 
 
@@ -46,7 +45,7 @@ class AmountStage:
                 return _decided(job, payment, dict(mine))
             if payment.status == "failed" or figures is None:
                 return _failed(conn, job, "payment_not_captured", f"Payment {payment_id} failed; nothing was captured.")
-            if payment.status not in PAYMENT_SETTLED:
+            if payment.status not in FINAL:
                 # The runner holds refunds of unsettled payments; reaching here means the payment moved back
                 # (a replay): try again later rather than deciding against an unknown capture.
                 raise TransientError(f"payment {payment_id} is {payment.status}; refund waits")

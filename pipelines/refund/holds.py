@@ -23,15 +23,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.db.tables_refunds import refunds
-from engine.jobs.job import Job
-from engine.jobs.pipeline import SETTLED, Pipeline, PipelineRunner, StageTimer
+from engine.jobs.job import FINAL, SETTLED, Job
+from engine.jobs.pipeline import Pipeline, PipelineRunner, StageTimer
 from engine.jobs.resend import send_again
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
-
-#: Payment statuses a refund can be decided against (captured, or never will be).
-PAYMENT_SETTLED = ("succeeded", "failed")
 
 
 def hold_if_waiting(db: sa.Engine, refund_job_id: str) -> Job | None:
@@ -48,7 +45,7 @@ def hold_if_waiting(db: sa.Engine, refund_job_id: str) -> Job | None:
             payment = job_repo.get(conn, str(job.request.get("payment")), for_update=True)
         except job_repo.JobNotFound:
             return None
-        if payment.kind != "payment" or payment.status in PAYMENT_SETTLED:
+        if payment.kind != "payment" or payment.status in FINAL:
             return None
         conn.execute(
             pg_insert(refunds)
@@ -113,7 +110,7 @@ def sweep_held(c: Container, limit: int = 100) -> int:
     query = (
         sa.select(refunds.c.payment_job_id)
         .join(jobs, jobs.c.id == refunds.c.payment_job_id)
-        .where(refunds.c.status == "held", jobs.c.status.in_(PAYMENT_SETTLED))
+        .where(refunds.c.status == "held", jobs.c.status.in_(sorted(FINAL)))
         .distinct()
         .limit(limit)
     )
@@ -150,7 +147,7 @@ class ReleasingRunner(PipelineRunner):
         """Run the payment; when it is settled, release its held refunds (a failure to release is left to the
         janitor: the payment itself is done and must not be retried for it)."""
         job = super().run(job_id)
-        if job.status in PAYMENT_SETTLED:
+        if job.status in FINAL:
             try:
                 self._release(job.id)
             except Exception:

@@ -26,14 +26,8 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
 
 def runner(services: Services) -> PipelineRunner:
     """The refund pipeline wired to this process's adapters (a runner that holds refunds of unsettled payments)."""
-    from engine.db import jobs as job_repo
     from pipelines.refund import AmountStage, RefundStage, refund_pipeline
     from pipelines.refund.holds import RefundRunner
 
     db = services.c.db
-
-    def note(job_id: str, value: dict[str, Any]) -> None:
-        with db.begin() as conn:
-            job_repo.note(conn, job_id, "refund_progress", value)
-
-    return RefundRunner(db, refund_pipeline(AmountStage(db), RefundStage(services.stripe, note)))
+    return RefundRunner(db, refund_pipeline(AmountStage(db), RefundStage(services.stripe, db)))

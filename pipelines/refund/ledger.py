@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.db.tables import jobs
 from engine.db.tables_refunds import refunds
 from engine.domain.ledger import refund_issued
 from engine.jobs.job import Job
@@ -36,14 +36,6 @@ class LedgerStage:
                 .where(refunds.c.id == job.id)
                 .values(status="succeeded", stripe_refund_id=stripe_refund, updated_at=sa.func.now())
             )
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job.id)
-                .values(
-                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
-                        sa.func.jsonb_build_object("ledger_transaction", ledger_id)
-                    ),
-                )
-            )
+            job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
         return StageResult(data={"effect_key": txn.effect_key}, write=write)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from engine.domain.vat import VatResult
 from engine.errors import PaymentsError
 from engine.jobs.job import Job
+from engine.jobs.request import check_metadata
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
@@ -27,9 +28,7 @@ class RefundRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        from engine.ingest.schemas import _check_metadata
-
-        return _check_metadata(value)
+        return check_metadata(value)
 
 
 class PaymentNotRefundable(PaymentsError):

@@ -9,21 +9,17 @@ its key, so the same key would only replay the 500.  The refund id is checkpoint
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-import stripe
+from stripe import InvalidRequestError, StripeError
 
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db.tables_refunds import refunds
-from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
 from engine.jobs.job import Job
 from engine.jobs.pipeline import StageResult
-from pipelines.payment.charge import BREAKER_WAIT_SECONDS, _in_process
-
-Note = Callable[[str, dict[str, Any]], None]
+from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, retry_in_process
 
 #: Stripe's answers meaning "less is left to refund than asked" (a refund made elsewhere got there first).
 EXCEEDS = ("amount_too_large", "charge_already_refunded")
@@ -31,32 +27,34 @@ EXCEEDS = ("amount_too_large", "charge_already_refunded")
 
 @dataclass
 class RefundStage:
-    gateway: StripeGateway
-    #: Commits ``stage_results["refund_progress"]`` for a job outside a checkpoint (failure paths only).
-    note: Note
+    stripe: StripeGateway
+    db: sa.Engine
     breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
     name: str = "refund"
 
+    def __post_init__(self) -> None:
+        self._effect = StripeEffect(
+            self.stripe, self.db, "refund_progress", "refund", "refund", self.breaker_wait_seconds
+        )
+
     def run(self, job: Job) -> StageResult:
-        if not self.gateway.breaker.wait_until_allowed(self.breaker_wait_seconds):
-            raise DependencyDown("Stripe circuit breaker is open")
+        progress = self._effect.begin(job)
         decided = job.stage_results["amount"]
         intent = decided.get("payment_intent")
         if not intent:
             return _fail(
                 job.id, "payment_not_captured", f"Payment {decided['payment']} has no PaymentIntent to refund."
             )
-        progress: dict[str, Any] = dict(job.stage_results.get("refund_progress") or {})
-        generation = int(progress.get("generation", 1))
+        generation = progress.generation
         try:
             refund = None
-            if progress.get("uncertain") or progress.get("refund"):
-                refund = self.gateway.find_refund(job.id, intent, progress.get("refund"))
+            if progress.uncertain or progress.object_id:
+                refund = self.stripe.find_refund(job.id, intent, progress.object_id)
                 if refund is None:
                     generation += 1
             if refund is None:
                 metadata = {**(job.request.get("metadata") or {}), "payment_job_id": str(decided["payment"])}
-                refund = _in_process(self.gateway.create_refund)(
+                refund = retry_in_process(self.stripe.create_refund)(
                     job.id,
                     payment_intent=intent,
                     amount=int(decided["amount"]),
@@ -64,31 +62,19 @@ class RefundStage:
                     reason=job.request.get("reason"),
                     metadata=metadata,
                 )
-        except stripe.InvalidRequestError as exc:
+        except InvalidRequestError as exc:
             if exc.code in EXCEEDS:
                 return _fail(job.id, "refund_exceeds_captured", f"Stripe refused: {exc.user_message or exc}")
             if exc.code == "charge_not_refundable":
                 return _fail(job.id, "payment_not_captured", f"Stripe refused: {exc.user_message or exc}")
-            return self._error(job, exc, generation)
-        except stripe.StripeError as exc:
-            return self._error(job, exc, generation)
+            self._effect.failed(job, exc, generation)
+        except StripeError as exc:
+            self._effect.failed(job, exc, generation)
         data = {"refund": refund.id, "status": refund.status, "generation": generation}
         if refund.status in ("failed", "canceled"):
             return _fail(job.id, "refund_failed", f"Stripe refund {refund.id} {refund.status}.", data)
         # succeeded, or pending (Stripe settles card refunds later; a later failure arrives as refund.failed).
         return StageResult(data=data, public={"stripe": {"refund": refund.id}}, checkpoint=True)
-
-    def _error(self, job: Job, exc: stripe.StripeError, generation: int) -> StageResult:
-        failure = classify_stripe_error(exc)
-        if failure.kind == "poison":
-            raise PoisonError(f"Stripe refused the refund: {exc.user_message or exc}") from exc
-        if failure.outcome_unknown:
-            self.note(job.id, {"generation": generation, "uncertain": True})
-        raise TransientError(
-            f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
-            http_status=exc.http_status,
-            request_id=exc.request_id,
-        ) from exc
 
 
 def _fail(job_id: str, code: str, message: str, data: dict[str, Any] | None = None) -> StageResult:

@@ -8,8 +8,8 @@ renders the PDF to S3.  Jobs with nothing to charge end at ``prepare``.
 
 from __future__ import annotations
 
+from engine.jobs.notify import NotifyStage
 from engine.jobs.pipeline import Pipeline, Stage
-from pipelines.payment.notify import NotifyStage
 from pipelines.subscription.apply import ApplyStage
 from pipelines.subscription.invoice import InvoiceStage
 from pipelines.subscription.prepare import PrepareStage

@@ -13,8 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.db.tables import jobs
 from engine.domain.ledger import invoice_issued, invoice_paid
 from engine.invoices import numbering
 from engine.jobs.job import Job
@@ -89,15 +89,7 @@ class ApplyStage:
                 "ledger_transaction": ledger_id,
                 "invoice": {"number": invoice["number"], "s3_key": invoice["s3_key"]},
             }
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job.id)
-                .values(
-                    result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
-                        sa.cast(extra, jobs.c.result.type)
-                    )
-                )
-            )
+            job_repo.merge_result(conn, job.id, extra)
             row = repo.get(conn, sub_id)
             assert row is not None
             repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)

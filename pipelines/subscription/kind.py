@@ -45,7 +45,7 @@ def runner(services: Services) -> PipelineRunner:
     counter = RedisVelocityCounter(redis_client, c.redis_prefix) if redis_client else MemoryVelocityCounter()
     fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
     vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
-    charge = ChargeStage(services.stripe, services.note_charge_progress)
+    charge = ChargeStage(services.stripe, c.db)
     pipeline = subscription_pipeline(
         PrepareStage(c.db, plans, schedule),
         fraud,

@@ -28,7 +28,7 @@ from engine.broker.queues import spec_for_kind
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import subscription_renewals, subscriptions
 from engine.domain.timestamps import iso_utc
-from engine.jobs.job import Job, new_job_id
+from engine.jobs.job import Job
 from engine.runtime.container import Container
 from pipelines.subscription import repo
 
@@ -120,13 +120,10 @@ def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, a
         "subscription": repo.job_block(row),
         "renewal": {"period_start": iso_utc(period_start), "attempt": attempt},
     }
-    draft = Job(
-        id=new_job_id(),
+    draft = Job.accepted(
         kind="subscription",
-        status="accepted",
-        stage=None,
-        idempotency_scope=scope,
         queue=spec.name(""),
+        idempotency_scope=scope,
         group_id=row["customer_id"],
         request=data,
         customer_id=row["customer_id"],

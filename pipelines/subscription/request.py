@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from engine.ingest.schemas import Customer, Strict
+from engine.jobs.request import Customer, Strict
 
 PaymentMethod = Annotated[str, Field(min_length=1, max_length=255)]
 PlanId = Annotated[str, Field(min_length=1, max_length=64)]

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
-
 from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.db.tables import jobs
 from engine.domain.ledger import STRIPE_CLEARING, LedgerTransaction, credit, debit, receivable
 from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
 
@@ -52,14 +48,5 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
         payment = job_repo.get(conn, payment_id, for_update=True)
         customer = (payment.request.get("customer") or {}).get("id") or payment.customer_id or "unknown"
         ledger_id = record(conn, dispute_opened(note["id"], customer, note["currency"], note["amount"], payment_id))
-        conn.execute(
-            jobs.update()
-            .where(jobs.c.id == payment_id)
-            .values(
-                result=sa.func.coalesce(jobs.c.result, sa.text("'{}'::jsonb")).op("||")(
-                    sa.func.jsonb_build_object("dispute", sa.cast({**note, "ledger_transaction": ledger_id}, JSONB))
-                ),
-                updated_at=sa.func.now(),
-            )
-        )
+        job_repo.merge_result(conn, payment_id, {"dispute": {**note, "ledger_transaction": ledger_id}}, touch=True)
     return {"outcome": "booked", "payment": payment_id, "dispute": note["id"], "ledger_transaction": ledger_id}

@@ -61,7 +61,7 @@ def test_treatments(error, kind, unknown, wide) -> None:  # type: ignore[no-unty
 
 
 def test_in_process_retry_honours_stripe_should_retry() -> None:
-    from pipelines.payment.charge import _retry_in_process
+    from engine.jobs.stripe_effect import safe_to_repeat_now as _retry_in_process
 
     assert _retry_in_process(
         stripe.RateLimitError("slow down", http_status=429, headers={"Stripe-Should-Retry": "true"})

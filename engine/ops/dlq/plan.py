@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.jobs.job import Job
-from engine.jobs.pipeline import SETTLED
+from engine.jobs.job import SETTLED, Job
 
 #: Stages of the payment pipeline, in order (pipelines/payment/__init__.py).
 PAYMENT_STAGES = ("fraud", "vat", "charge", "ledger", "notify")

@@ -32,7 +32,7 @@ from engine.broker.ids import deduplication_id, message_group_id
 from engine.broker.queues import QueueSpec
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters, jobs
-from engine.jobs.pipeline import SETTLED
+from engine.jobs.job import SETTLED
 from engine.ops.dlq.archive import archive
 from engine.ops.dlq.entries import DlqEntry, DlqFilter, is_poison, join, select
 from engine.ops.dlq.messages import delete, dlq_url, iter_specs, peek

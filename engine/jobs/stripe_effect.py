@@ -1,0 +1,111 @@
+"""What every stage whose external effect is a Stripe call shares (the charge and the refund stages).
+
+* **The breaker first.** While the Stripe circuit breaker is open the stage waits (at most
+  :data:`BREAKER_WAIT_SECONDS`) and then gives the message back with :class:`DependencyDown`, burning no receive.
+* **Generations of the idempotency key.** Stripe saves the answer of any request that reached it under its key,
+  500s included, so after an unknown outcome the stage looks its object up and only when Stripe has none uses the
+  next generation (``{job_id}:{stage}:g{n}``).  The generation travels in the job's progress note
+  (``stage_results["{stage}_progress"]``), committed on failure paths only.
+* **In-process retries** (:data:`retry_in_process`) for what is safe to repeat at once with the same key.
+* **Failures classified once** (:meth:`StripeEffect.failed`): poison (our request is wrong) or transient, noting
+  an unknown outcome first so the next delivery looks before it creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import sqlalchemy as sa
+import stripe
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from engine.adapters.stripe_gateway import StripeGateway
+from engine.db import jobs as job_repo
+from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
+from engine.jobs.job import Job
+
+#: How long a worker thread holds a job while the Stripe breaker is open before giving the message back.
+BREAKER_WAIT_SECONDS = 120.0
+
+
+def safe_to_repeat_now(exc: BaseException) -> bool:
+    """Safe to repeat with the same key at once: rate limited, or refused before Stripe saw the request —
+    unless Stripe answered ``Stripe-Should-Retry: false``."""
+    if isinstance(exc, stripe.StripeError):
+        headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+        if headers.get("stripe-should-retry") == "false":
+            return False
+    if isinstance(exc, stripe.RateLimitError):
+        return True
+    # 409: a concurrent request with this key is still in flight at Stripe.
+    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 409
+
+
+#: Wraps a gateway call: up to four tries, jittered, for the errors :func:`safe_to_repeat_now` accepts.
+retry_in_process = retry(
+    retry=retry_if_exception(safe_to_repeat_now),
+    wait=wait_random_exponential(multiplier=0.2, max=2.0),
+    stop=stop_after_attempt(4),
+    reraise=True,
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A job's progress note for one Stripe effect: the key generation, the object id if one was seen, and
+    whether an earlier call's outcome is unknown."""
+
+    generation: int
+    object_id: str | None
+    uncertain: bool
+
+
+@dataclass
+class StripeEffect:
+    """The bookkeeping around one stage's Stripe call.
+
+    ``progress_key`` is the note's key in ``stage_results`` (``charge_progress``); ``object_key`` names the Stripe
+    object's id in it (``payment_intent``, ``refund``); ``what`` is how a poison error names the call.
+    """
+
+    gateway: StripeGateway
+    db: sa.Engine
+    progress_key: str
+    object_key: str
+    what: str
+    breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
+
+    def begin(self, job: Job) -> Progress:
+        """Wait for the breaker, then the job's progress so far.  Raises :class:`DependencyDown` when the breaker
+        stays open."""
+        if not self.gateway.breaker.wait_until_allowed(self.breaker_wait_seconds):
+            raise DependencyDown("Stripe circuit breaker is open")
+        progress: dict[str, Any] = dict(job.stage_results.get(self.progress_key) or {})
+        return Progress(
+            generation=int(progress.get("generation", 1)),
+            object_id=progress.get(self.object_key),
+            uncertain=bool(progress.get("uncertain")),
+        )
+
+    def note(self, job_id: str, value: dict[str, Any]) -> None:
+        """Commit ``value`` as the job's progress note at once (failure paths only: a checkpoint carries the rest)."""
+        with self.db.begin() as conn:
+            job_repo.note(conn, job_id, self.progress_key, value)
+
+    def failed(self, job: Job, exc: stripe.StripeError, generation: int) -> NoReturn:
+        """Turn a Stripe error that is not a business outcome into the failure taxonomy.
+
+        Raises :class:`PoisonError` when retrying cannot help, else :class:`TransientError` — after noting the
+        generation as uncertain when Stripe may have acted.
+        """
+        failure = classify_stripe_error(exc)
+        if failure.kind == "poison":
+            raise PoisonError(f"Stripe refused the {self.what}: {exc.user_message or exc}") from exc
+        if failure.outcome_unknown:
+            self.note(job.id, {"generation": generation, "uncertain": True})
+        raise TransientError(
+            f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
+            http_status=exc.http_status,
+            request_id=exc.request_id,
+        ) from exc
