@@ -19,11 +19,13 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     │   ├── VatError: VatDataError, VatRateUnavailable, VatIdCountryMismatch    engine.domain.vat
     │   ├── FraudRulesError                                 engine.domain.fraud
     │   ├── PlanCatalogueError                              engine.domain.plans
-    │   └── InvalidHeader, InvalidBatch, PanDetected        pipelines.settlement
+    │   ├── InvalidHeader, InvalidBatch, PanDetected        pipelines.settlement
+    │   └── OutputMismatch: a stored stage output of another shape   engine.jobs.output
     ├── NotFoundError (LookupError) asked for by id, and nothing has it
     │   ├── JobNotFound                                     engine.db.jobs
     │   ├── UnknownPlan                                     engine.domain.plans
-    │   └── DeadLetterNotFound                              engine.ops.dlq.show
+    │   ├── DeadLetterNotFound                              engine.ops.dlq.show
+    │   └── StageNotRun: a stage's output asked for before it ran   engine.jobs.output
     ├── BrokerError                 engine.broker.errors: BatchSendError, DeadLetterRequested, HeldBehindFailure
     ├── ApiError                    an HTTP error answer (engine.ingest.errors)
     ├── AuthError                   a token the engine refuses (engine.adapters.auth)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.domain.timestamps import iso_utc
+from engine.jobs.output import StageNotRun, StageOutput
 
 #: Every status a job can have, in lifecycle order (``engine/db/tables.py`` and migration 0001 list the same).
 STATUSES = ("accepted", "processing", "succeeded", "failed", "requires_action", "in_review", "dead_lettered")
@@ -24,6 +25,8 @@ TERMINAL = SETTLED | {"dead_lettered"}
 REOPENABLE = frozenset({"requires_action", "in_review", "dead_lettered"})
 #: Outcomes that never change: the money moved, or never will.
 FINAL = frozenset({"succeeded", "failed"})
+
+OutputT = TypeVar("OutputT", bound=StageOutput)
 
 
 def new_job_id() -> str:
@@ -85,6 +88,22 @@ class Job:
             correlation_id=correlation_id,
             public=public or {},
         )
+
+    def output(self, kind: type[OutputT]) -> OutputT:
+        """The output of the completed stage ``kind.STAGE``, typed.
+
+        Raises :class:`engine.jobs.output.StageNotRun` when that stage has not completed or produced nothing, and
+        :class:`engine.jobs.output.OutputMismatch` when what is stored does not fit ``kind``.
+        """
+        found = self.output_or_none(kind)
+        if found is None:
+            raise StageNotRun(f"job {self.id} has no output of stage {kind.STAGE!r}: the stage has not run")
+        return found
+
+    def output_or_none(self, kind: type[OutputT]) -> OutputT | None:
+        """As :meth:`output`, but None when the stage has not completed or produced nothing."""
+        data = self.stage_results.get(kind.STAGE)
+        return kind.from_json(data) if data else None
 
     @property
     def terminal(self) -> bool:

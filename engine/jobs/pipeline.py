@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.jobs.job import SETTLED, Job
+from engine.jobs.output import StageOutput
 from engine.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,13 @@ log = logging.getLogger(__name__)
 class StageResult:
     """What a stage produced.
 
-    ``data`` is kept under ``stage_results[stage]``; ``public`` is merged into the job's API view; ``status``
+    ``data`` is the stage's output (a typed :class:`engine.jobs.output.StageOutput`, or a plain dict), kept as JSON
+    under ``stage_results[stage]``; ``public`` is merged into the job's API view; ``status``
     (with ``error``) ends the pipeline; ``write`` runs inside the next checkpoint's transaction; ``checkpoint``
     asks for a commit right after this stage.
     """
 
-    data: dict[str, Any] = field(default_factory=dict)
+    data: StageOutput | dict[str, Any] = field(default_factory=dict)
     public: dict[str, Any] = field(default_factory=dict)
     status: str | None = None
     error: dict[str, Any] | None = None
@@ -51,7 +53,7 @@ class StageResult:
 
 
 class Stage(Protocol):
-    """One step of a pipeline.  ``run`` sees the job with every earlier stage's results in ``stage_results``."""
+    """One step of a pipeline.  ``run`` sees the job with every earlier stage's output (:meth:`Job.output`)."""
 
     name: str
 
@@ -120,11 +122,12 @@ class PipelineRunner:
             metrics.STAGE_SECONDS.labels(self.pipeline.name, stage.name).observe(elapsed)
             if self._on_stage:
                 self._on_stage(self.pipeline.name, stage.name, elapsed)
-            pending[stage.name] = result.data
+            data = _stored(stage.name, result.data)
+            pending[stage.name] = data
             public.update(result.public)
             if result.write is not None:
                 writes.append(result.write)
-            job.stage_results = {**job.stage_results, stage.name: result.data}
+            job.stage_results = {**job.stage_results, stage.name: data}
             job.public = {**job.public, **result.public}
             last = index == len(remaining) - 1
             final_status = result.status or ("succeeded" if last else None)
@@ -178,3 +181,12 @@ class PipelineRunner:
                     event_key=f"{job.id}:job.{status}",
                     payload=view,
                 )
+
+
+def _stored(stage: str, data: StageOutput | dict[str, Any]) -> dict[str, Any]:
+    """A stage's output as JSON.  Raises :class:`TypeError` for an output of another stage (a wiring mistake)."""
+    if not isinstance(data, StageOutput):
+        return data
+    if stage != data.STAGE:
+        raise TypeError(f"stage {stage!r} returned the output of stage {data.STAGE!r}")
+    return data.to_json()

@@ -24,8 +24,10 @@ from stripe import CardError, StripeError
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.errors import TransientError
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, retry_in_process
+from pipelines.payment.vat import VatOutput
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,25 @@ def must_look_up_first(job: Job, now: datetime | None = None) -> bool:
     if job.enqueue_generation > 0:
         return True
     return job.created_at is not None and (now or datetime.now(UTC)) - job.created_at > KEY_WINDOW
+
+
+@dataclass(frozen=True)
+class ChargeOutput(StageOutput):
+    """The PaymentIntent the job charged (or the decline), its status, the key generation that made it, and the
+    Stripe charge id when there is one."""
+
+    STAGE = "charge"
+
+    payment_intent: str | None
+    status: str
+    generation: int
+    charge: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.status == "declined":
+            del data["charge"]  # a decline never had a charge to name
+        return data
 
 
 @dataclass
@@ -55,7 +76,7 @@ class ChargeStage:
 
     def run(self, job: Job) -> StageResult:
         progress = self._effect.begin(job)
-        amounts = job.stage_results["vat"]
+        amounts = job.output(VatOutput)
         req = job.request
         generation = progress.generation
         try:
@@ -68,8 +89,8 @@ class ChargeStage:
             if intent is None:
                 intent = retry_in_process(self.stripe.create_and_confirm)(
                     job.id,
-                    amount=amounts["total"],
-                    currency=amounts["currency"],
+                    amount=amounts.total,
+                    currency=amounts.currency,
                     customer=customer,
                     payment_method=req["payment_method"],
                     idempotency_key=f"{job.id}:charge:g{generation}",
@@ -87,12 +108,7 @@ class ChargeStage:
         return self._outcome(job, intent, generation)
 
     def _outcome(self, job: Job, intent: Any, generation: int) -> StageResult:
-        data: dict[str, Any] = {
-            "payment_intent": intent.id,
-            "status": intent.status,
-            "generation": generation,
-            "charge": _charge_id(intent),
-        }
+        data = ChargeOutput(intent.id, intent.status, generation, _charge_id(intent))
         public: dict[str, Any] = {"stripe": {"payment_intent": intent.id}}
         if intent.status == "succeeded":
             return StageResult(data=data, public=public, checkpoint=True)
@@ -120,7 +136,7 @@ class ChargeStage:
         decline_code = getattr(error_obj, "decline_code", None) if error_obj is not None else None
         if decline_code or exc.code not in (None, "card_declined"):
             error["decline_code"] = decline_code or exc.code
-        data = {"payment_intent": intent_id, "status": "declined", "generation": generation}
+        data = ChargeOutput(intent_id, "declined", generation)
         public = {"stripe": {"payment_intent": intent_id}} if intent_id else {}
         return StageResult(data=data, public=public, status="failed", error=error)
 

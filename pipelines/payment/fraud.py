@@ -7,7 +7,19 @@ from dataclasses import dataclass
 
 from engine.domain.fraud import FraudInput, FraudRules, VelocityCounter, VelocityCounts, assess
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
+
+
+@dataclass(frozen=True)
+class FraudOutput(StageOutput):
+    """The rules' verdict: ``approve``, ``review`` or ``decline``, its score and the rules that fired."""
+
+    STAGE = "fraud"
+
+    decision: str
+    score: int
+    reasons: tuple[str, ...]
 
 
 @dataclass
@@ -43,8 +55,8 @@ class FraudStage:
             else None,
         )
         assessment = assess(inp, counts, self.rules)
-        data = assessment.as_dict()
-        public = {"fraud": data}
+        data = FraudOutput(assessment.decision, assessment.score, tuple(assessment.reasons))
+        public = {"fraud": data.to_json()}
         if assessment.decision == "decline":
             error = {"code": "fraud_declined", "message": "Declined by fraud rules: " + ", ".join(assessment.reasons)}
             return StageResult(data=data, public=public, status="failed", error=error)

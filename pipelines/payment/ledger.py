@@ -13,7 +13,9 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import record
 from engine.domain.ledger import payment_captured
 from engine.jobs.job import Job
+from engine.jobs.output import LedgerOutput
 from engine.jobs.pipeline import StageResult
+from pipelines.payment.vat import VatOutput
 
 
 @dataclass
@@ -21,18 +23,13 @@ class LedgerStage:
     name: str = "ledger"
 
     def run(self, job: Job) -> StageResult:
-        amounts = job.stage_results["vat"]
+        amounts = job.output(VatOutput)
         txn = payment_captured(
-            job.id,
-            job.request["customer"]["id"],
-            amounts["currency"],
-            amounts["net"],
-            amounts["vat"],
-            amounts["country"],
+            job.id, job.request["customer"]["id"], amounts.currency, amounts.net, amounts.vat, amounts.country
         )
 
         def write(conn: sa.Connection) -> None:
             ledger_id = record(conn, txn)
             job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
-        return StageResult(data={"effect_key": txn.effect_key}, write=write)
+        return StageResult(data=LedgerOutput(txn.effect_key), write=write)

@@ -5,9 +5,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.domain.vat import VatRates, assess_vat
+from engine.domain.vat import Scheme, VatRates, VatResult, assess_vat
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
+
+
+@dataclass(frozen=True)
+class VatOutput(StageOutput):
+    """What the payment charges, VAT included (minor units of ``currency``), and the VAT decision behind it."""
+
+    STAGE = "vat"
+
+    net: int
+    vat: int
+    total: int
+    currency: str
+    country: str
+    rate: str
+    scheme: Scheme
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, result: VatResult) -> VatOutput:
+        """The output for an assessment."""
+        return cls(
+            result.net, result.vat, result.total, result.currency, result.country, result.rate, result.scheme,
+            tuple(result.notes),
+        )  # fmt: skip
+
+    def figures(self) -> VatResult:
+        """The assessment again (what a refund of this payment splits)."""
+        return VatResult(
+            country=str(self.country),
+            rate=str(self.rate),
+            scheme=self.scheme,
+            net=int(self.net),
+            vat=int(self.vat),
+            total=int(self.total),
+            currency=str(self.currency),
+        )
 
 
 @dataclass
@@ -41,5 +78,4 @@ class VatStage:
         public: dict[str, object] = {"amounts": result.amounts_block(), "vat": result.vat_block()}
         if result.notes:
             public["notes"] = list(result.notes)
-        data = {**result.amounts_block(), **result.vat_block(), "notes": list(result.notes)}
-        return StageResult(data=data, public=public)
+        return StageResult(data=VatOutput.of(result), public=public)

@@ -22,8 +22,35 @@ from engine.domain.money import format_amount
 from engine.domain.vat import proportional_vat
 from engine.errors import TransientError
 from engine.jobs.job import FINAL, Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.refund.request import PaymentNotRefundable, payment_figures, payment_intent_of
+
+
+@dataclass(frozen=True)
+class AmountOutput(StageOutput):
+    """The refund decided: of which payment (its PaymentIntent and customer), how much (minor units, VAT
+    included) and its split into net and VAT, in the payment's currency and VAT country."""
+
+    STAGE = "amount"
+
+    payment: str
+    payment_intent: str | None
+    customer: str | None
+    amount: int
+    net: int
+    vat: int
+    currency: str
+    vat_country: str
+
+
+@dataclass(frozen=True)
+class NotDecided(StageOutput):
+    """The amount stage ended the refund with a business failure (the job's ``error`` says which)."""
+
+    STAGE = "amount"
+
+    decided: bool = False
 
 
 @dataclass
@@ -101,19 +128,19 @@ class AmountStage:
 def _decided(job: Job, payment: Job, row: dict[str, Any]) -> StageResult:
     figures = payment_figures(payment)
     customer = (payment.request.get("customer") or {}).get("id") or payment.customer_id
-    data = {
-        "payment": payment.id,
-        "payment_intent": payment_intent_of(payment),
-        "customer": customer,
-        "amount": int(row["amount"]),
-        "net": int(row["net"]),
-        "vat": int(row["vat"]),
-        "currency": figures.currency,
-        "vat_country": figures.country,
-    }
-    amounts = {"net": data["net"], "vat": data["vat"], "total": data["amount"], "currency": figures.currency}
+    data = AmountOutput(
+        payment=payment.id,
+        payment_intent=payment_intent_of(payment),
+        customer=customer,
+        amount=int(row["amount"]),
+        net=int(row["net"]),
+        vat=int(row["vat"]),
+        currency=figures.currency,
+        vat_country=figures.country,
+    )
+    amounts = {"net": data.net, "vat": data.vat, "total": data.amount, "currency": figures.currency}
     public = {
-        "refund": {"payment": payment.id, "amount": data["amount"], "currency": figures.currency},
+        "refund": {"payment": payment.id, "amount": data.amount, "currency": figures.currency},
         "amounts": amounts,
         "vat": {"country": figures.country, "rate": figures.rate, "scheme": figures.scheme},
         "held": None,
@@ -129,5 +156,5 @@ def _failed(conn: sa.Connection, job: Job, code: str, message: str) -> StageResu
         .values(status="failed", updated_at=sa.func.now())
     )
     return StageResult(
-        data={"decided": False}, public={"held": None}, status="failed", error={"code": code, "message": message}
+        data=NotDecided(), public={"held": None}, status="failed", error={"code": code, "message": message}
     )

@@ -15,7 +15,10 @@ from engine.db.ledger import record
 from engine.db.tables_refunds import refunds
 from engine.domain.ledger import refund_issued
 from engine.jobs.job import Job
+from engine.jobs.output import LedgerOutput
 from engine.jobs.pipeline import StageResult
+from pipelines.refund.amount import AmountOutput
+from pipelines.refund.stripe_refund import RefundOutput
 
 
 @dataclass
@@ -23,11 +26,10 @@ class LedgerStage:
     name: str = "ledger"
 
     def run(self, job: Job) -> StageResult:
-        d = job.stage_results["amount"]
-        stripe_refund = job.stage_results.get("refund", {}).get("refund")
-        txn = refund_issued(
-            job.id, str(d["customer"]), d["currency"], int(d["net"]), int(d["vat"]), d["vat_country"], d["payment"]
-        )
+        d = job.output(AmountOutput)
+        refunded = job.output_or_none(RefundOutput)
+        stripe_refund = refunded.refund if refunded else None
+        txn = refund_issued(job.id, str(d.customer), d.currency, d.net, d.vat, d.vat_country, d.payment)
 
         def write(conn: sa.Connection) -> None:
             ledger_id = record(conn, txn)
@@ -38,4 +40,4 @@ class LedgerStage:
             )
             job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
-        return StageResult(data={"effect_key": txn.effect_key}, write=write)
+        return StageResult(data=LedgerOutput(txn.effect_key), write=write)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -10,6 +10,8 @@ from engine.domain.vat import VatResult
 from engine.errors import PaymentsError
 from engine.jobs.job import Job
 from engine.jobs.request import check_metadata
+from pipelines.payment.charge import ChargeOutput
+from pipelines.payment.vat import VatOutput
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 
@@ -42,22 +44,14 @@ def payment_figures(payment: Job) -> VatResult:
     """
     if payment.kind != "payment":
         raise PaymentNotRefundable(f"job {payment.id} is a {payment.kind} job, not a payment")
-    vat: dict[str, Any] | None = payment.stage_results.get("vat")
-    if not vat:
+    vat = payment.output_or_none(VatOutput)
+    if vat is None:
         raise PaymentNotRefundable(f"payment {payment.id} has no amounts")
-    return VatResult(
-        country=str(vat["country"]),
-        rate=str(vat["rate"]),
-        scheme=vat["scheme"],
-        net=int(vat["net"]),
-        vat=int(vat["vat"]),
-        total=int(vat["total"]),
-        currency=str(vat["currency"]),
-    )
+    return vat.figures()
 
 
 def payment_intent_of(payment: Job) -> str | None:
     """The PaymentIntent id a payment job charged, if it got that far."""
-    charge = payment.stage_results.get("charge") or {}
-    intent = charge.get("payment_intent") or (payment.public.get("stripe") or {}).get("payment_intent")
+    charge = payment.output_or_none(ChargeOutput)
+    intent = (charge and charge.payment_intent) or (payment.public.get("stripe") or {}).get("payment_intent")
     return str(intent) if intent else None

@@ -10,7 +10,6 @@ its key, so the same key would only replay the 500.  The refund id is checkpoint
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from stripe import InvalidRequestError, StripeError
@@ -18,11 +17,24 @@ from stripe import InvalidRequestError, StripeError
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db.tables_refunds import refunds
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, retry_in_process
+from pipelines.refund.amount import AmountOutput
 
 #: Stripe's answers meaning "less is left to refund than asked" (a refund made elsewhere got there first).
 EXCEEDS = ("amount_too_large", "charge_already_refunded")
+
+
+@dataclass(frozen=True)
+class RefundOutput(StageOutput):
+    """The Stripe refund the job made, its status and the key generation that made it."""
+
+    STAGE = "refund"
+
+    refund: str
+    status: str
+    generation: int
 
 
 @dataclass
@@ -39,12 +51,10 @@ class RefundStage:
 
     def run(self, job: Job) -> StageResult:
         progress = self._effect.begin(job)
-        decided = job.stage_results["amount"]
-        intent = decided.get("payment_intent")
+        decided = job.output(AmountOutput)
+        intent = decided.payment_intent
         if not intent:
-            return _fail(
-                job.id, "payment_not_captured", f"Payment {decided['payment']} has no PaymentIntent to refund."
-            )
+            return _fail(job.id, "payment_not_captured", f"Payment {decided.payment} has no PaymentIntent to refund.")
         generation = progress.generation
         try:
             refund = None
@@ -53,11 +63,11 @@ class RefundStage:
                 if refund is None:
                     generation += 1
             if refund is None:
-                metadata = {**(job.request.get("metadata") or {}), "payment_job_id": str(decided["payment"])}
+                metadata = {**(job.request.get("metadata") or {}), "payment_job_id": decided.payment}
                 refund = retry_in_process(self.stripe.create_refund)(
                     job.id,
                     payment_intent=intent,
-                    amount=int(decided["amount"]),
+                    amount=decided.amount,
                     idempotency_key=f"{job.id}:refund:g{generation}",
                     reason=job.request.get("reason"),
                     metadata=metadata,
@@ -70,14 +80,14 @@ class RefundStage:
             self._effect.failed(job, exc, generation)
         except StripeError as exc:
             self._effect.failed(job, exc, generation)
-        data = {"refund": refund.id, "status": refund.status, "generation": generation}
+        data = RefundOutput(refund.id, refund.status, generation)
         if refund.status in ("failed", "canceled"):
             return _fail(job.id, "refund_failed", f"Stripe refund {refund.id} {refund.status}.", data)
         # succeeded, or pending (Stripe settles card refunds later; a later failure arrives as refund.failed).
         return StageResult(data=data, public={"stripe": {"refund": refund.id}}, checkpoint=True)
 
 
-def _fail(job_id: str, code: str, message: str, data: dict[str, Any] | None = None) -> StageResult:
+def _fail(job_id: str, code: str, message: str, data: RefundOutput | None = None) -> StageResult:
     """A business failure: the job fails and its reservation stops counting, in the same commit."""
 
     def release(conn: sa.Connection) -> None:
@@ -87,4 +97,6 @@ def _fail(job_id: str, code: str, message: str, data: dict[str, Any] | None = No
             .values(status="failed", updated_at=sa.func.now())
         )
 
-    return StageResult(data=data or {}, status="failed", error={"code": code, "message": message}, write=release)
+    return StageResult(
+        data=data if data is not None else {}, status="failed", error={"code": code, "message": message}, write=release
+    )

@@ -32,6 +32,7 @@ from engine.db.ledger import record_many
 from engine.domain.ledger import settlement_batch
 from engine.errors import TransientError
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.settlement import store
 from pipelines.settlement.rows import (
@@ -53,6 +54,35 @@ PROGRESS_KEY = "ingest_progress"
 
 #: Test hook type: called with each row number as it is staged (to simulate a crash at a given row).
 RowHook = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class IngestOutput(StageOutput):
+    """How many chunks were committed and rows read."""
+
+    STAGE = "ingest"
+
+    chunks: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class PostOutput(StageOutput):
+    """The batch's tally as booked (:meth:`store.Tally.to_json`) and the fee rate applied."""
+
+    STAGE = "post"
+
+    tally: dict[str, Any]
+    fee_bps: int
+
+
+@dataclass(frozen=True)
+class ReportOutput(StageOutput):
+    """Where the report lies: ``{"json": "s3://…", "csv": "s3://…"}``."""
+
+    STAGE = "report"
+
+    report: dict[str, str]
 
 
 def _batch_location(job: Job, default_bucket: str) -> tuple[str, str]:
@@ -242,8 +272,8 @@ class _EmptyBody:
         pass
 
 
-def _summary(progress: dict[str, Any]) -> dict[str, Any]:
-    return {"chunks": progress.get("chunks", 0), "rows": progress.get("next_row", 1) - 1}
+def _summary(progress: dict[str, Any]) -> IngestOutput:
+    return IngestOutput(chunks=progress.get("chunks", 0), rows=progress.get("next_row", 1) - 1)
 
 
 _POST_FIELDS = ("counts", "totals", "rejects", "ledger_transactions")
@@ -265,7 +295,7 @@ class PostStage:
             if stored.stage in (self.name, ReportStage.name):
                 # Another delivery posted while this one waited for the lock: take its result, book nothing.
                 done = {k: stored.public[k] for k in _POST_FIELDS if k in stored.public}
-                return StageResult(data=stored.stage_results.get(self.name) or {}, public=done)
+                return StageResult(data=stored.output_or_none(PostOutput) or {}, public=done)
             progress = stored.stage_results.get(PROGRESS_KEY) or {}
             tally = store.Tally.from_json(progress.get("tally"))
             store.reject_unknown_originals(conn, job.id, tally)
@@ -291,8 +321,8 @@ class PostStage:
                 "rejects": store.first_rejects(conn, job.id, REJECTS_IN_JOB),
                 "ledger_transactions": ids,
             }
-            data = {"tally": tally.to_json(), "fee_bps": self._fee_bps}
-            job_repo.checkpoint(conn, job.id, stage=self.name, stage_results={self.name: data}, public=public)
+            data = PostOutput(tally.to_json(), self._fee_bps)
+            job_repo.checkpoint(conn, job.id, stage=self.name, stage_results={self.name: data.to_json()}, public=public)
         return StageResult(data=data, public=public)
 
 
@@ -316,7 +346,7 @@ class ReportStage:
         except (BotoCoreError, ClientError) as exc:
             raise TransientError(f"could not write the settlement report: {exc}") from exc
         report = {"json": f"s3://{self._bucket}/{base}.json", "csv": f"s3://{self._bucket}/{base}.csv"}
-        return StageResult(data={"report": report}, public={"report": report})
+        return StageResult(data=ReportOutput(report), public={"report": report})
 
     def _write_json(self, job: Job, public: dict[str, Any], key: str) -> None:
         out = S3StreamWriter(self._s3, self._bucket, key, "application/json")

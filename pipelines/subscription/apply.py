@@ -9,7 +9,6 @@ issued to ``receivable:{customer}`` and paid from ``stripe_clearing``, effects `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -18,9 +17,22 @@ from engine.db.ledger import record
 from engine.domain.ledger import invoice_issued, invoice_paid
 from engine.invoices import numbering
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
+from pipelines.payment.charge import ChargeOutput
+from pipelines.payment.vat import VatOutput
 from pipelines.subscription import repo
+from pipelines.subscription.prepare import PrepareOutput
 from pipelines.subscription.repo import parse_time
+
+
+@dataclass(frozen=True)
+class ApplyOutput(StageOutput):
+    """The effect keys of the two ledger transactions booked (invoice issued, invoice paid)."""
+
+    STAGE = "apply"
+
+    invoice_effects: tuple[str, ...]
 
 
 @dataclass
@@ -35,36 +47,38 @@ class ApplyStage:
         return self.seller_vat_id or self.seller_country
 
     def run(self, job: Job) -> StageResult:
-        decision: dict[str, Any] = job.stage_results["prepare"]
-        if not decision.get("charge"):
+        decision = job.output(PrepareOutput)
+        if not decision.charge:
             return StageResult()  # pragma: no cover - prepare ends a job that charges nothing
-        vat = job.stage_results["vat"]
-        charge = job.stage_results.get("charge") or {}
-        sub_id = decision["subscription"]
-        customer = decision["customer"]
-        currency, net, tax, total = vat["currency"], int(vat["net"]), int(vat["vat"]), int(vat["total"])
+        vat = job.output(VatOutput)
+        charge = job.output_or_none(ChargeOutput)
+        sub_id = decision.subscription
+        customer = decision.customer
+        assert sub_id is not None and customer is not None
+        currency, net, tax, total = vat.currency, vat.net, vat.vat, vat.total
         issued = invoice_issued(
-            f"subscription:{job.id}:invoice", customer["id"], currency, net, tax, vat["country"], job_id=job.id
+            f"subscription:{job.id}:invoice", customer["id"], currency, net, tax, vat.country, job_id=job.id
         )
         paid = invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total, job_id=job.id)
-        billed_at = parse_time(decision["billed_at"])
+        billed_at = parse_time(decision.billed_at)
         assert billed_at is not None
         document = {
             "seller": {"country": self.seller_country, "vat_id": self.seller_vat_id},
             "customer": {k: customer.get(k) for k in ("id", "email", "country", "vat_id", "type")},
             "currency": currency,
-            "lines": decision["lines"],
+            "lines": decision.lines,
             "net": net,
             "vat_amount": tax,
             "total": total,
-            "vat": {"country": vat["country"], "rate": vat["rate"], "scheme": vat["scheme"]},
-            "notes": list(vat.get("notes") or []),
+            "vat": {"country": vat.country, "rate": vat.rate, "scheme": vat.scheme},
+            "notes": list(vat.notes),
             "subscription": sub_id,
-            "payment_intent": charge.get("payment_intent"),
+            "payment_intent": charge.payment_intent if charge else None,
         }
-        change = decision["success"]
-        event = decision["success_event"]
-        create = decision.get("create")
+        change = decision.success
+        event = decision.success_event
+        create = decision.create
+        assert change is not None and event is not None
 
         def write(conn: sa.Connection) -> None:
             repo.apply(conn, sub_id, change, create=create)
@@ -80,9 +94,9 @@ class ApplyStage:
                 currency=currency,
                 net=net,
                 vat=tax,
-                vat_country=vat["country"],
-                vat_rate=vat["rate"],
-                vat_scheme=vat["scheme"],
+                vat_country=vat.country,
+                vat_rate=vat.rate,
+                vat_scheme=vat.scheme,
                 document=document,
             )
             extra = {
@@ -95,8 +109,8 @@ class ApplyStage:
             repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
 
         return StageResult(
-            data={"invoice_effects": [issued.effect_key, paid.effect_key]},
-            public={"subscription": decision["after"]},
+            data=ApplyOutput((issued.effect_key, paid.effect_key)),
+            public={"subscription": decision.after},
             write=write,
             checkpoint=True,
         )

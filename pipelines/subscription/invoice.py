@@ -16,7 +16,19 @@ from config.settings import Settings
 from engine.errors import TransientError
 from engine.invoices import numbering, pdf, store
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
+
+
+@dataclass(frozen=True)
+class InvoiceOutput(StageOutput):
+    """The invoice stored: its number, its object key in the invoices bucket and the PDF's size."""
+
+    STAGE = "invoice"
+
+    number: str
+    s3_key: str
+    bytes: int
 
 
 @dataclass
@@ -36,5 +48,5 @@ class InvoiceStage:
             store.put_pdf(self.s3, self.settings, invoice["s3_key"], content, invoice["number"])
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"could not store invoice {invoice['number']}: {exc}") from exc
-        block = {"number": invoice["number"], "s3_key": invoice["s3_key"]}
-        return StageResult(data={**block, "bytes": len(content)}, public={"invoice": block})
+        stored = InvoiceOutput(invoice["number"], invoice["s3_key"], len(content))
+        return StageResult(data=stored, public={"invoice": {"number": stored.number, "s3_key": stored.s3_key}})

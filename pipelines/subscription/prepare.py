@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
 from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.subscription import repo
 from pipelines.subscription.billing import (
@@ -39,8 +40,54 @@ def _day(value: datetime) -> str:
     return value.date().isoformat()
 
 
+@dataclass(frozen=True)
+class PrepareOutput(StageOutput):
+    """The decision on a subscription job.
+
+    Three shapes: refused (``action`` ``none``: the job failed); finished (``charge`` None: the state change
+    ``success`` was applied with the job's final status, ``note`` says why when it is not obvious); charging (what
+    to charge, the invoice ``lines``, the state change and event on ``success`` and on ``decline``, the row to
+    ``create`` for a new subscription, ``billed_at``, and the subscription's API block ``after`` either outcome).
+    State changes are plain dicts of column → JSON value (``pipelines/subscription/repo.py``).
+    """
+
+    STAGE = "prepare"
+
+    action: str
+    charge: dict[str, Any] | None = None
+    success: dict[str, Any] | None = None
+    note: str | None = None
+    subscription: str | None = None
+    customer: dict[str, Any] | None = None
+    lines: list[dict[str, Any]] | None = None
+    decline: dict[str, Any] | None = None
+    success_event: str | None = None
+    decline_event: str | None = None
+    create: dict[str, Any] | None = None
+    billed_at: str | None = None
+    after: dict[str, Any] | None = None
+    after_decline: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Each shape keeps only its own keys."""
+        if self.action == REFUSED:
+            return {"action": REFUSED}
+        if self.charge is None:
+            finished: dict[str, Any] = {"action": self.action, "charge": None, "success": self.success}
+            if self.note:
+                finished["note"] = self.note
+            return finished
+        data = super().to_json()
+        del data["note"]
+        return data
+
+
+#: The ``action`` of a refused job's decision.
+REFUSED = "none"
+
+
 def _fail(code: str, message: str) -> StageResult:
-    return StageResult(data={"action": "none"}, status="failed", error={"code": code, "message": message})
+    return StageResult(data=PrepareOutput(REFUSED), status="failed", error={"code": code, "message": message})
 
 
 @dataclass
@@ -94,9 +141,8 @@ class PrepareStage:
                 repo.notify(conn, after, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
 
         public: dict[str, Any] = {"subscription": repo.job_block(after)}
-        data: dict[str, Any] = {"action": job.request["action"], "charge": None, "success": change}
+        data = PrepareOutput(job.request["action"], success=change, note=note)
         if note:
-            data["note"] = note
             public["subscription_note"] = note
         return StageResult(data=data, public=public, status="succeeded", write=write)
 
@@ -115,27 +161,27 @@ class PrepareStage:
         decline_event: str | None,
         create: dict[str, Any] | None = None,
     ) -> StageResult:
-        decision = {
-            "action": job.request["action"],
-            "subscription": row["id"],
-            "customer": row["customer"],
-            "charge": {
+        decision = PrepareOutput(
+            action=job.request["action"],
+            subscription=row["id"],
+            customer=row["customer"],
+            charge={
                 "amount": amount,
                 "currency": plan.currency,
                 "tax_category": plan.tax_category,
                 "payment_method": row["payment_method"],
                 "description": f"Subscription {row['id']}: {plan.name}",
             },
-            "lines": lines,
-            "success": success,
-            "decline": decline,
-            "success_event": success_event,
-            "decline_event": decline_event,
-            "create": create,
-            "billed_at": iso_utc(billed_at),
-            "after": repo.job_block(repo.merged(row, success)),
-            "after_decline": repo.job_block(repo.merged(row, decline or {})),
-        }
+            lines=lines,
+            success=success,
+            decline=decline,
+            success_event=success_event,
+            decline_event=decline_event,
+            create=create,
+            billed_at=iso_utc(billed_at),
+            after=repo.job_block(repo.merged(row, success)),
+            after_decline=repo.job_block(repo.merged(row, decline or {})),
+        )
         return StageResult(data=decision, public={"subscription": repo.job_block(row)})
 
     # -- actions ----------------------------------------------------------------------------------------------------

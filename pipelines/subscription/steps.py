@@ -22,21 +22,23 @@ import sqlalchemy as sa
 from engine.jobs.job import Job
 from engine.jobs.pipeline import Stage, StageResult
 from pipelines.subscription import repo
+from pipelines.subscription.prepare import PrepareOutput
 
 
-def charge_request(job: Job, decision: dict[str, Any]) -> dict[str, Any]:
+def charge_request(job: Job, decision: PrepareOutput) -> dict[str, Any]:
     """The job's request as the payment stages expect it, for the charge ``decision`` describes."""
-    charge = decision["charge"]
+    charge = decision.charge
+    assert charge is not None
     return {
         **job.request,
-        "customer": decision["customer"],
+        "customer": decision.customer,
         "amount": charge["amount"],
         "currency": charge["currency"],
         "tax_category": charge["tax_category"],
         "tax_behavior": "exclusive",
         "payment_method": charge["payment_method"],
         "description": charge["description"],
-        "metadata": {"subscription": decision["subscription"], "action": decision["action"]},
+        "metadata": {"subscription": decision.subscription, "action": decision.action},
     }
 
 
@@ -52,11 +54,15 @@ class ChargeStep:
         self.name = self.inner.name
 
     def run(self, job: Job) -> StageResult:
-        decision = job.stage_results.get("prepare") or {}
-        if not decision.get("charge") or (self.actions is not None and decision["action"] not in self.actions):
+        decision = job.output_or_none(PrepareOutput)
+        if (
+            decision is None
+            or not decision.charge
+            or (self.actions is not None and decision.action not in self.actions)
+        ):
             return StageResult()
         result = self.inner.run(dataclasses.replace(job, request=charge_request(job, decision)))
-        if result.status == "requires_action" and decision["action"] == "renew":
+        if result.status == "requires_action" and decision.action == "renew":
             # A renewal is off-session: nobody is there to authenticate, so it counts as a failed attempt.
             error = {"code": "authentication_required", "message": "The renewal needs the customer to authenticate."}
             result = dataclasses.replace(result, status="failed", error=error)
@@ -64,16 +70,17 @@ class ChargeStep:
             return self._declined(job, decision, result)
         return result
 
-    def _declined(self, job: Job, decision: dict[str, Any], result: StageResult) -> StageResult:
-        change = decision.get("decline")
+    def _declined(self, job: Job, decision: PrepareOutput, result: StageResult) -> StageResult:
+        change = decision.decline
         public = dict(result.public)
         # With no decline change (a declined upgrade) this is the subscription as it was: the old plan stays.
-        public["subscription"] = decision["after_decline"]
+        public["subscription"] = decision.after_decline
         if not change:
             return dataclasses.replace(result, public=public)
-        sub_id = decision["subscription"]
-        event = decision.get("decline_event")
-        create = decision.get("create")
+        sub_id = decision.subscription
+        assert sub_id is not None
+        event = decision.decline_event
+        create = decision.create
         previous = result.write
 
         def write(conn: sa.Connection) -> None:

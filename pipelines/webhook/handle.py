@@ -3,11 +3,12 @@ ledger effect keys), so a redelivered event, or one redone after a crash, change
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.jobs.job import Job
+from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.webhook import charge_refunded, dispute, payment_intent
 from pipelines.webhook.context import HandlerContext
@@ -22,6 +23,23 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+@dataclass(frozen=True)
+class HandleOutput(StageOutput):
+    """What the event's handler did: ``outcome`` (``booked``, ``resumed``, ``ignored``…) and its report."""
+
+    STAGE = "handle"
+
+    outcome: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, **self.report}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HandleOutput:
+        return cls(str(data["outcome"]), {k: v for k, v in data.items() if k != "outcome"})
+
+
 @dataclass
 class HandleStage:
     context: Callable[[str], HandlerContext]
@@ -31,6 +49,6 @@ class HandleStage:
         event = job.request
         handler = HANDLERS.get(str(event.get("type")))
         if handler is None:
-            return StageResult(data={"outcome": "ignored", "reason": "event type not handled"})
-        data = handler(self.context(job.id), event)
-        return StageResult(data=data, public={"webhook": data})
+            return StageResult(data=HandleOutput("ignored", {"reason": "event type not handled"}))
+        report = handler(self.context(job.id), event)
+        return StageResult(data=HandleOutput.from_json(report), public={"webhook": report})

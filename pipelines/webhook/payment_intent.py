@@ -16,6 +16,7 @@ from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.jobs.resend import send_again
 from engine.runtime.container import Container
+from pipelines.payment.charge import ChargeOutput
 from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str
             return "pending"
         if job.status != "requires_action":
             return "settled"
-        charge = job.stage_results.get("charge") or {}
-        progress = {"generation": int(charge.get("generation", 1)), "payment_intent": payment_intent}
+        charge = job.output_or_none(ChargeOutput)
+        progress = {"generation": charge.generation if charge else 1, "payment_intent": payment_intent}
         generation = job.enqueue_generation + 1
         job_repo.checkpoint(
             conn,
