@@ -74,7 +74,7 @@ $(CHECKOV):
 
 # Rewrite the blocks of deploy/aws/*.yaml that come from the queue catalogue.
 templates: $(STAMP)
-	$(BIN)/python -m engine.broker.cloudformation
+	$(BIN)/python -m engine.ops.cloudformation
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

@@ -6,11 +6,12 @@ from typing import Any
 
 import dramatiq
 
-from engine.runtime.services import services
+from engine.broker.queues import NOTIFICATIONS
+from engine.runtime.container import process_container
 
 
-@dramatiq.actor(queue_name="notifications", actor_name="process_notification")
+@dramatiq.actor(queue_name=NOTIFICATIONS.base, actor_name="process_notification")
 def process_notification(envelope: dict[str, Any]) -> None:
     """Deliver the event this envelope carries (signed merchant webhook, or a log line)."""
     data = envelope["data"]
-    services().notifier.deliver(data["event_type"], data["event_key"], data["object"])
+    process_container().notifier.deliver(data["event_type"], data["event_key"], data["object"])

@@ -26,7 +26,8 @@ from engine.broker.call_counter import CallCounter
 from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import MemoryDeadLetterSink
 from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import CATALOGUE, provision
+from engine.broker.queues import provision
+from pipelines.registry import CATALOGUE
 from sandbox.embedded.local_aws import LocalAwsServer
 
 NAME = "broker"
@@ -105,6 +106,7 @@ def run_engine(url: str, n: int, queue: str) -> Run:
     counter = CallCounter().attach(sqs)
     broker = SQSBroker(
         sqs,
+        catalogue=CATALOGUE,
         prefix=prefix,
         config=BrokerConfig(wait_time_seconds=1, delete_flush_seconds=0.05),
         dead_letter_sink=MemoryDeadLetterSink(),

@@ -107,11 +107,12 @@ def provision_queues(aws_url: str, queue_prefix: str) -> None:
     import boto3
 
     from engine.broker.queues import provision
+    from pipelines.registry import CATALOGUE
 
     sqs = boto3.client(
         "sqs", endpoint_url=aws_url, region_name="eu-west-1", aws_access_key_id="b", aws_secret_access_key="b"
     )
-    provision(sqs, queue_prefix)
+    provision(sqs, queue_prefix, CATALOGUE)
 
 
 def mint_token(jwt_secret: str) -> str:

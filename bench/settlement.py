@@ -50,9 +50,10 @@ def child_settle(database_url: str, s3_url: str, job_id: str, out: str, chunk_ro
     """Run the settlement pipeline for ``job_id`` in this (fresh) process; write timing and peak RSS to ``out``."""
     import psutil
 
+    from config.settings import Settings
     from engine.db.engine import get_engine
-    from engine.jobs.pipeline import PipelineRunner
-    from pipelines.settlement import settlement_pipeline
+    from engine.jobs.pipeline import Pipeline, PipelineRunner
+    from pipelines.settlement.stages import IngestStage, PostStage, ReportStage
 
     db = get_engine(database_url)
     s3 = _s3(s3_url)
@@ -61,7 +62,13 @@ def child_settle(database_url: str, s3_url: str, job_id: str, out: str, chunk_ro
     s3.head_bucket(Bucket=BUCKET)
     idle = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    job = PipelineRunner(db, settlement_pipeline(db, s3, BUCKET, 0, chunk_rows=int(chunk_rows))).run(job_id)
+    settings = Settings(queue_prefix="", s3={"bucket_settlements": BUCKET}, settlement={"fee_bps": 0})
+    stages = (
+        IngestStage(db, s3, settings, chunk_rows=int(chunk_rows)),
+        PostStage(db, settings),
+        ReportStage(db, s3, settings),
+    )
+    job = PipelineRunner(db, Pipeline("settlement", stages)).run(job_id)
     seconds = time.perf_counter() - started
     peak = _peak_rss()
     Path(out).write_text(

@@ -39,10 +39,10 @@ def _container() -> Container:
 def _check_queue(queue: str | None) -> None:
     if queue is None:
         return
-    from engine.broker.queues import resolve_queue_name
+    from pipelines.registry import CATALOGUE
 
     try:
-        resolve_queue_name(queue)
+        CATALOGUE.resolve(queue)
     except KeyError as exc:
         fail(str(exc.args[0]), EXIT_USAGE)
 

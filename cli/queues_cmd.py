@@ -1,5 +1,5 @@
-"""`payments queues create|ls|check`: provision the catalogue's queues (docs/design.md), show their depth, check
-them for drift (docs/deploy.md)."""
+"""`payments queues create|ls|check`: provision the catalogue's queues (docs/design.md; ``pipelines/registry.py:
+CATALOGUE``), show their depth, check them for drift (docs/deploy.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from engine.broker.client import make_sqs_client
 from engine.broker.drift import check_queues, unsafe_queues
 from engine.broker.queues import provision, queue_depths
 from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
+from pipelines.registry import CATALOGUE
 
 
 def _client() -> Any:
@@ -34,7 +35,7 @@ def create(as_json: bool) -> None:
     """Create every queue with its dead-letter queue (idempotent; repairs drifted attributes)."""
     sqs = _client()
     settings = get_settings()
-    done = provision(sqs, settings.queue_prefix, visibility_timeout=settings.sqs.visibility_timeout_seconds)
+    done = provision(sqs, settings.queue_prefix, CATALOGUE, visibility_timeout=settings.sqs.visibility_timeout_seconds)
     rows = [
         {
             "name": p.name,
@@ -55,7 +56,7 @@ def create(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def ls(as_json: bool) -> None:
     """Show visible / in-flight / delayed messages per queue and the DLQ's visible count."""
-    rows = queue_depths(_client(), get_settings().queue_prefix)
+    rows = queue_depths(_client(), get_settings().queue_prefix, CATALOGUE)
     if as_json:
         print_json(rows)
         return
@@ -74,13 +75,13 @@ def check(as_json: bool) -> None:
     """
     settings = get_settings()
     differences = check_queues(
-        _client(), settings.queue_prefix, visibility_timeout=settings.sqs.visibility_timeout_seconds
+        _client(), settings.queue_prefix, CATALOGUE, visibility_timeout=settings.sqs.visibility_timeout_seconds
     )
     if as_json:
         print_json(
             {
                 "ok": not differences,
-                "refused": sorted(unsafe_queues(differences, settings.queue_prefix)),
+                "refused": sorted(unsafe_queues(differences, settings.queue_prefix, CATALOGUE)),
                 "differences": [d.as_dict() for d in differences],
             }
         )

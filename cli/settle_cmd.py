@@ -54,14 +54,12 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
     Exit 1 when the file carries a card number or is not a POS batch (nothing is stored then), or when the stack
     is not reachable.
     """
-    from engine.ingest.accept import JobAcceptor
+    from engine.adapters.s3 import settlements_bucket
     from engine.ingest.errors import ApiError
-    from engine.ingest.idempotency import IdempotencyStore
-    from pipelines.settlement.kind import bucket_name
     from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
 
     c = _container()
-    sink = BatchSink(c.s3, bucket_name(c))
+    sink = BatchSink(c.s3, settlements_bucket(c.settings))
     size = file.stat().st_size
     try:
         with file.open("rb") as f, _progress(size, f"uploading {file.name}") as bar:
@@ -77,12 +75,7 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
         sink.abort()
         raise
     try:
-        redis_client: Any = c.redis
-    except Exception:
-        redis_client = None
-    acceptor = JobAcceptor(c, IdempotencyStore(c.db, redis_client, c.redis_prefix, c.settings.idempotency.ttl_seconds))
-    try:
-        answer = accept_batch(acceptor, c.s3, stored, client=client, key=key or uuid.uuid4().hex, correlation_id=None)
+        answer = accept_batch(c.acceptor, c.s3, stored, client=client, key=key or uuid.uuid4().hex, correlation_id=None)
     except ApiError as exc:
         fail(f"{exc.code}: {exc.message}")
     job = answer.body

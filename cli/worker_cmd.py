@@ -12,7 +12,9 @@ import multiprocessing
 import signal
 import sys
 import threading
+from collections.abc import Iterable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import dramatiq
@@ -20,8 +22,10 @@ import dramatiq
 from cli.output import fail
 from config.settings import get_settings
 from engine.broker.bootstrap import build_broker, install_broker
-from engine.broker.queues import resolve_queue_name
 from engine.runtime.endpoints import NothingRunningError, resolve_endpoints
+
+if TYPE_CHECKING:
+    from engine.jobs.kind import JobKind
 
 log = logging.getLogger(__name__)
 DEFAULT_MODULES = ("actors",)
@@ -39,9 +43,11 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
     settings = get_settings()
     processes = processes or settings.worker.processes
     threads = threads or settings.worker.threads
+    from pipelines.registry import CATALOGUE
+
     for name in queue_names:
         try:
-            resolve_queue_name(name)
+            CATALOGUE.resolve(name)
         except KeyError as exc:
             fail(str(exc.args[0]), code=2)
     try:
@@ -55,32 +61,43 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
 
 
 def run_worker_process(
-    modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...], serve_metrics_here: bool = True
+    modules: tuple[str, ...],
+    threads: int,
+    queue_names: tuple[str, ...],
+    serve_metrics_here: bool = True,
+    kinds: Iterable[JobKind] | None = None,
 ) -> int:
-    """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code."""
-    from engine.runtime.container import bootstrap
+    """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code.
+
+    ``kinds`` replaces the registry's job kinds (same names and queues, other stages: a benchmark's baseline); the
+    actors run their jobs with this process's container (:func:`engine.runtime.container.use_process_container`).
+    Raises :class:`engine.runtime.container.UnknownDependency` when a kind's factory names no provider.
+    """
+    from engine.runtime.container import bootstrap, use_process_container
     from engine.runtime.logs import configure_logging
     from engine.runtime.worker import Sidecars, dead_letter_sink, safe_queues
 
     settings = get_settings()
     configure_logging(settings)
-    container = bootstrap(settings)
+    container = bootstrap(settings, kinds)
+    use_process_container(container)
     from engine.broker.log_context import LogContext
     from engine.runtime.metrics import serve as serve_metrics
 
-    broker = build_broker(settings, container.endpoints, dead_letter_sink(container))
+    broker = build_broker(settings, container.endpoints, container.queues, dead_letter_sink(container))
     broker.add_middleware(LogContext())
     install_broker(broker, modules)
     if serve_metrics_here and not serve_metrics(settings.metrics.port):
         log.warning("metrics port %d is taken; this worker's metrics are not served", settings.metrics.port)
-    wanted = {resolve_queue_name(q).spec.base for q in queue_names}
+    resolve = container.queues.resolve
+    wanted = {resolve(q).spec.base for q in queue_names}
     # Dramatiq whitelists by declared queue name; map the user's spelling (payments.fifo) to the declared one.
-    whitelist = {q for q in broker.get_declared_queues() if not wanted or resolve_queue_name(q).spec.base in wanted}
+    whitelist = {q for q in broker.get_declared_queues() if not wanted or resolve(q).spec.base in wanted}
     if not whitelist:
         log.error("no actor consumes the requested queues (declared: %s)", sorted(broker.get_declared_queues()))
         broker.close()
         return 1
-    whitelist = safe_queues(broker.sqs, whitelist, settings)
+    whitelist = safe_queues(broker.sqs, whitelist, settings, container.queues)
     if not whitelist:
         log.error("every requested queue was refused by the queue check: nothing to consume")
         broker.close()

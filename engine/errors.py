@@ -29,7 +29,8 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     ├── BrokerError                 engine.broker.errors: BatchSendError, DeadLetterRequested, HeldBehindFailure
     ├── ApiError                    an HTTP error answer (engine.ingest.errors)
     ├── AuthError                   a token the engine refuses (engine.adapters.auth)
-    ├── SignatureRefused            a Stripe webhook delivery not signed by us (engine.ingest.routes_webhooks)
+    ├── SignatureRefused            a Stripe webhook delivery not signed by us (pipelines.webhook.routes)
+    ├── UnknownDependency (TypeError)  a factory names what the container does not provide (engine.runtime.container)
     ├── NotInReview                 a review decision for a job not in review (engine.ops.review)
     ├── PaymentNotRefundable        a refund names a job that is no captured payment (pipelines.refund.request)
     ├── EffectConflict              one effect booked twice with other postings (engine.db.ledger)

@@ -130,7 +130,8 @@ class Stack:
         c = bootstrap(self.settings)
         assert c.endpoints.database_url
         upgrade(c.endpoints.database_url)
-        provision(c.sqs, self.settings.queue_prefix, visibility_timeout=self.settings.sqs.visibility_timeout_seconds)
+        visibility = self.settings.sqs.visibility_timeout_seconds
+        provision(c.sqs, self.settings.queue_prefix, c.queues, visibility_timeout=visibility)
         ensure_buckets(c.s3, self.settings)
         if self.runtime.get("stripe_api_base"):  # the sandbox delivers its events to our /webhooks/stripe
             from sandbox.webhook_setup import register_with_sandbox

@@ -14,6 +14,11 @@ def bucket_names(settings: Settings) -> list[str]:
     return [p + settings.s3.bucket_invoices, p + settings.s3.bucket_settlements, p + settings.s3.bucket_audit]
 
 
+def settlements_bucket(settings: Settings) -> str:
+    """The bucket POS batches and settlement reports go to, with ``PAYMENTS_QUEUE_PREFIX`` in front."""
+    return f"{settings.queue_prefix}{settings.s3.bucket_settlements}"
+
+
 def ensure_buckets(s3: Any, settings: Settings) -> list[str]:
     """Create every bucket that does not exist yet; returns the names created.  Idempotent."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}

@@ -15,10 +15,10 @@ from engine.broker.dead_letters import (
 from engine.broker.envelope import Envelope, parse_body, to_message
 from engine.broker.errors import BatchSendError, BrokerError, DeadLetterRequested, PoisonMessage
 from engine.broker.ids import deduplication_id, message_group_id
-from engine.broker.queues import CATALOGUE, provision, queue_depths, resolve_queue_name
+from engine.broker.queues import NOTIFICATIONS, QueueCatalogue, QueueSpec, provision, queue_depths
 
 __all__ = [
-    "CATALOGUE",
+    "NOTIFICATIONS",
     "BatchSendError",
     "BrokerConfig",
     "BrokerError",
@@ -29,6 +29,8 @@ __all__ = [
     "LoggingDeadLetterSink",
     "MemoryDeadLetterSink",
     "PoisonMessage",
+    "QueueCatalogue",
+    "QueueSpec",
     "SQSBroker",
     "deduplication_id",
     "default_broker_middleware",
@@ -36,6 +38,5 @@ __all__ = [
     "parse_body",
     "provision",
     "queue_depths",
-    "resolve_queue_name",
     "to_message",
 ]

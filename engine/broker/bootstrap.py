@@ -17,18 +17,22 @@ from engine.broker.client import make_sqs_client
 from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import DeadLetterSink, LoggingDeadLetterSink
 from engine.broker.errors import DeadLetterRequested
+from engine.broker.queues import QueueCatalogue
 from engine.errors import PoisonError
 from engine.runtime.endpoints import Endpoints
 
 
-def build_broker(settings: Settings, endpoints: Endpoints, sink: DeadLetterSink | None = None) -> SQSBroker:
-    """An :class:`SQSBroker` for the configured endpoint, prefix and timings.
+def build_broker(
+    settings: Settings, endpoints: Endpoints, catalogue: QueueCatalogue, sink: DeadLetterSink | None = None
+) -> SQSBroker:
+    """An :class:`SQSBroker` for the configured endpoint, prefix and timings, serving ``catalogue``'s queues.
 
     Raises:
         engine.runtime.endpoints.NothingRunningError: no SQS endpoint is running or configured.
     """
     return SQSBroker(
         make_sqs_client(endpoints),
+        catalogue=catalogue,
         prefix=settings.queue_prefix,
         config=BrokerConfig.from_settings(settings),
         dead_letter_sink=sink or LoggingDeadLetterSink(),

@@ -36,7 +36,7 @@ from engine.broker.envelope import from_message
 from engine.broker.errors import BatchSendError, DeadLetterRequested, FailedEntry
 from engine.broker.ids import deduplication_id, message_group_id
 from engine.broker.middleware import VisibilityRetries
-from engine.broker.queues import ConsumedQueue, QueueRef, provision, resolve_queue_name
+from engine.broker.queues import ConsumedQueue, QueueCatalogue, QueueRef, provision
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ def default_broker_middleware() -> list[Middleware]:
 
 
 class SQSBroker(dramatiq.Broker):
-    """A Dramatiq broker on SQS for the queue catalogue of :mod:`engine.broker.queues`.
+    """A Dramatiq broker on SQS for the queues of a :class:`~engine.broker.queues.QueueCatalogue`.
 
     Parameters:
+        catalogue: the queues actors may declare (``pipelines/registry.py: CATALOGUE``).
         sqs: a boto3 SQS client (shared by every thread; boto3 clients are thread-safe).  When ``None``, one is
             made from ``endpoint_url``/``region`` with the default credential chain.
         prefix: put verbatim before every queue name (``PAYMENTS_QUEUE_PREFIX``).
@@ -75,6 +76,7 @@ class SQSBroker(dramatiq.Broker):
         self,
         sqs: Any = None,
         *,
+        catalogue: QueueCatalogue,
         endpoint_url: str | None = None,
         region: str = "eu-west-1",
         prefix: str = "",
@@ -90,6 +92,7 @@ class SQSBroker(dramatiq.Broker):
         if not any(isinstance(m, VisibilityRetries) for m in self.middleware):
             self.add_middleware(VisibilityRetries())
         self.sqs = sqs if sqs is not None else make_client("sqs", endpoint_url=endpoint_url, region=region)
+        self.catalogue = catalogue
         self.prefix = prefix
         self.config = config or BrokerConfig()
         self.sink: DeadLetterSink = dead_letter_sink or LoggingDeadLetterSink()
@@ -121,7 +124,7 @@ class SQSBroker(dramatiq.Broker):
         """
         if queue_name in self.queues:
             return
-        ref = resolve_queue_name(queue_name)
+        ref = self.catalogue.resolve(queue_name)
         if ref.dlq:
             raise KeyError(f"{queue_name!r} is a dead-letter queue; actors cannot consume it")
         self.emit_before("declare_queue", queue_name)

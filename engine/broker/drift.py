@@ -18,10 +18,11 @@ The worker refuses to consume an unsafe queue (:func:`engine.runtime.worker.safe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from engine.broker.queues import CATALOGUE, QueueSpec, queue_attributes
+from engine.broker.queues import QueueSpec, queue_attributes
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ def _redrive(
 
 def check_queues(
     sqs: Any,
-    prefix: str = "",
-    specs: tuple[QueueSpec, ...] = CATALOGUE,
+    prefix: str,
+    specs: Iterable[QueueSpec],
     *,
     visibility_timeout: int | None = None,
 ) -> list[Difference]:
@@ -144,9 +145,7 @@ def check_queues(
     return found
 
 
-def unsafe_queues(
-    differences: list[Difference], prefix: str = "", specs: tuple[QueueSpec, ...] = CATALOGUE
-) -> set[str]:
+def unsafe_queues(differences: list[Difference], prefix: str, specs: Iterable[QueueSpec]) -> set[str]:
     """The base names (``payments``) of the catalogue queues that an unsafe difference makes unfit to consume."""
     bad = {d.queue for d in differences if d.unsafe}
     return {s.base for s in specs if s.name(prefix) in bad or s.dlq_name(prefix) in bad}

@@ -1,7 +1,10 @@
-"""The queue catalogue (``docs/design.md``, "The queue catalogue"), provisioning, and depth reporting.
+"""Queues: their specification, the catalogue of an engine's queues (``docs/design.md``, "The queue catalogue"),
+provisioning, and depth reporting.
 
-Every work queue is FIFO with its own FIFO dead-letter queue; ``notifications`` is a standard queue with a
-standard DLQ.  Names take the configured prefix verbatim (``{prefix}payments.fifo``).
+Every job kind declares its work queue (``pipelines/<kind>/kind.py``), FIFO with its own FIFO dead-letter queue;
+``notifications`` is a standard queue with a standard DLQ.  The catalogue is the kinds' queues plus
+``notifications`` (``pipelines/registry.py: CATALOGUE``).  Names take the configured prefix verbatim
+(``{prefix}payments.fifo``).
 
 VisibilityTimeouts are the catalogue's (work queues 300 s, ``notifications`` 60 s) unless
 ``PAYMENTS_SQS_VISIBILITY_TIMEOUT_SECONDS`` says otherwise: :func:`provision` then gives the work queues that value
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -71,16 +75,18 @@ class QueueSpec:
         return attrs
 
 
-CATALOGUE: tuple[QueueSpec, ...] = (
-    QueueSpec("payments", "payment", True, 300, FOURTEEN_DAYS),
-    QueueSpec("refunds", "refund", True, 300, FOURTEEN_DAYS),
-    QueueSpec("subscriptions", "subscription", True, 300, FOURTEEN_DAYS),
-    QueueSpec("settlements", "settlement", True, 300, FOURTEEN_DAYS),
-    QueueSpec("webhooks", "webhook", True, 300, FOURTEEN_DAYS),
-    QueueSpec("notifications", "notification", False, 60, FOUR_DAYS),
-)
-_BY_BASE = {spec.base: spec for spec in CATALOGUE}
-_BY_KIND = {spec.kind: spec for spec in CATALOGUE}
+def work_queue(base: str, kind: str) -> QueueSpec:
+    """The work queue of a job kind: FIFO, 300 s visibility, 14 days' retention, a FIFO DLQ after 3 receives."""
+    return QueueSpec(base, kind, True, 300, FOURTEEN_DAYS)
+
+
+#: The standard queue the outbox relay feeds and the notifier consumes (``actors/notifications.py``).
+NOTIFICATIONS = QueueSpec("notifications", "notification", False, 60, FOUR_DAYS)
+
+
+def queue_base(name: str) -> str:
+    """The short (Dramatiq) name of an unprefixed SQS queue name: ``payments.fifo`` → ``payments``."""
+    return name.removesuffix(".fifo")
 
 
 @dataclass(frozen=True)
@@ -110,30 +116,55 @@ class ConsumedQueue:
     visibility_timeout: int
 
 
-def resolve_queue_name(name: str, prefix: str = "") -> QueueRef:
-    """Resolve ``payments``, ``payments.fifo``, ``payments-dlq.fifo`` (optionally with ``prefix``) to the catalogue.
+@dataclass(frozen=True)
+class QueueCatalogue:
+    """The queues of one engine, in order: each job kind's work queue, then ``notifications``."""
 
-    Raises:
-        KeyError: the name is not one of the catalogue's queues or DLQs.
-    """
-    bare = name[len(prefix) :] if prefix and name.startswith(prefix) else name
-    bare = bare.removesuffix(".fifo")
-    dlq = bare.endswith("-dlq")
-    bare = bare.removesuffix("-dlq")
-    spec = _BY_BASE.get(bare)
-    if spec is None:
-        known = ", ".join(s.base for s in CATALOGUE)
-        raise KeyError(f"unknown queue {name!r} (known: {known})")
-    # "payments" and "payments.fifo" are fine; "notifications.fifo" or "payments" spelled without the suffix
-    # where the real name has one are accepted (the short name) but a wrong suffix is not.
-    if name.endswith(".fifo") and not spec.fifo:
-        raise KeyError(f"unknown queue {name!r}: {spec.base} is a standard queue")
-    return QueueRef(spec, dlq)
+    specs: tuple[QueueSpec, ...]
 
+    @classmethod
+    def of(cls, work_queues: Iterable[QueueSpec]) -> QueueCatalogue:
+        """The catalogue of these work queues and :data:`NOTIFICATIONS`.  Raises :class:`ValueError` when two
+        queues share a name or a kind."""
+        specs = (*work_queues, NOTIFICATIONS)
+        for attribute in ("base", "kind"):
+            values = [getattr(s, attribute) for s in specs]
+            if len(set(values)) != len(values):
+                raise ValueError(f"two catalogue queues share a {attribute}: {values}")
+        return cls(specs)
 
-def spec_for_kind(kind: str) -> QueueSpec | None:
-    """The catalogue queue that carries jobs of ``kind`` (``payment`` → ``payments``), if any."""
-    return _BY_KIND.get(kind)
+    def __iter__(self) -> Iterator[QueueSpec]:
+        return iter(self.specs)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, index: int) -> QueueSpec:
+        return self.specs[index]
+
+    def resolve(self, name: str, prefix: str = "") -> QueueRef:
+        """Resolve ``payments``, ``payments.fifo``, ``payments-dlq.fifo`` (optionally with ``prefix``).
+
+        Raises:
+            KeyError: the name is not one of the catalogue's queues or DLQs.
+        """
+        bare = name[len(prefix) :] if prefix and name.startswith(prefix) else name
+        bare = bare.removesuffix(".fifo")
+        dlq = bare.endswith("-dlq")
+        bare = bare.removesuffix("-dlq")
+        spec = next((s for s in self.specs if s.base == bare), None)
+        if spec is None:
+            known = ", ".join(s.base for s in self.specs)
+            raise KeyError(f"unknown queue {name!r} (known: {known})")
+        # "payments" and "payments.fifo" are fine; "notifications.fifo" or "payments" spelled without the suffix
+        # where the real name has one are accepted (the short name) but a wrong suffix is not.
+        if name.endswith(".fifo") and not spec.fifo:
+            raise KeyError(f"unknown queue {name!r}: {spec.base} is a standard queue")
+        return QueueRef(spec, dlq)
+
+    def for_kind(self, kind: str) -> QueueSpec | None:
+        """The queue that carries jobs of ``kind`` (``payment`` → ``payments``), if any."""
+        return next((s for s in self.specs if s.kind == kind), None)
 
 
 @dataclass(frozen=True)
@@ -187,12 +218,12 @@ def _same_attribute(key: str, current: str | None, wanted: str) -> bool:
 
 def provision(
     sqs: Any,
-    prefix: str = "",
-    specs: tuple[QueueSpec, ...] = CATALOGUE,
+    prefix: str,
+    specs: Iterable[QueueSpec],
     *,
     visibility_timeout: int | None = None,
 ) -> list[ProvisionedQueue]:
-    """Create every catalogue queue and its DLQ (idempotent) and return what was done per queue.
+    """Create every queue of ``specs`` (a catalogue) and its DLQ (idempotent) and return what was done per queue.
 
     The DLQ is created first so the work queue can name it in its RedrivePolicy.  An existing queue whose
     attributes differ from the catalogue gets them set with SetQueueAttributes.  ``visibility_timeout`` is the
@@ -234,8 +265,8 @@ _DEPTH_ATTRIBUTES = [
 ]
 
 
-def queue_depths(sqs: Any, prefix: str = "", specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[dict[str, Any]]:
-    """Depth of every catalogue queue: ``{name, type, visible, in_flight, delayed, dlq: {name, visible}}``.
+def queue_depths(sqs: Any, prefix: str, specs: Iterable[QueueSpec]) -> list[dict[str, Any]]:
+    """Depth of every queue of ``specs``: ``{name, type, visible, in_flight, delayed, dlq: {name, visible}}``.
 
     A queue that does not exist is reported with ``None`` counts (so ``queues ls`` shows what is missing).
 

@@ -220,3 +220,22 @@ def insert_if_absent(conn: sa.Connection, job: Job) -> Job:
     if found is None:
         return get(conn, job.id)
     return found
+
+
+def cross_border_b2c_eur_cents(conn: sa.Connection, seller_country: str) -> int:
+    """The seller's cross-border EU B2C sales this and last calendar year, in euro cents (the OSS threshold).
+
+    Counts succeeded EUR payments to consumers in another state than ``seller_country``; other currencies would
+    need a rate of exchange (documented limitation).
+    """
+    query = sa.text(
+        """
+        SELECT coalesce(sum((result->'amounts'->>'total')::bigint), 0) FROM jobs
+        WHERE kind = 'payment' AND status = 'succeeded'
+          AND result->'amounts'->>'currency' = 'eur'
+          AND request->'customer'->>'country' <> :seller
+          AND coalesce(request->'customer'->>'type', 'consumer') = 'consumer'
+          AND created_at >= date_trunc('year', now()) - interval '1 year'
+        """
+    )
+    return int(conn.execute(query, {"seller": seller_country}).scalar_one())

@@ -13,14 +13,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
+from engine.broker.queues import QueueCatalogue
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
 from engine.jobs.job import Job
-from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -32,11 +31,14 @@ def api_scope(client: str, key: str) -> str:
 
 
 class JobAcceptor:
-    """Creates jobs for the ingest routes."""
+    """Creates jobs for the ingest routes: the job row in ``db``, the message through ``broker`` on the kind's queue
+    in ``queues``, the answer kept in ``store``.  Build one per process (the container's ``acceptor``)."""
 
-    def __init__(self, container: Container, store: IdempotencyStore) -> None:
-        self._c = container
+    def __init__(self, db: sa.Engine, broker: Any, store: IdempotencyStore, queues: QueueCatalogue) -> None:
+        self._db = db
+        self._broker = broker
         self._store = store
+        self._queues = queues
 
     def accept(
         self,
@@ -84,7 +86,7 @@ class JobAcceptor:
         correlation_id: str | None,
         public: dict[str, Any] | None,
     ) -> SavedAnswer:
-        spec = spec_for_kind(kind)
+        spec = self._queues.for_kind(kind)
         assert spec is not None, kind
         scope = api_scope(client, key)
         draft = Job.accepted(
@@ -98,7 +100,7 @@ class JobAcceptor:
             public=public,
         )
         try:
-            with self._c.db.begin() as conn:
+            with self._db.begin() as conn:
                 job = job_repo.insert(conn, draft)
                 answer = SavedAnswer(202, job.view())
                 if not self._store.save(conn, client, key, request_hash, job.id, answer):
@@ -120,7 +122,7 @@ class JobAcceptor:
             correlation_id=correlation_id,
         )
         try:
-            self._c.broker.enqueue(to_message(envelope, spec.base))
+            self._broker.enqueue(to_message(envelope, spec.base))
         except Exception as exc:
             log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
             self._undo(job.id, client, key)
@@ -135,7 +137,7 @@ class JobAcceptor:
 
     def _undo(self, job_id: str, client: str, key: str) -> None:
         try:
-            with self._c.db.begin() as conn:
+            with self._db.begin() as conn:
                 self._store.forget(conn, client, key)
                 conn.execute(jobs.delete().where(jobs.c.id == job_id, jobs.c.status == "accepted"))
         except sa.exc.SQLAlchemyError:

@@ -1,8 +1,8 @@
-"""The ingest application factory."""
+"""The ingest application factory: each job kind's routes (``pipelines/registry.py``), the routes every kind
+shares (``engine/ingest/routes.py``), health and metrics."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -13,14 +13,6 @@ from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.ratelimit import RateLimiter
 from engine.ingest.routes import build_router
 from engine.runtime.container import Container, bootstrap
-
-#: Routers beyond the core ``/v1/payments`` and ``/v1/jobs`` (engine/ingest/routes.py).
-ROUTER_MODULES: list[str] = [
-    "engine.ingest.routes_refunds",
-    "engine.ingest.routes_webhooks",
-    "engine.ingest.routes_settlements",
-    "engine.ingest.routes_subscriptions",
-]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -35,10 +27,11 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     _install_rate_limit(app, c)
     _install_timing(app)
+    # Each kind's routes, built by the container (their parameters name what they need).
+    for kind in c.kinds:
+        if kind.routes is not None:
+            app.include_router(c.build(kind.routes))
     app.include_router(build_router(c))
-    # Each pipeline's routes: one line per router module (``build_router(container) -> APIRouter``).
-    for module in ROUTER_MODULES:
-        app.include_router(importlib.import_module(module).build_router(c))
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
@@ -68,10 +61,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 def _install_rate_limit(app: FastAPI, c: Container) -> None:
     """POST requests per client IP and minute (reads are never limited); 429 ``rate_limited`` with Retry-After."""
-    try:
-        client = c.redis if c.settings.rate_limit_per_minute > 0 else None
-    except Exception:
-        client = None
+    client = c.redis_or_none() if c.settings.rate_limit_per_minute > 0 else None
     limiter = RateLimiter(client, c.redis_prefix, c.settings.rate_limit_per_minute)
 
     @app.middleware("http")

@@ -27,9 +27,7 @@ def _check_database(c: Container) -> str:
 
 
 def _check_queues(c: Container) -> str:
-    from engine.broker.queues import resolve_queue_name
-
-    name = resolve_queue_name("payments").name(c.settings.queue_prefix)
+    name = c.queues.resolve("payments").name(c.settings.queue_prefix)
     c.sqs.get_queue_url(QueueName=name)
     return name
 

@@ -9,18 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
+from engine.broker.queues import queue_base
 from engine.jobs.job import Job
 
 
 def send_again(broker: Any, job: Job, suffix: str) -> None:
     """Enqueue ``job``'s message once more with MessageDeduplicationId suffix ``suffix``.
 
-    Call it inside the transaction that records why (the bumped ``enqueue_generation``): if SQS refuses, that
-    rolls back too.  Raises what the broker raises, and :class:`AssertionError` for a kind without a queue.
+    The message goes to the queue the job was recorded on.  Call it inside the transaction that records why (the
+    bumped ``enqueue_generation``): if SQS refuses, that rolls back too.  Raises what the broker raises.
     """
-    spec = spec_for_kind(job.kind)
-    assert spec is not None, job.kind
     envelope = Envelope.new(
         kind=job.kind,
         data=job.request,
@@ -29,4 +27,4 @@ def send_again(broker: Any, job: Job, suffix: str) -> None:
         job_id=job.id,
         correlation_id=job.correlation_id,
     )
-    broker.enqueue(to_message(envelope, spec.base, {"dedup_suffix": suffix}))
+    broker.enqueue(to_message(envelope, queue_base(job.queue), {"dedup_suffix": suffix}))

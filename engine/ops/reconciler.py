@@ -120,7 +120,7 @@ def _requeue_one(c: Container, job_id: str, cutoff: Any) -> str | None:
         return suffix
 
 
-def run_task(c: Container, now: datetime) -> str:
-    """The scheduler task (``engine.ops.scheduler.TASKS``): one round, reported in one line.  ``now`` is ignored: the
-    reconciler runs on real time, whatever ``payments scheduler --once --now`` says."""
-    return reconcile(c).line()
+def run_task(container: Container, now: datetime) -> str:
+    """The scheduler task (``engine.ops.scheduler.ENGINE_TASKS``): one round, reported in one line.  ``now`` is
+    ignored: the reconciler runs on real time, whatever ``payments scheduler --once --now`` says."""
+    return reconcile(container).line()

@@ -1,72 +1,55 @@
 """The scheduler: periodic tasks of the engine, each on its own interval, in one process.
 
-`payments scheduler` runs them forever; `payments scheduler --once` runs each task once and reports.
-Pipelines add their tasks (reconciler, renewals, janitor) to :data:`TASKS` as their issues land.
+`payments scheduler` runs them forever; `payments scheduler --once` runs each task once and reports.  The tasks
+are the engine's own (:data:`ENGINE_TASKS`: DLQ sweep, reconciler, queue gauges) and each job kind's
+(``JobKind.tasks``: the payment kind's Stripe janitor, the subscription kind's renewals).  A task's parameters
+name the container's providers and ``now``; the container builds each call.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
+
+from config.settings import Settings
+from engine.broker.queues import QueueCatalogue
+from engine.jobs.kind import JobKind, Task
+from engine.ops import reconciler
 from engine.runtime.container import Container
+from pipelines.registry import JOB_KINDS
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Task:
-    """A periodic task: ``run(container, now)`` returns a one-line report of what it did."""
-
-    name: str
-    interval_seconds: float
-    run: Callable[[Container, datetime], str]
-
-
-def _lazy(target: str) -> Callable[[Container, datetime], str]:
-    """A task function imported on first run (``"module:function"``), so the scheduler starts without importing
-    every pipeline."""
-
-    def run(c: Container, now: datetime) -> str:
-        module, _, name = target.partition(":")
-        result: str = getattr(importlib.import_module(module), name)(c, now)
-        return result
-
-    run.__qualname__ = target
-    return run
-
-
-def _dlq_sweep(c: Container, now: datetime) -> str:
+def _dlq_sweep(sqs: Any, db: sa.Engine, settings: Settings, queues: QueueCatalogue, now: datetime) -> str:
     from engine.db.dead_letters import SqlDeadLetterSink
     from engine.ops.dlq.sweep import sweep
 
-    count = sweep(c.sqs, c.db, SqlDeadLetterSink(c.db), c.settings.queue_prefix, now=now)
+    count = sweep(sqs, db, SqlDeadLetterSink(db), settings.queue_prefix, queues, now=now)
     return f"{count} dead-lettered message(s) recorded without a worker's reason"
 
 
-def _queue_gauges(c: Container, now: datetime) -> str:
+def _queue_gauges(sqs: Any, db: sa.Engine, settings: Settings, queues: QueueCatalogue, now: datetime) -> str:
     """Refresh ``payments_queue_messages`` and ``payments_jobs_stuck`` for the scrape."""
-    import sqlalchemy as sa
-
     from engine.broker.queues import queue_depths
     from engine.db.tables import jobs
     from engine.jobs.job import TERMINAL
     from engine.runtime import metrics
 
-    rows = queue_depths(c.sqs, c.settings.queue_prefix)
+    rows = queue_depths(sqs, settings.queue_prefix, queues)
     for row in rows:
         for state in ("visible", "in_flight", "delayed"):
             if row[state] is not None:
                 metrics.QUEUE_MESSAGES.labels(row["name"], state).set(row[state])
         if row["dlq"]["visible"] is not None:
             metrics.QUEUE_MESSAGES.labels(row["name"], "dlq").set(row["dlq"]["visible"])
-    threshold = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, c.settings.reconcile.after_seconds)
-    with c.db.connect() as conn:
+    threshold = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, settings.reconcile.after_seconds)
+    with db.connect() as conn:
         stuck = conn.execute(
             sa.select(sa.func.count())
             .select_from(jobs)
@@ -76,23 +59,30 @@ def _queue_gauges(c: Container, now: datetime) -> str:
     return f"{len(rows)} queues measured, {stuck} job(s) without progress"
 
 
-#: Every periodic task, in the order a pass runs them.  A pipeline adds its task with one line.
-TASKS: list[Task] = [
+#: The engine's own tasks, run first in every pass.
+ENGINE_TASKS: list[Task] = [
     Task("dlq-sweep", 60.0, _dlq_sweep),
-    Task("reconciler", 60.0, _lazy("engine.ops.reconciler:run_task")),
+    Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
-    Task("stripe-janitor", 30.0, _lazy("pipelines.webhook.janitor:run")),
-    Task("subscription-renewals", 60.0, _lazy("pipelines.subscription.renewals:run")),
 ]
 
 
+def tasks_of(kinds: tuple[JobKind, ...]) -> list[Task]:
+    """Every periodic task, in the order a pass runs them: the engine's, then each kind's in registry order."""
+    return ENGINE_TASKS + [task for kind in kinds for task in kind.tasks]
+
+
+#: The tasks of the registry's job kinds.
+TASKS: list[Task] = tasks_of(JOB_KINDS)
+
+
 def run_once(c: Container, now: datetime | None = None, tasks: list[Task] | None = None) -> dict[str, str]:
-    """Run every task once (a failing task is reported, the others still run)."""
-    at = now or datetime.now(UTC)
+    """Run every task of ``c``'s kinds once (a failing task is reported, the others still run)."""
+    at = now or c.clock()
     report: dict[str, str] = {}
-    for task in tasks or TASKS:
+    for task in tasks or tasks_of(c.kinds):
         try:
-            report[task.name] = task.run(c, at)
+            report[task.name] = c.build(task.run, now=at)
         except Exception as exc:  # one task's outage must not stop the others
             log.exception("scheduler task %s failed", task.name)
             report[task.name] = f"failed: {type(exc).__name__}: {exc}"
@@ -101,7 +91,7 @@ def run_once(c: Container, now: datetime | None = None, tasks: list[Task] | None
 
 def run_forever(c: Container, stop: threading.Event, tasks: list[Task] | None = None) -> None:
     """Run tasks on their intervals until ``stop`` is set."""
-    selected = tasks or TASKS
+    selected = tasks or tasks_of(c.kinds)
     due = {t.name: 0.0 for t in selected}
     while not stop.is_set():
         now = time.monotonic()

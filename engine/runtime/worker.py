@@ -13,7 +13,7 @@ from typing import Any
 from config.settings import Settings
 from engine.broker.dead_letters import DeadLetterSink, LoggingDeadLetterSink
 from engine.broker.drift import check_queues, unsafe_queues
-from engine.broker.queues import resolve_queue_name
+from engine.broker.queues import QueueCatalogue
 from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def dead_letter_sink(c: Container) -> DeadLetterSink:
     return LoggingDeadLetterSink()
 
 
-def safe_queues(sqs: Any, declared: set[str], settings: Settings) -> set[str]:
+def safe_queues(sqs: Any, declared: set[str], settings: Settings, catalogue: QueueCatalogue) -> set[str]:
     """The queues of ``declared`` (Dramatiq queue names) that this worker may consume.
 
     Runs the drift check (:mod:`engine.broker.drift`) on their SQS queues: each difference is logged (an error
@@ -39,7 +39,7 @@ def safe_queues(sqs: Any, declared: set[str], settings: Settings) -> set[str]:
     Raises:
         botocore.exceptions.ClientError: SQS refused a call other than "queue does not exist".
     """
-    by_base = {resolve_queue_name(q).spec.base: resolve_queue_name(q).spec for q in declared}
+    by_base = {catalogue.resolve(q).spec.base: catalogue.resolve(q).spec for q in declared}
     specs = tuple(by_base[b] for b in sorted(by_base))
     prefix = settings.queue_prefix
     differences = check_queues(sqs, prefix, specs, visibility_timeout=settings.sqs.visibility_timeout_seconds)
@@ -48,7 +48,7 @@ def safe_queues(sqs: Any, declared: set[str], settings: Settings) -> set[str]:
     refused = unsafe_queues(differences, prefix, specs)
     if refused:
         log.error("refusing to consume %s (see `payments queues check`)", ", ".join(sorted(refused)))
-    return {q for q in declared if resolve_queue_name(q).spec.base not in refused}
+    return {q for q in declared if catalogue.resolve(q).spec.base not in refused}
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.adapters.stripe_gateway import StripeGateway
 from engine.domain.fraud import FraudInput, FraudRules, VelocityCounter, VelocityCounts, assess
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
@@ -24,9 +24,10 @@ class FraudOutput(StageOutput):
 
 @dataclass
 class FraudStage:
-    counter: VelocityCounter
-    rules: FraudRules
-    card_country: Callable[[str], str | None]
+    velocity: VelocityCounter
+    fraud_rules: FraudRules
+    #: Looks the card's country up (``card_country``).
+    stripe: StripeGateway
     name: str = "fraud"
 
     def run(self, job: Job) -> StageResult:
@@ -36,25 +37,27 @@ class FraudStage:
             customer_id=customer["id"],
             email=customer.get("email"),
             customer_country=customer.get("country"),
-            card_country=self.card_country(req["payment_method"]),
+            card_country=self.stripe.card_country(req["payment_method"]),
             amount=req["amount"],
             currency=req["currency"],
             payment_method=req["payment_method"],
         )
         # The job id is the window member: a redone stage (crash before the next checkpoint) counts once.
         counts = VelocityCounts(
-            customer=self.counter.hit(
-                f"customer:{inp.customer_id}", self.rules.customer_velocity_window_seconds, member=job.id
+            customer=self.velocity.hit(
+                f"customer:{inp.customer_id}", self.fraud_rules.customer_velocity_window_seconds, member=job.id
             )
-            if self.rules.customer_velocity_limit is not None
+            if self.fraud_rules.customer_velocity_limit is not None
             else None,
-            payment_method=self.counter.hit(
-                f"payment_method:{inp.payment_method}", self.rules.payment_method_velocity_window_seconds, member=job.id
+            payment_method=self.velocity.hit(
+                f"payment_method:{inp.payment_method}",
+                self.fraud_rules.payment_method_velocity_window_seconds,
+                member=job.id,
             )
-            if self.rules.payment_method_velocity_limit is not None
+            if self.fraud_rules.payment_method_velocity_limit is not None
             else None,
         )
-        assessment = assess(inp, counts, self.rules)
+        assessment = assess(inp, counts, self.fraud_rules)
         data = FraudOutput(assessment.decision, assessment.score, tuple(assessment.reasons))
         public = {"fraud": data.to_json()}
         if assessment.decision == "decline":

@@ -1,22 +1,27 @@
-"""How the engine handles jobs of kind ``payment``: request validation and the pipeline runner."""
+"""The ``payment`` job kind: one card payment, fraud → vat → charge → ledger → notify."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.pipeline import PipelineRunner
-
-if TYPE_CHECKING:
-    from engine.runtime.services import Services
+from engine.jobs.kind import EffectReplay, JobKind, Task
+from engine.jobs.notify import NotifyStage
+from pipelines.payment import routes
+from pipelines.payment.charge import ChargeStage
+from pipelines.payment.fraud import FraudStage
+from pipelines.payment.ledger import LedgerStage
+from pipelines.payment.request import PaymentRequest
+from pipelines.payment.vat import VatStage
+from pipelines.refund.holds import ReleasingRunner
+from pipelines.webhook import janitor
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
     """The request of an upstream-enqueued payment, normalised; :class:`PoisonError` when invalid."""
-    from pipelines.payment.request import PaymentRequest
-
     try:
         request = PaymentRequest.model_validate(data)
     except ValidationError as exc:
@@ -27,21 +32,24 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     return request.model_dump(mode="json", exclude_none=True)
 
 
-def runner(services: Services) -> PipelineRunner:
-    """The payment pipeline wired to this process's adapters."""
-    from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
-    from engine.domain.fraud import load_fraud_rules
-    from engine.domain.vat import shipped_vat_rates
-    from pipelines.payment import ChargeStage, FraudStage, VatStage, payment_pipeline
-
-    c = services.c
-    redis_client = services.redis_or_none()
-    counter = RedisVelocityCounter(redis_client, c.redis_prefix) if redis_client else MemoryVelocityCounter()
-    s = c.settings
-    fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
-    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
-    charge = ChargeStage(services.stripe, c.db)
+KIND = JobKind(
+    name="payment",
+    description="Run the payment pipeline for the job this envelope carries.",
+    queue=work_queue("payments", "payment"),
+    validate=validate,
+    # The stages in order; adding a stage is one module and one line here.
+    stages=(FraudStage, VatStage, ChargeStage, LedgerStage, NotifyStage),
     # Refunds held while the payment was unsettled are released as soon as it settles (pipelines/refund/holds.py).
-    from pipelines.refund.holds import ReleasingRunner, release_held
-
-    return ReleasingRunner(c.db, payment_pipeline(fraud, vat, charge), lambda job_id: release_held(c, job_id))
+    runner=ReleasingRunner,
+    routes=routes.build_router,
+    tasks=(Task("stripe-janitor", 30.0, janitor.run),),
+    replay=EffectReplay(
+        stage=ChargeStage,
+        before="would charge: the charge stage looks the PaymentIntent up by job metadata first",
+        reached=" (an earlier attempt may have reached Stripe: it is reused if it exists)",
+        after="already charged ({ref}); books the ledger and notifies",
+        last_left="charged and booked; only the notification is left",
+        progress_key="charge_progress",
+        ref_key="payment_intent",
+    ),
+)

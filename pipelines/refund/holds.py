@@ -15,7 +15,7 @@ status is an UPDATE of that row, so either the hold sees the settled payment or 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,7 +26,6 @@ from engine.db.tables_refunds import refunds
 from engine.jobs.job import FINAL, SETTLED, Job
 from engine.jobs.pipeline import Pipeline, PipelineRunner, StageTimer
 from engine.jobs.resend import send_again
-from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +67,14 @@ def hold_if_waiting(db: sa.Engine, refund_job_id: str) -> Job | None:
         return job_repo.get(conn, job.id)
 
 
-def release_held(c: Container, payment_job_id: str) -> int:
+def release_held(db: sa.Engine, broker: Any, payment_job_id: str) -> int:
     """Send the messages of the refunds held for ``payment_job_id`` again; how many were released.
 
     The rows are marked ``released`` and the messages sent in one transaction: if SQS refuses, the holds stay
     for the janitor.  Raises what SQS or the database raise.
     """
     # Almost every payment has no held refund: a read (no commit) settles that before any write transaction.
-    with c.db.connect() as conn:
+    with db.connect() as conn:
         any_held = conn.execute(
             sa.select(refunds.c.id)
             .where(refunds.c.payment_job_id == payment_job_id, refunds.c.status == "held")
@@ -83,7 +82,7 @@ def release_held(c: Container, payment_job_id: str) -> int:
         ).first()
     if any_held is None:
         return 0
-    with c.db.begin() as conn:
+    with db.begin() as conn:
         released = (
             conn.execute(
                 refunds.update()
@@ -98,13 +97,13 @@ def release_held(c: Container, payment_job_id: str) -> int:
             job = job_repo.get(conn, refund_id, for_update=True)
             generation = job.enqueue_generation + 1
             conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
-            send_again(c.broker, job, f":reconcile:{generation}")
+            send_again(broker, job, f":reconcile:{generation}")
     if released:
         log.info("released %d refund(s) held for payment %s", len(released), payment_job_id)
     return len(released)
 
 
-def sweep_held(c: Container, limit: int = 100) -> int:
+def sweep_held(db: sa.Engine, broker: Any, limit: int = 100) -> int:
     """Release refunds held for payments that have settled since (a worker died before releasing, or the payment
     settled outside a runner).  Returns how many refunds were released."""
     query = (
@@ -114,9 +113,9 @@ def sweep_held(c: Container, limit: int = 100) -> int:
         .distinct()
         .limit(limit)
     )
-    with c.db.connect() as conn:
+    with db.connect() as conn:
         payments = conn.execute(query).scalars().all()
-    return sum(release_held(c, p) for p in payments)
+    return sum(release_held(db, broker, p) for p in payments)
 
 
 class RefundRunner(PipelineRunner):
@@ -137,11 +136,9 @@ class RefundRunner(PipelineRunner):
 class ReleasingRunner(PipelineRunner):
     """The payment pipeline's runner: once a payment settles, its held refunds are released at once."""
 
-    def __init__(
-        self, db: sa.Engine, pipeline: Pipeline, release: Callable[[str], int], on_stage: StageTimer | None = None
-    ) -> None:
+    def __init__(self, db: sa.Engine, pipeline: Pipeline, broker: Any, on_stage: StageTimer | None = None) -> None:
         super().__init__(db, pipeline, on_stage)
-        self._release = release
+        self._broker = broker
 
     def run(self, job_id: str) -> Job:
         """Run the payment; when it is settled, release its held refunds (a failure to release is left to the
@@ -149,7 +146,7 @@ class ReleasingRunner(PipelineRunner):
         job = super().run(job_id)
         if job.status in FINAL:
             try:
-                self._release(job.id)
+                release_held(self._db, self._broker, job.id)
             except Exception:
                 log.warning("could not release refunds held for %s; the janitor will", job.id, exc_info=True)
         return job

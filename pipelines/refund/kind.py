@@ -1,22 +1,25 @@
-"""How the engine handles jobs of kind ``refund``: request validation and the pipeline runner."""
+"""The ``refund`` job kind: a refund of a payment job, amount → refund → ledger → notify."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.pipeline import PipelineRunner
-
-if TYPE_CHECKING:
-    from engine.runtime.services import Services
+from engine.jobs.kind import JobKind
+from engine.jobs.notify import NotifyStage
+from pipelines.refund import routes
+from pipelines.refund.amount import AmountStage
+from pipelines.refund.holds import RefundRunner
+from pipelines.refund.ledger import LedgerStage
+from pipelines.refund.request import RefundRequest
+from pipelines.refund.stripe_refund import RefundStage
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
     """The request of an upstream-enqueued refund, normalised; :class:`PoisonError` when invalid."""
-    from pipelines.refund.request import RefundRequest
-
     try:
         request = RefundRequest.model_validate(data)
     except ValidationError as exc:
@@ -24,10 +27,13 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     return request.model_dump(mode="json", exclude_none=True)
 
 
-def runner(services: Services) -> PipelineRunner:
-    """The refund pipeline wired to this process's adapters (a runner that holds refunds of unsettled payments)."""
-    from pipelines.refund import AmountStage, RefundStage, refund_pipeline
-    from pipelines.refund.holds import RefundRunner
-
-    db = services.c.db
-    return RefundRunner(db, refund_pipeline(AmountStage(db), RefundStage(services.stripe, db)))
+KIND = JobKind(
+    name="refund",
+    description="Run the refund pipeline for the job this envelope carries (or hold it until its payment settles).",
+    queue=work_queue("refunds", "refund"),
+    validate=validate,
+    stages=(AmountStage, RefundStage, LedgerStage, NotifyStage),
+    # Holds a refund whose payment has not settled before any stage runs (docs/refunds.md).
+    runner=RefundRunner,
+    routes=routes.build_router,
+)

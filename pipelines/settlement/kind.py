@@ -1,28 +1,17 @@
-"""How the engine handles jobs of kind ``settlement``: request validation and the pipeline runner."""
+"""The ``settlement`` job kind: a POS batch CSV in S3, settled: ingest → post → report."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.pipeline import PipelineRunner
-
-if TYPE_CHECKING:
-    from engine.runtime.services import Services
-
-
-class SettlementRequest(BaseModel):
-    """What a settlement message carries: where the batch lies in S3 (``bucket`` defaults to the settlements
-    bucket), and optionally its SHA-256 and size as the uploader saw them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    key: str = Field(min_length=1, max_length=1024)
-    bucket: str | None = Field(default=None, min_length=3, max_length=255)
-    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    bytes: int | None = Field(default=None, ge=0)
+from engine.jobs.kind import JobKind
+from pipelines.settlement import routes
+from pipelines.settlement.request import SettlementRequest
+from pipelines.settlement.stages import IngestStage, PostStage, ReportStage
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
@@ -35,15 +24,12 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     return request.model_dump(mode="json", exclude_none=True)
 
 
-def bucket_name(services_or_settings: Any) -> str:
-    """The settlements bucket with ``PAYMENTS_QUEUE_PREFIX`` in front (as :func:`engine.adapters.s3.bucket_names`)."""
-    s = getattr(services_or_settings, "settings", services_or_settings)
-    return f"{s.queue_prefix}{s.s3.bucket_settlements}"
-
-
-def runner(services: Services) -> PipelineRunner:
-    """The settlement pipeline wired to this process's database and S3."""
-    from pipelines.settlement import settlement_pipeline
-
-    c = services.c
-    return PipelineRunner(c.db, settlement_pipeline(c.db, c.s3, bucket_name(c), c.settings.settlement.fee_bps))
+KIND = JobKind(
+    name="settlement",
+    description="Run the settlement pipeline for the job this envelope carries.",
+    # Message group: the uploading client.
+    queue=work_queue("settlements", "settlement"),
+    validate=validate,
+    stages=(IngestStage, PostStage, ReportStage),
+    routes=routes.build_router,
+)

@@ -27,6 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from config.settings import Settings
+from engine.adapters.s3 import settlements_bucket
 from engine.db import jobs as job_repo
 from engine.db.ledger import record_many
 from engine.domain.ledger import settlement_batch
@@ -102,11 +104,14 @@ class IngestStage:
         self,
         db: sa.Engine,
         s3: Any,
-        bucket: str,
+        settings: Settings,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
         on_row: RowHook | None = None,
     ) -> None:
-        self._db, self._s3, self._bucket, self._chunk_rows, self._on_row = db, s3, bucket, chunk_rows, on_row
+        """``chunk_rows`` is the recovery-point size; ``on_row`` is a test hook.  The batch's bucket defaults to
+        the settings' settlements bucket."""
+        self._db, self._s3, self._chunk_rows, self._on_row = db, s3, chunk_rows, on_row
+        self._bucket = settlements_bucket(settings)
 
     def run(self, job: Job) -> StageResult:
         progress: dict[str, Any] = dict(job.stage_results.get(PROGRESS_KEY) or {})
@@ -285,8 +290,8 @@ class PostStage:
 
     name = "post"
 
-    def __init__(self, db: sa.Engine, fee_bps: int) -> None:
-        self._db, self._fee_bps = db, fee_bps
+    def __init__(self, db: sa.Engine, settings: Settings) -> None:
+        self._db, self._fee_bps = db, settings.settlement.fee_bps
 
     def run(self, job: Job) -> StageResult:
         with self._db.begin() as conn:
@@ -332,8 +337,8 @@ class ReportStage:
 
     name = "report"
 
-    def __init__(self, db: sa.Engine, s3: Any, bucket: str) -> None:
-        self._db, self._s3, self._bucket = db, s3, bucket
+    def __init__(self, db: sa.Engine, s3: Any, settings: Settings) -> None:
+        self._db, self._s3, self._bucket = db, s3, settlements_bucket(settings)
 
     def run(self, job: Job) -> StageResult:
         from botocore.exceptions import BotoCoreError, ClientError

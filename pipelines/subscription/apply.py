@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from config.settings import Settings
 from engine.db import jobs as job_repo
 from engine.db.ledger import record
 from engine.domain.ledger import invoice_issued, invoice_paid
@@ -37,9 +38,17 @@ class ApplyOutput(StageOutput):
 
 @dataclass
 class ApplyStage:
-    seller_country: str
-    seller_vat_id: str | None
+    #: The seller (its country and VAT id) the invoice is issued by.
+    settings: Settings
     name: str = "apply"
+
+    @property
+    def seller_country(self) -> str:
+        return self.settings.seller.country
+
+    @property
+    def seller_vat_id(self) -> str | None:
+        return self.settings.seller.vat_id
 
     @property
     def seller(self) -> str:

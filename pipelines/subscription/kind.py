@@ -1,57 +1,54 @@
-"""How the engine handles jobs of kind ``subscription``: request validation and the pipeline runner."""
+"""The ``subscription`` job kind: create, cancel, change plan, new payment method and renew a subscription.
+
+prepare → fraud → vat → charge → apply → invoice → notify, where fraud (first charge only), vat and charge are the
+payment pipeline's stages run only when ``prepare`` decided to charge (``pipelines/subscription/steps.py``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
+from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.pipeline import PipelineRunner
-
-if TYPE_CHECKING:
-    from engine.runtime.services import Services
+from engine.jobs.kind import JobKind, Task
+from engine.jobs.notify import NotifyStage
+from pipelines.payment.charge import ChargeStage
+from pipelines.payment.fraud import FraudStage
+from pipelines.payment.vat import VatStage
+from pipelines.subscription import renewals, routes
+from pipelines.subscription.apply import ApplyStage
+from pipelines.subscription.invoice import InvoiceStage
+from pipelines.subscription.prepare import PrepareStage
+from pipelines.subscription.request import SubscriptionJobRequest
+from pipelines.subscription.steps import ChargeStep
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
     """The request of an upstream-enqueued subscription job, normalised; :class:`PoisonError` when invalid."""
-    from pipelines.subscription.request import SubscriptionJobRequest
-
     try:
         return SubscriptionJobRequest.model_validate(data).data()
     except ValidationError as exc:
         raise PoisonError(f"invalid subscription request: {exc.errors()[0]['msg']}") from exc
 
 
-def runner(services: Services) -> PipelineRunner:
-    """The subscription pipeline wired to this process's adapters.
-
-    Loads the plans catalogue and the dunning schedule first, so a worker with a broken catalogue fails at start
-    with :class:`engine.domain.plans.PlanCatalogueError` (or :class:`ValueError` for the schedule).
-    """
-    from engine.adapters.velocity import MemoryVelocityCounter, RedisVelocityCounter
-    from engine.domain.fraud import load_fraud_rules
-    from engine.domain.plans import default_plans
-    from engine.domain.vat import shipped_vat_rates
-    from pipelines.payment import ChargeStage, FraudStage, VatStage
-    from pipelines.subscription import ApplyStage, InvoiceStage, PrepareStage, subscription_pipeline
-    from pipelines.subscription.billing import parse_schedule
-
-    c = services.c
-    s = c.settings
-    plans = default_plans()
-    schedule = parse_schedule(s.dunning.schedule_days)
-    redis_client = services.redis_or_none()
-    counter = RedisVelocityCounter(redis_client, c.redis_prefix) if redis_client else MemoryVelocityCounter()
-    fraud = FraudStage(counter, load_fraud_rules(), services.stripe.card_country)
-    vat = VatStage(s.seller.country, s.vat.oss, services.cross_border_b2c_eur_cents, vat_rates=shipped_vat_rates())
-    charge = ChargeStage(services.stripe, c.db)
-    pipeline = subscription_pipeline(
-        PrepareStage(c.db, plans, schedule),
-        fraud,
-        vat,
-        charge,
-        ApplyStage(s.seller.country, s.seller.vat_id),
-        InvoiceStage(c.db, c.s3, s),
-    )
-    return PipelineRunner(c.db, pipeline)
+KIND = JobKind(
+    name="subscription",
+    description="Run the subscription pipeline (create, change, cancel, payment method, renewal) for this job.",
+    queue=work_queue("subscriptions", "subscription"),
+    validate=validate,
+    stages=(
+        PrepareStage,
+        # Fraud rules run on a subscription's first charge only: renewals and upgrades are charges the customer
+        # already agreed to, and would otherwise count against per-customer velocity limits.
+        ChargeStep.around(FraudStage, actions={"create"}),
+        ChargeStep.around(VatStage),
+        ChargeStep.around(ChargeStage),
+        ApplyStage,
+        InvoiceStage,
+        NotifyStage,
+    ),
+    routes=routes.build_router,
+    tasks=(Task("subscription-renewals", 60.0, renewals.run),),
+)

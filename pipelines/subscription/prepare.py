@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from config.settings import Settings
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
 from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
@@ -28,6 +29,7 @@ from pipelines.subscription import repo
 from pipelines.subscription.billing import (
     add_intervals,
     change_plan,
+    parse_schedule,
     period_bounds,
     retry_at,
     settle_due,
@@ -94,9 +96,13 @@ def _fail(code: str, message: str) -> StageResult:
 class PrepareStage:
     db: sa.Engine
     plans: PlanCatalogue
-    #: Days after a failed renewal's period start to retry it (``PAYMENTS_DUNNING_SCHEDULE_DAYS``).
-    schedule: tuple[int, ...]
+    #: ``dunning.schedule_days``: days after a failed renewal's period start to retry it.
+    settings: Settings
     name: str = "prepare"
+
+    def __post_init__(self) -> None:
+        # Parsed now, so a worker with a broken schedule fails when it builds the pipeline (ValueError).
+        self.schedule = parse_schedule(self.settings.dunning.schedule_days)
 
     def run(self, job: Job) -> StageResult:
         req = job.request

@@ -24,12 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
+from engine.broker.queues import QueueCatalogue, QueueSpec
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import subscription_renewals, subscriptions
 from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
-from engine.runtime.container import Container
 from pipelines.subscription import repo
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,9 @@ def renewal_scope(subscription_id: str, period_start: datetime, attempt: int) ->
     return f"renewal:{subscription_id}:{iso_utc(period_start)}:a{attempt}"
 
 
-def cancel_ended(c: Container, now: datetime) -> int:
+def cancel_ended(db: sa.Engine, now: datetime) -> int:
     """Cancel subscriptions set to cancel at period end whose period ended by ``now``; returns how many."""
-    with c.db.begin() as conn:
+    with db.begin() as conn:
         rows = (
             conn.execute(
                 subscriptions.update()
@@ -70,8 +69,8 @@ def cancel_ended(c: Container, now: datetime) -> int:
     return len(rows)
 
 
-def _due(c: Container, now: datetime) -> list[tuple[dict[str, Any], datetime, int]]:
-    with c.db.connect() as conn:
+def _due(db: sa.Engine, now: datetime) -> list[tuple[dict[str, Any], datetime, int]]:
+    with db.connect() as conn:
         renewals = (
             conn.execute(
                 sa.select(subscriptions)
@@ -101,13 +100,19 @@ def _due(c: Container, now: datetime) -> list[tuple[dict[str, Any], datetime, in
     return due
 
 
-def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, attempt: int, now: datetime) -> bool:
-    """Record and enqueue the job of one renewal attempt; False when another pass already did.
+def enqueue_renewal(
+    db: sa.Engine,
+    broker: Any,
+    queue: QueueSpec,
+    row: dict[str, Any],
+    period_start: datetime,
+    attempt: int,
+    now: datetime,
+) -> bool:
+    """Record and enqueue (on ``queue``) the job of one renewal attempt; False when another pass already did.
 
     Raises whatever the database raises; an SQS failure is logged and left to the reconciler (the job is durable).
     """
-    spec = spec_for_kind("subscription")
-    assert spec is not None
     scope = renewal_scope(row["id"], period_start, attempt)
     data = {
         "action": "renew",
@@ -122,14 +127,14 @@ def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, a
     }
     draft = Job.accepted(
         kind="subscription",
-        queue=spec.name(""),
+        queue=queue.name(""),
         idempotency_scope=scope,
         group_id=row["customer_id"],
         request=data,
         customer_id=row["customer_id"],
         public=public,
     )
-    with c.db.begin() as conn:
+    with db.begin() as conn:
         claimed = conn.execute(
             insert(subscription_renewals)
             .values(subscription_id=row["id"], period_start=period_start, attempt=attempt, job_id=draft.id)
@@ -143,18 +148,20 @@ def enqueue_renewal(c: Container, row: dict[str, Any], period_start: datetime, a
         kind="subscription", data=data, idempotency_scope=scope, group_id=row["customer_id"], job_id=job.id
     )
     try:
-        c.broker.enqueue(to_message(envelope, spec.base))
+        broker.enqueue(to_message(envelope, queue.base))
     except Exception as exc:  # the job row is committed: the reconciler re-sends it
         log.warning("renewal job %s recorded but not enqueued: %s", job.id, exc, extra={"job_id": job.id})
     return True
 
 
-def run(c: Container, now: datetime) -> str:
-    """One pass of the task at ``now``; a one-line report."""
-    canceled = cancel_ended(c, now)
+def run(db: sa.Engine, broker: Any, queues: QueueCatalogue, now: datetime) -> str:
+    """One pass of the task at ``now`` (a scheduler task); a one-line report."""
+    queue = queues.for_kind("subscription")
+    assert queue is not None
+    canceled = cancel_ended(db, now)
     renewals = retries = 0
-    for row, period_start, attempt in _due(c, now):
-        if enqueue_renewal(c, row, period_start, attempt, now):
+    for row, period_start, attempt in _due(db, now):
+        if enqueue_renewal(db, broker, queue, row, period_start, attempt, now):
             if attempt == 1:
                 renewals += 1
             else:

@@ -14,12 +14,14 @@ puts it ``past_due`` (or ``canceled`` after the last dunning attempt).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.jobs.job import Job
+from engine.jobs.kind import Factory, stage_name
 from engine.jobs.pipeline import Stage, StageResult
 from pipelines.subscription import repo
 from pipelines.subscription.prepare import PrepareOutput
@@ -52,6 +54,11 @@ class ChargeStep:
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
+
+    @staticmethod
+    def around(inner: Factory, actions: Iterable[str] | None = None) -> ChargeStepFactory:
+        """The stage factory of ``inner`` (a payment stage's factory) wrapped in a :class:`ChargeStep`."""
+        return ChargeStepFactory(inner, frozenset(actions) if actions is not None else None)
 
     def run(self, job: Job) -> StageResult:
         decision = job.output_or_none(PrepareOutput)
@@ -93,3 +100,18 @@ class ChargeStep:
                 repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
 
         return dataclasses.replace(result, public=public, write=write)
+
+
+@dataclass(frozen=True)
+class ChargeStepFactory:
+    """Builds a :class:`ChargeStep` around the stage ``inner`` builds (the container builds ``inner`` by name)."""
+
+    inner: Factory
+    actions: frozenset[str] | None = None
+
+    @property
+    def name(self) -> str:
+        return stage_name(self.inner)
+
+    def __call__(self, build: Callable[..., Any]) -> ChargeStep:
+        return ChargeStep(build(self.inner), self.actions)

@@ -1,13 +1,5 @@
-"""The webhook pipeline: one ``handle`` stage dispatching Stripe events (``pipelines/webhook/handle.py``)."""
+"""The webhook pipeline: one ``handle`` stage dispatching Stripe events (``pipelines/webhook/handle.py``).
 
-from __future__ import annotations
-
-from engine.jobs.pipeline import Pipeline
-from pipelines.webhook.handle import HandleStage
-
-__all__ = ["HandleStage", "webhook_pipeline"]
-
-
-def webhook_pipeline(handle: HandleStage) -> Pipeline:
-    """The stages in order."""
-    return Pipeline("webhook", (handle,))
+``kind.py`` declares the job kind; ``routes.py`` receives the events; ``janitor.py`` is the payment kind's
+scheduler task that re-polls what a lost webhook would have told.
+"""

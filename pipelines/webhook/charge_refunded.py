@@ -33,7 +33,7 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     """Book the charge's refunds that the engine did not make; report which were booked."""
     charge = event["data"]["object"]
     intent = charge.get("payment_intent")
-    payment_id = payment_job_for(ctx.c, job_id=metadata_job_id(charge), payment_intent=intent)
+    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(charge), payment_intent=intent)
     if payment_id is None:
         return {"outcome": "ignored", "reason": "no payment job for this charge"}
     listed = ctx.stripe.list_refunds(ctx.job_id, charge=charge["id"])
@@ -47,7 +47,7 @@ def book(ctx: HandlerContext, payment_id: str, refund: Any) -> bool:
 
     Raises :class:`PoisonError` when Stripe refunded more than the engine's figures leave (they disagree).
     """
-    with ctx.c.db.begin() as conn:
+    with ctx.db.begin() as conn:
         payment = job_repo.get(conn, payment_id, for_update=True)
         known = conn.execute(sa.select(refunds.c.id).where(refunds.c.stripe_refund_id == refund.id)).first()
         if known is not None:

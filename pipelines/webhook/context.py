@@ -9,25 +9,26 @@ import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
-from engine.runtime.container import Container
 
 
 @dataclass
 class HandlerContext:
-    """The container (database, broker), the Stripe gateway and the webhook job's id (for Stripe call accounting)."""
+    """The database, the broker (to send a resumed payment again), the Stripe gateway and the webhook job's id (for
+    Stripe call accounting)."""
 
-    c: Container
+    db: sa.Engine
+    broker: Any
     stripe: Any
     job_id: str
 
 
-def payment_job_for(c: Container, *, job_id: str | None = None, payment_intent: str | None = None) -> str | None:
+def payment_job_for(db: sa.Engine, *, job_id: str | None = None, payment_intent: str | None = None) -> str | None:
     """The id of the payment job that made ``payment_intent`` (or ``job_id`` from the object's metadata, checked).
 
     The metadata is the engine's own mark on what it creates; the recorded PaymentIntent of a payment job is the
     fallback (objects Stripe copies without metadata).  None when the engine knows no such payment.
     """
-    with c.db.connect() as conn:
+    with db.connect() as conn:
         if job_id:
             try:
                 job = job_repo.get(conn, job_id)

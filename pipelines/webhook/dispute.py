@@ -34,7 +34,7 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     intent = dispute.get("payment_intent")
     if not intent and dispute.get("charge"):
         intent = ctx.stripe.client.v1.charges.retrieve(str(dispute["charge"])).payment_intent
-    payment_id = payment_job_for(ctx.c, job_id=metadata_job_id(dispute), payment_intent=intent)
+    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(dispute), payment_intent=intent)
     if payment_id is None:
         return {"outcome": "ignored", "reason": "no payment job for this dispute"}
     note = {
@@ -44,7 +44,7 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
         "reason": dispute.get("reason"),
         "status": dispute.get("status"),
     }
-    with ctx.c.db.begin() as conn:
+    with ctx.db.begin() as conn:
         payment = job_repo.get(conn, payment_id, for_update=True)
         customer = (payment.request.get("customer") or {}).get("id") or payment.customer_id or "unknown"
         ledger_id = record(conn, dispute_opened(note["id"], customer, note["currency"], note["amount"], payment_id))

@@ -7,6 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
+from engine.adapters.stripe_gateway import StripeGateway
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
@@ -42,7 +45,10 @@ class HandleOutput(StageOutput):
 
 @dataclass
 class HandleStage:
-    context: Callable[[str], HandlerContext]
+    db: sa.Engine
+    #: Sends a resumed payment's message again.
+    broker: Any
+    stripe: StripeGateway
     name: str = "handle"
 
     def run(self, job: Job) -> StageResult:
@@ -50,5 +56,5 @@ class HandleStage:
         handler = HANDLERS.get(str(event.get("type")))
         if handler is None:
             return StageResult(data=HandleOutput("ignored", {"reason": "event type not handled"}))
-        report = handler(self.context(job.id), event)
+        report = handler(HandlerContext(self.db, self.broker, self.stripe, job.id), event)
         return StageResult(data=HandleOutput.from_json(report), public={"webhook": report})

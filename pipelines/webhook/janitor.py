@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-import stripe
+from stripe import StripeError
 
+from engine.adapters.stripe_gateway import StripeGateway
 from engine.db.tables import jobs
+from engine.errors import TransientError
 from engine.runtime import metrics
-from engine.runtime.container import Container
 from pipelines.refund.holds import sweep_held
 from pipelines.webhook.payment_intent import resume_parked_payment
 
@@ -31,7 +32,7 @@ BATCH = 100
 DECIDED = ("succeeded", "requires_payment_method", "canceled")
 
 
-def unresolved(c: Container, now: datetime) -> list[dict[str, Any]]:
+def unresolved(db: sa.Engine, now: datetime) -> list[dict[str, Any]]:
     """Payments waiting for Stripe's outcome, oldest first: id, status, intent, age in seconds."""
     progress_intent = jobs.c.stage_results["charge_progress"]["payment_intent"].astext
     charge_intent = jobs.c.stage_results["charge"]["payment_intent"].astext
@@ -48,7 +49,7 @@ def unresolved(c: Container, now: datetime) -> list[dict[str, Any]]:
         .order_by(jobs.c.updated_at)
         .limit(BATCH)
     )
-    with c.db.connect() as conn:
+    with db.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [
         {
@@ -61,32 +62,39 @@ def unresolved(c: Container, now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def run(c: Container, now: datetime, gateway: Any | None = None) -> str:
-    """One janitor pass; a one-line report.  Stripe errors on one payment are logged and the rest go on."""
-    released = sweep_held(c)
-    waiting = unresolved(c, now)
+def run(db: sa.Engine, broker: Any, stripe_or_none: StripeGateway | None, now: datetime) -> str:
+    """One janitor pass (a scheduler task); a one-line report.  Stripe errors on one payment are logged and the
+    rest go on.  Raises :class:`TransientError` when payments are due for a look at Stripe but Stripe is neither
+    configured nor running."""
+    released = sweep_held(db, broker)
+    waiting = unresolved(db, now)
     for status in ("requires_action", "processing"):
         ages = [w["age"] for w in waiting if w["status"] == status]
         metrics.STRIPE_UNRESOLVED_AGE.labels(status).set(max(ages, default=0.0))
     due = [w for w in waiting if w["age"] >= REPOLL_AFTER_SECONDS]
     resumed = 0
     if due:
-        if gateway is None:
-            from engine.runtime.services import Services
-
-            gateway = Services(c).stripe
-        for item in due:
-            try:
-                intent = gateway.find_intent(item["id"], None, item["payment_intent"])
-            except stripe.StripeError as exc:
-                log.warning("janitor: could not look up the intent of %s: %s", item["id"], exc)
-                continue
-            if intent is None or intent.status not in DECIDED:
-                continue
-            parked = item["status"] == "requires_action"
-            if parked and resume_parked_payment(c, item["id"], str(intent.id), "janitor") == "resumed":
-                resumed += 1
+        if stripe_or_none is None:
+            raise TransientError(f"{len(due)} payment(s) await Stripe, but Stripe is neither configured nor running")
+        resumed = _repoll(db, broker, stripe_or_none, due)
     return (
         f"{released} held refund(s) released, {len(waiting)} payment(s) awaiting Stripe, "
         f"{len(due)} re-polled, {resumed} resumed"
     )
+
+
+def _repoll(db: sa.Engine, broker: Any, stripe: StripeGateway, due: list[dict[str, Any]]) -> int:
+    """Look the intents of ``due`` payments up; resume the parked ones Stripe has decided.  How many resumed."""
+    resumed = 0
+    for item in due:
+        try:
+            intent = stripe.find_intent(item["id"], None, item["payment_intent"])
+        except StripeError as exc:
+            log.warning("janitor: could not look up the intent of %s: %s", item["id"], exc)
+            continue
+        if intent is None or intent.status not in DECIDED:
+            continue
+        parked = item["status"] == "requires_action"
+        if parked and resume_parked_payment(db, broker, item["id"], str(intent.id), "janitor") == "resumed":
+            resumed += 1
+    return resumed

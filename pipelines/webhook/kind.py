@@ -1,14 +1,14 @@
-"""How the engine handles jobs of kind ``webhook`` (a Stripe event): validation and the pipeline runner."""
+"""The ``webhook`` job kind: one Stripe event, received at ``POST /webhooks/stripe`` and handled once."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.pipeline import PipelineRunner
-
-if TYPE_CHECKING:
-    from engine.runtime.services import Services
+from engine.jobs.kind import JobKind
+from pipelines.webhook import routes
+from pipelines.webhook.handle import HandleStage
 
 
 def validate(data: dict[str, Any]) -> dict[str, Any]:
@@ -19,12 +19,12 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def runner(services: Services) -> PipelineRunner:
-    """The webhook pipeline wired to this process's adapters."""
-    from pipelines.webhook import HandleStage, webhook_pipeline
-    from pipelines.webhook.context import HandlerContext
-
-    def context(job_id: str) -> HandlerContext:
-        return HandlerContext(services.c, services.stripe, job_id)
-
-    return PipelineRunner(services.c.db, webhook_pipeline(HandleStage(context)))
+KIND = JobKind(
+    name="webhook",
+    description="Handle the Stripe event this envelope carries.",
+    # Message group: the Stripe object id, so events about one object are handled in order.
+    queue=work_queue("webhooks", "webhook"),
+    validate=validate,
+    stages=(HandleStage,),
+    routes=routes.build_router,
+)

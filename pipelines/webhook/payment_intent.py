@@ -12,26 +12,29 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
+
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.jobs.resend import send_again
-from engine.runtime.container import Container
 from pipelines.payment.charge import ChargeOutput
+from pipelines.payment.vat import VatStage
 from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)
 
-#: The payment pipeline's stage before ``charge``: the recovery point a resumed payment restarts from.
-BEFORE_CHARGE = "vat"
+#: The recovery point a resumed payment restarts from: the payment pipeline's stage before the charge
+#: (tests/unit/jobs/test_registry.py checks it against the payment kind's stage list).
+BEFORE_CHARGE = VatStage.name
 
 
-def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str, why: str) -> str:
+def resume_parked_payment(db: sa.Engine, broker: Any, payment_job_id: str, payment_intent: str, why: str) -> str:
     """Resume the payment ``payment_job_id`` if it is parked ``requires_action``; what was done, as a word.
 
     ``resumed`` (message sent again; ``why`` is logged), ``pending`` (still processing: its own message
     resolves it) or ``settled`` (nothing to do).  Raises what SQS raises (the job stays parked).
     """
-    with c.db.begin() as conn:
+    with db.begin() as conn:
         job = job_repo.get(conn, payment_job_id, for_update=True)
         if job.status in ("accepted", "processing"):
             return "pending"
@@ -43,14 +46,14 @@ def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str
         job_repo.checkpoint(
             conn,
             job.id,
-            stage=BEFORE_CHARGE,
+            stage=BEFORE_CHARGE,  # the charge stage runs again and finds the intent
             stage_results={"charge_progress": progress},
             public={"next_action": None},
             status="processing",
             clear_error=True,
         )
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
-        send_again(c.broker, job, f":reconcile:{generation}")
+        send_again(broker, job, f":reconcile:{generation}")
     log.info("payment %s resumed (%s)", payment_job_id, why, extra={"job_id": payment_job_id})
     return "resumed"
 
@@ -58,7 +61,8 @@ def resume_parked_payment(c: Container, payment_job_id: str, payment_intent: str
 def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     """Resume the payment an intent event is about; report what was done."""
     intent = event["data"]["object"]
-    payment = payment_job_for(ctx.c, job_id=metadata_job_id(intent), payment_intent=intent.get("id"))
+    payment = payment_job_for(ctx.db, job_id=metadata_job_id(intent), payment_intent=intent.get("id"))
     if payment is None:
         return {"outcome": "ignored", "reason": "no payment job for this PaymentIntent"}
-    return {"outcome": resume_parked_payment(ctx.c, payment, str(intent["id"]), "webhook"), "payment": payment}
+    outcome = resume_parked_payment(ctx.db, ctx.broker, payment, str(intent["id"]), "webhook")
+    return {"outcome": outcome, "payment": payment}

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.broker.batching import chunks
-from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.broker.queues import QueueSpec
+from pipelines.registry import CATALOGUE
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,7 @@ def iter_specs(queue: str | None, prefix: str = "") -> Iterator[QueueSpec]:
     if queue is None:
         yield from CATALOGUE
         return
-    from engine.broker.queues import resolve_queue_name
-
-    yield resolve_queue_name(queue, prefix).spec
+    yield CATALOGUE.resolve(queue, prefix).spec
 
 
 def _decode(spec: QueueSpec, prefix: str, url: str, raw: dict[str, Any]) -> DlqMessage:

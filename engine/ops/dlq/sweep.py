@@ -16,8 +16,9 @@ import sqlalchemy as sa
 
 from engine.broker.dead_letters import DeadLetterRecord, DeadLetterSink
 from engine.broker.envelope import job_fields
-from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.broker.queues import QueueSpec
 from engine.db.tables import dead_letters
+from pipelines.registry import CATALOGUE
 
 log = logging.getLogger(__name__)
 

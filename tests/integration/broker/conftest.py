@@ -13,7 +13,8 @@ from engine.broker.broker import SQSBroker
 from engine.broker.call_counter import CallCounter
 from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import MemoryDeadLetterSink
-from engine.broker.queues import CATALOGUE, QueueSpec, provision
+from engine.broker.queues import QueueSpec, provision
+from pipelines.registry import CATALOGUE
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def counter(sqs: Any) -> CallCounter:
 @pytest.fixture
 def broker(sqs: Any, queue_prefix: str, queues: dict[str, Any], sink: MemoryDeadLetterSink) -> Iterator[SQSBroker]:
     """An SQSBroker on this test's queues, set as the global broker while the test runs."""
-    b = SQSBroker(sqs, prefix=queue_prefix, config=FAST, dead_letter_sink=sink)
+    b = SQSBroker(sqs, catalogue=CATALOGUE, prefix=queue_prefix, config=FAST, dead_letter_sink=sink)
     previous = dramatiq.broker.global_broker
     dramatiq.set_broker(b)
     yield b

@@ -11,6 +11,7 @@ from typing import Any
 import dramatiq
 
 from engine.broker.broker import SQSBroker
+from pipelines.registry import CATALOGUE
 from tests.integration.broker.conftest import FAST, set_visibility_timeout
 from tests.integration.broker.helpers import envelope, message, queue_counts, wait_until
 
@@ -33,7 +34,7 @@ def test_heartbeat_keeps_a_long_job_from_being_redelivered(
     worker = start_worker(threads=2)
     assert wait_until(lambda: runs == [0], timeout=5)
     # A second worker (another process in production) polls the queue while the job runs.
-    other = SQSBroker(sqs, prefix=broker.prefix, config=broker.config)
+    other = SQSBroker(sqs, catalogue=broker.catalogue, prefix=broker.prefix, config=broker.config)
     stolen: list[int] = []
     dramatiq.actor(broker=other, queue_name="payments", actor_name="process_payment")(
         lambda env: stolen.append(env["data"]["n"])
@@ -83,7 +84,7 @@ def test_stop_ends_all_long_polls_together(sqs: Any, queue_prefix: str, queues: 
     # Stopping the receivers one after another would then wait for the payments poll and then a fresh
     # notifications poll (about 6 s); stopping them all when shutdown begins costs one poll (about 3 s).
     config = dataclasses.replace(FAST, wait_time_seconds=4)
-    broker = SQSBroker(sqs, prefix=queue_prefix, config=config, dead_letter_sink=sink)
+    broker = SQSBroker(sqs, catalogue=CATALOGUE, prefix=queue_prefix, config=config, dead_letter_sink=sink)
     ran = threading.Event()
     dramatiq.actor(broker=broker, queue_name="payments", actor_name="process_payment")(lambda env: ran.set())
     dramatiq.actor(broker=broker, queue_name="notifications", actor_name="process_notification")(lambda env: None)

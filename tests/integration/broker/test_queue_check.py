@@ -11,8 +11,9 @@ from typing import Any
 
 from config.settings import Settings
 from engine.broker.drift import check_queues, unsafe_queues
-from engine.broker.queues import CATALOGUE, provision
+from engine.broker.queues import provision
 from engine.runtime.worker import safe_queues
+from pipelines.registry import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,21 +23,24 @@ def _url(sqs: Any, name: str) -> str:
 
 
 def test_provisioned_queues_pass_then_each_kind_of_drift_is_named(sqs: Any, queue_prefix: str) -> None:
-    provision(sqs, queue_prefix)
-    assert check_queues(sqs, queue_prefix) == []
+    provision(sqs, queue_prefix, CATALOGUE)
+    assert check_queues(sqs, queue_prefix, CATALOGUE) == []
     p = queue_prefix
     sqs.set_queue_attributes(QueueUrl=_url(sqs, f"{p}payments.fifo"), Attributes={"ContentBasedDeduplication": "true"})
     sqs.delete_queue(QueueUrl=_url(sqs, f"{p}refunds-dlq.fifo"))
     sqs.set_queue_attributes(QueueUrl=_url(sqs, f"{p}webhooks.fifo"), Attributes={"MessageRetentionPeriod": "86400"})
-    found = {(d.queue, d.attribute, d.unsafe) for d in check_queues(sqs, p)}
+    found = {(d.queue, d.attribute, d.unsafe) for d in check_queues(sqs, p, CATALOGUE)}
     assert found == {
         (f"{p}payments.fifo", "ContentBasedDeduplication", True),
         (f"{p}refunds-dlq.fifo", "existence", True),
         (f"{p}webhooks.fifo", "MessageRetentionPeriod", False),
     }
-    assert unsafe_queues(check_queues(sqs, p), p) == {"payments", "refunds"}
+    assert unsafe_queues(check_queues(sqs, p, CATALOGUE), p, CATALOGUE) == {"payments", "refunds"}
     settings = Settings(queue_prefix=p)
-    assert safe_queues(sqs, {"payments", "refunds", "webhooks", "settlements"}, settings) == {"webhooks", "settlements"}
+    assert safe_queues(sqs, {"payments", "refunds", "webhooks", "settlements"}, settings, CATALOGUE) == {
+        "webhooks",
+        "settlements",
+    }
 
 
 def test_the_worker_refuses_a_queue_with_content_based_deduplication(

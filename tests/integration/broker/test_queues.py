@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.broker.queues import CATALOGUE, provision, queue_depths
+from engine.broker.queues import provision, queue_depths
+from pipelines.registry import CATALOGUE
 
 
 def _attrs(sqs: Any, name: str) -> dict[str, str]:
@@ -14,7 +15,7 @@ def _attrs(sqs: Any, name: str) -> dict[str, str]:
 
 
 def test_every_catalogue_queue_has_its_documented_attributes(sqs: Any, queue_prefix: str) -> None:
-    first = provision(sqs, queue_prefix)
+    first = provision(sqs, queue_prefix, CATALOGUE)
     assert all(p.created and p.dlq_created for p in first)
     for spec in CATALOGUE:
         attrs = _attrs(sqs, spec.name(queue_prefix))
@@ -35,10 +36,10 @@ def test_every_catalogue_queue_has_its_documented_attributes(sqs: Any, queue_pre
 
 
 def test_provision_is_idempotent_and_repairs_drift(sqs: Any, queue_prefix: str) -> None:
-    provision(sqs, queue_prefix)
+    provision(sqs, queue_prefix, CATALOGUE)
     url = sqs.get_queue_url(QueueName=f"{queue_prefix}payments.fifo")["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "7"})
-    again = provision(sqs, queue_prefix)
+    again = provision(sqs, queue_prefix, CATALOGUE)
     assert not any(p.created or p.dlq_created for p in again)
     assert [p.name for p in again if p.updated] == [f"{queue_prefix}payments.fifo"]
     assert _attrs(sqs, f"{queue_prefix}payments.fifo")["VisibilityTimeout"] == "300"
@@ -47,23 +48,23 @@ def test_provision_is_idempotent_and_repairs_drift(sqs: Any, queue_prefix: str) 
 
 
 def test_provision_honours_the_visibility_setting_and_goes_back_to_the_default(sqs: Any, queue_prefix: str) -> None:
-    provision(sqs, queue_prefix, visibility_timeout=5)
+    provision(sqs, queue_prefix, CATALOGUE, visibility_timeout=5)
     for spec in CATALOGUE:
         assert _attrs(sqs, spec.name(queue_prefix))["VisibilityTimeout"] == "5"
     # The setting back at its default (300) restores the catalogue's timeouts on the existing queues.
-    again = provision(sqs, queue_prefix, visibility_timeout=300)
+    again = provision(sqs, queue_prefix, CATALOGUE, visibility_timeout=300)
     assert all(p.updated for p in again)
     for spec in CATALOGUE:
         assert _attrs(sqs, spec.name(queue_prefix))["VisibilityTimeout"] == ("300" if spec.fifo else "60")
 
 
 def test_queue_depths_reports_each_queue_and_missing_ones(sqs: Any, queue_prefix: str) -> None:
-    rows = queue_depths(sqs, queue_prefix)
+    rows = queue_depths(sqs, queue_prefix, CATALOGUE)
     assert all(r["visible"] is None for r in rows)
-    provision(sqs, queue_prefix)
+    provision(sqs, queue_prefix, CATALOGUE)
     url = sqs.get_queue_url(QueueName=f"{queue_prefix}notifications")["QueueUrl"]
     sqs.send_message(QueueUrl=url, MessageBody="x")
-    by_name = {r["name"]: r for r in queue_depths(sqs, queue_prefix)}
+    by_name = {r["name"]: r for r in queue_depths(sqs, queue_prefix, CATALOGUE)}
     row = by_name[f"{queue_prefix}notifications"]
     assert row == {
         "name": f"{queue_prefix}notifications",

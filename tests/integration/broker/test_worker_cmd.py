@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from engine.broker.broker import SQSBroker
-from engine.broker.queues import CATALOGUE, provision
+from engine.broker.queues import provision
+from pipelines.registry import CATALOGUE
 from tests.integration.broker.helpers import envelope, message, queue_counts, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,7 +39,7 @@ def test_worker_command_processes_and_stops_on_sigterm(
             """
         )
     )
-    sender = SQSBroker(sqs, prefix=queue_prefix)
+    sender = SQSBroker(sqs, catalogue=CATALOGUE, prefix=queue_prefix)
     sender.declare_queue("payments")
     sent = sender.enqueue_many([message(envelope(f"cus_{i}")) for i in range(5)])
     env = {

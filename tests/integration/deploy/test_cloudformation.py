@@ -31,9 +31,9 @@ from config.settings import get_settings
 from engine.adapters.auth import mint
 from engine.adapters.s3 import bucket_names
 from engine.broker.drift import check_queues
-from engine.broker.queues import CATALOGUE
 from engine.db import jobs as job_repo
 from engine.jobs.job import Job
+from pipelines.registry import CATALOGUE
 from tests.fixtures.services import ROOT
 from tests.integration.refunds.helpers import entries_of
 from tests.integration.settlement.conftest import csv_body
@@ -94,7 +94,7 @@ def test_moto_skips_only_the_documented_resource_types(stack: dict[str, str], lo
 
 def test_the_stack_is_what_the_engine_requires(stack: dict[str, str], local_aws_url: str, queue_prefix: str) -> None:
     sqs = _client("sqs", local_aws_url)
-    assert check_queues(sqs, queue_prefix) == []
+    assert check_queues(sqs, queue_prefix, CATALOGUE) == []
     # Every queue of the catalogue, KMS-encrypted with the stack's key, and nothing else under the prefix.
     urls = sqs.list_queues(QueueNamePrefix=queue_prefix)["QueueUrls"]
     assert len(urls) == 2 * len(CATALOGUE)
@@ -273,6 +273,5 @@ def test_a_payment_a_refund_and_a_settlement_go_through_the_stack(  # type: igno
 
 
 def entries_of_container(c, job_ids: list[str]) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
-    from engine.runtime.services import Services
 
-    return entries_of(Services(c), job_ids)
+    return entries_of(c, job_ids)

@@ -21,7 +21,6 @@ from engine.broker.envelope import Envelope, to_message
 from engine.db import jobs as job_repo
 from engine.jobs.job import Job, new_job_id
 from engine.runtime.container import Container
-from engine.runtime.services import Services
 from tests.fixtures.services import ROOT
 
 pytestmark = pytest.mark.integration
@@ -98,18 +97,13 @@ def depth(c: Container, name: str) -> int:
     return sum(int(v) for v in attrs.values())
 
 
-@pytest.fixture
-def services(payment_container: Container) -> Services:
-    return Services(payment_container)
-
-
 class Workers:
-    """Dramatiq workers on a container's broker whose ``process_payment`` runs the real pipeline with ``services``.
+    """Dramatiq workers on a container's broker whose ``process_payment`` runs the real pipeline with that container.
 
     The actor is bound to that broker only; the global broker is restored by :meth:`stop`.
     """
 
-    def __init__(self, c: Container, services: Services) -> None:
+    def __init__(self, c: Container) -> None:
         self.broker = c.broker
         self._previous = dramatiq.broker.global_broker
         dramatiq.set_broker(self.broker)
@@ -117,7 +111,7 @@ class Workers:
 
             @dramatiq.actor(broker=self.broker, queue_name="payments", actor_name="process_payment")
             def process_payment(envelope: dict[str, Any]) -> None:
-                services.run_job("payment", envelope)
+                c.run_job("payment", envelope)
 
         self.workers: list[dramatiq.Worker] = []
 
@@ -136,9 +130,9 @@ class Workers:
 
 
 @pytest.fixture
-def start_worker(payment_container: Container, services: Services) -> Iterator[Callable[[], dramatiq.Worker]]:
-    """Start a worker running the payment pipeline on this test's services; stopped at teardown."""
-    workers = Workers(payment_container, services)
+def start_worker(payment_container: Container) -> Iterator[Callable[[], dramatiq.Worker]]:
+    """Start a worker running the payment pipeline on this test's container; stopped at teardown."""
+    workers = Workers(payment_container)
     yield workers.start
     workers.stop()
 

@@ -16,7 +16,6 @@ from engine.db.tables import jobs
 from engine.ops.scheduler import TASKS, run_once
 from engine.runtime.container import Container
 from engine.runtime.endpoints import resolve_endpoints
-from engine.runtime.services import Services
 from sandbox.embedded.local_aws import LocalAwsServer
 from tests.integration.dlq.conftest import Workers, depth, intents, job, stale, submit, wait_until
 
@@ -77,7 +76,7 @@ def test_jobs_in_flight_when_the_endpoint_restarts_are_reconciled_to_a_terminal_
         }
     )
     c = Container(settings=settings, endpoints=resolve_endpoints(settings))
-    provision(c.sqs, settings.queue_prefix)
+    provision(c.sqs, settings.queue_prefix, c.queues)
     accepted = [submit(c) for _ in range(4)]
     declined = submit(c, payment_method="pm_card_chargeDeclined")
     finished = submit(c)
@@ -93,7 +92,7 @@ def test_jobs_in_flight_when_the_endpoint_restarts_are_reconciled_to_a_terminal_
     restarted = LocalAwsServer(host="127.0.0.1", port=port)
     assert restarted.start() == url
     try:
-        provision(c.sqs, settings.queue_prefix)
+        provision(c.sqs, settings.queue_prefix, c.queues)
         assert depth(c, "payments.fifo") == 0
 
         assert run_once(c, tasks=RECONCILER)["reconciler"].startswith("0 ")  # nothing stale yet
@@ -104,7 +103,7 @@ def test_jobs_in_flight_when_the_endpoint_restarts_are_reconciled_to_a_terminal_
         assert run_once(c, tasks=RECONCILER)["reconciler"].startswith("0 ")  # touched: not sent twice
         assert all(job(c, j).enqueue_generation == 1 for j in [*accepted, declined])
 
-        workers = Workers(c, Services(c))
+        workers = Workers(c)
         try:
             workers.start()
             wait_until(lambda: all(job(c, j).status == "succeeded" for j in accepted), timeout=30)

@@ -20,13 +20,12 @@ from engine.ops.dlq.entries import DlqEntry, DlqFilter
 from engine.ops.dlq.replay import plan, replay
 from engine.ops.dlq.sweep import sweep
 from engine.runtime.container import Container
-from engine.runtime.services import Services
 from tests.integration.dlq.conftest import depth, intents, job, queue_url, sim, submit, wait_until
 
 DAY_AND_AN_HOUR = 25 * 3600
 
 
-def _charged_then_died(c: Container, services: Services, stripe_sim: Any) -> tuple[str, dict[str, Any]]:
+def _charged_then_died(c: Container, stripe_sim: Any) -> tuple[str, dict[str, Any]]:
     """A payment whose PaymentIntent succeeded at Stripe while the worker died before writing anything: the
     answer is lost on the wire (``drop_after_rate``), and the note the stage wrote is removed, as a SIGKILL
     right after Stripe answered would have left it.  Returns the job id and the message's envelope."""
@@ -37,12 +36,12 @@ def _charged_then_died(c: Container, services: Services, stripe_sim: Any) -> tup
     c.sqs.delete_message(QueueUrl=url, ReceiptHandle=raw["ReceiptHandle"])
     envelope = Envelope.model_validate_json(raw["Body"]).to_arg()
     customer = envelope["data"]["customer"]
-    services.stripe.customer_for(job_id, customer["id"], customer["email"])  # known before the outage
+    c.stripe.customer_for(job_id, customer["id"], customer["email"])  # known before the outage
     sim(stripe_sim, drop_after_rate=1.0)
     with pytest.raises(TransientError):
-        services.run_job("payment", envelope)
+        c.run_job("payment", envelope)
     sim(stripe_sim, drop_after_rate=0.0)
-    services.stripe.breaker.record_success()
+    c.stripe.breaker.record_success()
     with c.db.begin() as conn:
         conn.execute(
             jobs.update()
@@ -55,10 +54,10 @@ def _charged_then_died(c: Container, services: Services, stripe_sim: Any) -> tup
 
 
 def test_a_job_older_than_the_key_window_looks_its_intent_up_before_charging(
-    payment_container: Container, services: Services, stripe_sim: Any
+    payment_container: Container, stripe_sim: Any
 ) -> None:
     c = payment_container
-    job_id, envelope = _charged_then_died(c, services, stripe_sim)
+    job_id, envelope = _charged_then_died(c, stripe_sim)
     # A day later: Stripe has forgotten the key {job}:charge:g1; the job was never re-sent (generation 0).
     sim(stripe_sim, "clock", advance_seconds=DAY_AND_AN_HOUR)
     with c.db.begin() as conn:
@@ -67,7 +66,7 @@ def test_a_job_older_than_the_key_window_looks_its_intent_up_before_charging(
             .where(jobs.c.id == job_id)
             .values(created_at=sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, DAY_AND_AN_HOUR))
         )
-    assert services.run_job("payment", envelope).status == "succeeded"
+    assert c.run_job("payment", envelope).status == "succeeded"
     charged = intents(stripe_sim, job_id)
     assert [pi["status"] for pi in charged] == ["succeeded"]  # the old intent was found, none created
     assert job(c, job_id).view()["stripe"]["payment_intent"] == charged[0]["id"]
@@ -75,12 +74,11 @@ def test_a_job_older_than_the_key_window_looks_its_intent_up_before_charging(
 
 def test_replay_of_a_job_charged_before_the_crash_interrupted_halfway_charges_once(
     payment_container: Container,
-    services: Services,
     stripe_sim: Any,
     start_worker: Callable[[], dramatiq.Worker],
 ) -> None:
     c = payment_container
-    job_id, envelope = _charged_then_died(c, services, stripe_sim)
+    job_id, envelope = _charged_then_died(c, stripe_sim)
     # Its worker died on every receive: SQS redrove the message, no reason was written; the sweep records one.
     scope = envelope["idempotency_scope"]
     c.sqs.send_message(

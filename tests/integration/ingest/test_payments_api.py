@@ -150,7 +150,7 @@ def test_503_when_the_queue_is_gone_and_nothing_is_kept(api, auth, container) ->
     # The key was not spent: once the queue is back, the same request is accepted.
     from engine.broker.queues import provision
 
-    provision(container.sqs, container.settings.queue_prefix)
+    provision(container.sqs, container.settings.queue_prefix, container.queues)
     container.broker._urls.clear()
     retried = api.post("/v1/payments", json=body, headers=auth(key=key))
     assert retried.status_code == 202, retried.json()

@@ -14,10 +14,10 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import verify
 from engine.db.tables import ledger_entries, ledger_transactions, outbox
 from engine.errors import TransientError
-from engine.runtime.services import Services
+from engine.runtime.container import Container
 
 
-def _envelope(services: Services, **overrides: Any) -> dict[str, Any]:
+def _envelope(payment_container: Container, **overrides: Any) -> dict[str, Any]:
     customer = overrides.pop("customer", None) or {
         "id": f"cus_{uuid.uuid4().hex[:10]}",
         "email": "anna@example.ie",
@@ -30,11 +30,6 @@ def _envelope(services: Services, **overrides: Any) -> dict[str, Any]:
     ).to_arg()
 
 
-@pytest.fixture
-def services(payment_container) -> Services:  # type: ignore[no-untyped-def]
-    return Services(payment_container)
-
-
 def _intents(stripe_sim, job_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     data = httpx.get(f"{stripe_sim.base_url}/_sim/payment_intents").json()["data"]
     return [pi for pi in data if (pi.get("metadata") or {}).get("job_id") == job_id]
@@ -44,11 +39,11 @@ def _sim(stripe_sim, **knobs: Any) -> None:  # type: ignore[no-untyped-def]
     assert httpx.post(f"{stripe_sim.base_url}/_sim/config", json=knobs).status_code == 200
 
 
-def test_b2c_payment_is_taxed_charged_once_and_booked(services, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    envelope = _envelope(services)
-    job = services.run_job("payment", envelope)
+def test_b2c_payment_is_taxed_charged_once_and_booked(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    envelope = _envelope(payment_container)
+    job = payment_container.run_job("payment", envelope)
     assert job.status == "succeeded"
-    with services.c.db.connect() as conn:
+    with payment_container.db.connect() as conn:
         stored = job_repo.get(conn, job.id)
         entries = conn.execute(
             sa.select(ledger_entries.c.account, ledger_entries.c.amount)
@@ -67,12 +62,12 @@ def test_b2c_payment_is_taxed_charged_once_and_booked(services, stripe_sim) -> N
     intents = _intents(stripe_sim, job.id)
     assert [pi["status"] for pi in intents] == ["succeeded"] and intents[0]["amount"] == 1230
     # A duplicate delivery of the same message changes nothing.
-    assert services.run_job("payment", envelope).status == "succeeded"
+    assert payment_container.run_job("payment", envelope).status == "succeeded"
     assert len(_intents(stripe_sim, job.id)) == 1
-    assert verify(services.c.db).ok
+    assert verify(payment_container.db).ok
 
 
-def test_reverse_charge_b2b_in_another_state(services) -> None:  # type: ignore[no-untyped-def]
+def test_reverse_charge_b2b_in_another_state(payment_container) -> None:  # type: ignore[no-untyped-def]
     customer = {
         "id": f"cus_{uuid.uuid4().hex[:8]}",
         "email": "ap@firma.de",
@@ -80,8 +75,8 @@ def test_reverse_charge_b2b_in_another_state(services) -> None:  # type: ignore[
         "type": "business",
         "vat_id": "DE136695976",
     }
-    job = services.run_job("payment", _envelope(services, customer=customer, amount=10000))
-    with services.c.db.connect() as conn:
+    job = payment_container.run_job("payment", _envelope(payment_container, customer=customer, amount=10000))
+    with payment_container.db.connect() as conn:
         view = job_repo.get(conn, job.id).view()
     assert job.status == "succeeded"
     assert view["vat"] == {"country": "DE", "rate": "0", "scheme": "reverse_charge"}
@@ -92,64 +87,66 @@ def test_reverse_charge_b2b_in_another_state(services) -> None:  # type: ignore[
     ("method", "decline_code"),
     [("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"), ("pm_card_chargeDeclined", "generic_decline")],
 )
-def test_decline_fails_the_job_with_the_decline_code(services, method, decline_code) -> None:  # type: ignore[no-untyped-def]
-    job = services.run_job("payment", _envelope(services, payment_method=method))
-    with services.c.db.connect() as conn:
+def test_decline_fails_the_job_with_the_decline_code(payment_container, method, decline_code) -> None:  # type: ignore[no-untyped-def]
+    job = payment_container.run_job("payment", _envelope(payment_container, payment_method=method))
+    with payment_container.db.connect() as conn:
         stored = job_repo.get(conn, job.id)
     assert stored.status == "failed"
     assert stored.error is not None
     assert stored.error["code"] == "card_declined" and stored.error["decline_code"] == decline_code
-    with services.c.db.connect() as conn:
+    with payment_container.db.connect() as conn:
         booked = conn.execute(sa.select(ledger_transactions).where(ledger_transactions.c.job_id == job.id)).all()
     assert booked == []
 
 
-def test_review_and_fraud_decline_never_reach_stripe(services, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    review = services.run_job("payment", _envelope(services, amount=900_000))
+def test_review_and_fraud_decline_never_reach_stripe(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    review = payment_container.run_job("payment", _envelope(payment_container, amount=900_000))
     blocked_customer = {"id": f"cus_{uuid.uuid4().hex[:8]}", "email": "x@fraud.test", "country": "IE"}
-    declined = services.run_job("payment", _envelope(services, customer=blocked_customer))
+    declined = payment_container.run_job("payment", _envelope(payment_container, customer=blocked_customer))
     assert review.status == "in_review" and declined.status == "failed"
     assert _intents(stripe_sim, review.id) == [] and _intents(stripe_sim, declined.id) == []
-    with services.c.db.connect() as conn:
+    with payment_container.db.connect() as conn:
         assert job_repo.get(conn, declined.id).error["code"] == "fraud_declined"  # type: ignore[index]
 
 
-def test_three_d_secure_parks_requires_action(services) -> None:  # type: ignore[no-untyped-def]
-    job = services.run_job("payment", _envelope(services, payment_method="pm_card_threeDSecure2Required"))
-    with services.c.db.connect() as conn:
+def test_three_d_secure_parks_requires_action(payment_container) -> None:  # type: ignore[no-untyped-def]
+    job = payment_container.run_job(
+        "payment", _envelope(payment_container, payment_method="pm_card_threeDSecure2Required")
+    )
+    with payment_container.db.connect() as conn:
         view = job_repo.get(conn, job.id).view()
     assert view["status"] == "requires_action"
     assert view["stripe"]["client_secret"] and view["next_action"]
 
 
-def test_a_saved_500_leads_to_lookup_then_a_new_key_generation(services, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    envelope = _envelope(services, payment_method="pm_card_mastercard")
+def test_a_saved_500_leads_to_lookup_then_a_new_key_generation(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    envelope = _envelope(payment_container, payment_method="pm_card_mastercard")
     _sim(stripe_sim, fail_payment_methods=["pm_card_mastercard"])
     with pytest.raises(TransientError):
-        services.run_job("payment", envelope)
+        payment_container.run_job("payment", envelope)
     job_id = envelope.get("job_id") or None
     _sim(stripe_sim, fail_payment_methods=[])
-    job = services.run_job("payment", envelope)
+    job = payment_container.run_job("payment", envelope)
     assert job.status == "succeeded"
     assert job_id is None or job.id == job_id
-    with services.c.db.connect() as conn:
+    with payment_container.db.connect() as conn:
         stored = job_repo.get(conn, job.id)
     assert stored.stage_results["charge"]["generation"] == 2
     assert [pi["status"] for pi in _intents(stripe_sim, job.id)] == ["succeeded"]
 
 
-def test_unknown_outcome_after_a_dropped_connection_charges_once(services, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    envelope = _envelope(services)
+def test_unknown_outcome_after_a_dropped_connection_charges_once(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    envelope = _envelope(payment_container)
     _sim(stripe_sim, drop_rate=1.0)
     with pytest.raises(TransientError):
-        services.run_job("payment", envelope)
+        payment_container.run_job("payment", envelope)
     _sim(stripe_sim, drop_rate=0.0)
-    job = services.run_job("payment", envelope)
+    job = payment_container.run_job("payment", envelope)
     assert job.status == "succeeded"
     assert len([pi for pi in _intents(stripe_sim, job.id) if pi["status"] == "succeeded"]) == 1
 
 
-def test_metrics_move_with_a_payment(services) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_move_with_a_payment(payment_container) -> None:  # type: ignore[no-untyped-def]
     from prometheus_client import REGISTRY
 
     def sample(name: str, labels: dict[str, str]) -> float:
@@ -158,7 +155,7 @@ def test_metrics_move_with_a_payment(services) -> None:  # type: ignore[no-untyp
     before_jobs = sample("payments_jobs_total", {"kind": "payment", "outcome": "succeeded"})
     before_calls = sample("payments_stripe_requests_total", {"operation": "payment_intents.create", "outcome": "ok"})
     before_stage = sample("payments_stage_duration_seconds_count", {"pipeline": "payment", "stage": "charge"})
-    assert services.run_job("payment", _envelope(services)).status == "succeeded"
+    assert payment_container.run_job("payment", _envelope(payment_container)).status == "succeeded"
     assert sample("payments_jobs_total", {"kind": "payment", "outcome": "succeeded"}) == before_jobs + 1
     assert (
         sample("payments_stripe_requests_total", {"operation": "payment_intents.create", "outcome": "ok"})

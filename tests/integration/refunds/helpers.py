@@ -16,7 +16,7 @@ from engine.db import jobs as job_repo
 from engine.db.tables import ledger_entries, ledger_transactions
 from engine.db.tables_refunds import refunds
 from engine.jobs.job import Job
-from engine.runtime.services import Services
+from engine.runtime.container import Container
 from sandbox.stripe_sim.webhooks import signature_header
 
 
@@ -37,15 +37,15 @@ def refund_envelope(payment: Job, amount: int | None = None) -> dict[str, Any]:
     ).to_arg()
 
 
-def load(services: Services, job_id: str) -> Job:
-    with services.c.db.connect() as conn:
+def load(container: Container, job_id: str) -> Job:
+    with container.db.connect() as conn:
         return job_repo.get(conn, job_id)
 
 
-def queued(services: Services, queue: str, wait: float = 0) -> list[dict[str, Any]]:
+def queued(container: Container, queue: str, wait: float = 0) -> list[dict[str, Any]]:
     """Receive (and delete) every message on ``queue`` (base name), as envelope dicts."""
-    sqs = services.c.sqs
-    url = sqs.get_queue_url(QueueName=f"{services.c.settings.queue_prefix}{queue}.fifo")["QueueUrl"]
+    sqs = container.sqs
+    url = sqs.get_queue_url(QueueName=f"{container.settings.queue_prefix}{queue}.fifo")["QueueUrl"]
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + wait
     while True:
@@ -59,8 +59,8 @@ def queued(services: Services, queue: str, wait: float = 0) -> list[dict[str, An
             time.sleep(0.2)
 
 
-def entries_of(services: Services, job_ids: list[str]) -> list[tuple[str, int]]:
-    with services.c.db.connect() as conn:
+def entries_of(container: Container, job_ids: list[str]) -> list[tuple[str, int]]:
+    with container.db.connect() as conn:
         return [
             (r[0], int(r[1]))
             for r in conn.execute(
@@ -71,8 +71,8 @@ def entries_of(services: Services, job_ids: list[str]) -> list[tuple[str, int]]:
         ]
 
 
-def refund_rows(services: Services, payment_id: str) -> list[dict[str, Any]]:
-    with services.c.db.connect() as conn:
+def refund_rows(container: Container, payment_id: str) -> list[dict[str, Any]]:
+    with container.db.connect() as conn:
         return [
             dict(r)
             for r in conn.execute(

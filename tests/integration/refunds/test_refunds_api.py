@@ -10,13 +10,7 @@ from fastapi.testclient import TestClient
 
 from engine.adapters.auth import mint
 from engine.ingest.app import create_app
-from engine.runtime.services import Services
 from tests.integration.refunds.helpers import load, payment_envelope, queued
-
-
-@pytest.fixture
-def services(payment_container) -> Services:  # type: ignore[no-untyped-def]
-    return Services(payment_container)
 
 
 @pytest.fixture
@@ -31,9 +25,9 @@ def _headers(settings: Any, role: str, key: str | None = None) -> dict[str, str]
     }
 
 
-def test_support_refunds_a_payment_through_the_api(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    payment = services.run_job("payment", payment_envelope())
-    settings = services.c.settings
+def test_support_refunds_a_payment_through_the_api(payment_container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    payment = payment_container.run_job("payment", payment_envelope())
+    settings = payment_container.settings
     viewer = api.post("/v1/refunds", json={"payment": payment.id}, headers=_headers(settings, "viewer"))
     assert viewer.status_code == 403
     missing = api.post("/v1/refunds", json={"payment": "job_nope"}, headers=_headers(settings, "support"))
@@ -53,10 +47,10 @@ def test_support_refunds_a_payment_through_the_api(services, api, stripe_sim) ->
     assert replay.status_code == 202 and replay.json()["id"] == job["id"]
     reused = api.post("/v1/refunds", json={"payment": "job_nope", "amount": 1}, headers=headers)
     assert reused.status_code == 422 and reused.json()["error"]["code"] == "idempotency_key_reused"
-    [message] = queued(services, "refunds", wait=3)
+    [message] = queued(payment_container, "refunds", wait=3)
     assert message["job_id"] == job["id"] and message["group_id"] == payment.customer_id
-    done = services.run_job("refund", message)
+    done = payment_container.run_job("refund", message)
     assert done.status == "succeeded"
-    view = load(services, job["id"]).view()
+    view = load(payment_container, job["id"]).view()
     assert view["amounts"] == {"net": 187, "vat": 43, "total": 230, "currency": "eur"}
     assert view["stripe"]["refund"].startswith("re_")

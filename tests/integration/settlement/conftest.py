@@ -1,4 +1,4 @@
-"""Settlement fixtures: the ingest app, the worker's services, and helpers to upload and settle a batch."""
+"""Settlement fixtures: the ingest app, the settlement pipeline, and helpers to upload and settle a batch."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from config.settings import SettlementSettings
 from engine.adapters.auth import mint
 from engine.broker.envelope import Envelope
 from engine.jobs.job import Job
-from engine.jobs.pipeline import PipelineRunner
-from engine.runtime.services import Services
-from pipelines.settlement import settlement_pipeline
-from pipelines.settlement.kind import bucket_name
+from engine.jobs.pipeline import Pipeline, PipelineRunner
+from pipelines.settlement.stages import IngestStage, PostStage, ReportStage
 
 
 @pytest.fixture
@@ -43,26 +42,19 @@ def terminal() -> str:
 
 
 @pytest.fixture
-def services(container) -> Services:  # type: ignore[no-untyped-def]
-    return Services(container)
-
-
-@pytest.fixture
 def settle(container) -> Callable[..., Job]:  # type: ignore[no-untyped-def]
     """Run the settlement pipeline for a job id, as the worker would (``chunk_rows`` and ``on_row`` adjustable)."""
 
     def run(
         job_id: str, *, chunk_rows: int = 50_000, on_row: Callable[[int], None] | None = None, fee_bps: int = 0
     ) -> Job:
-        pipeline = settlement_pipeline(
-            container.db,
-            container.s3,
-            bucket_name(container),
-            fee_bps,
-            chunk_rows=chunk_rows,
-            on_row=on_row,
+        settings = container.settings.model_copy(update={"settlement": SettlementSettings(fee_bps=fee_bps)})
+        stages = (
+            container.build(IngestStage, settings=settings, chunk_rows=chunk_rows, on_row=on_row),
+            container.build(PostStage, settings=settings),
+            container.build(ReportStage, settings=settings),
         )
-        return PipelineRunner(container.db, pipeline).run(job_id)
+        return PipelineRunner(container.db, Pipeline("settlement", stages)).run(job_id)
 
     return run
 
@@ -76,7 +68,7 @@ def csv_body(rows: Iterable[Iterable[Any]], header: str | None = None) -> bytes:
 
 
 def envelope_for(job: dict[str, Any]) -> dict[str, Any]:
-    """The envelope the ingest enqueued for ``job`` (same job id), for Services.run_job."""
+    """The envelope the ingest enqueued for ``job`` (same job id), for Container.run_job."""
     return Envelope.new(
         kind="settlement",
         data={"key": job["batch"]["object"].split("/", 3)[3]},

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from engine.adapters.s3 import settlements_bucket
 from engine.db import jobs as job_repo
 from engine.db.ledger import verify
 from engine.db.tables import jobs, ledger_entries, ledger_transactions
 from engine.db.tables_settlement import pos_transactions
 from pipelines.settlement.generate import Expected, generate
-from pipelines.settlement.kind import bucket_name
 from tests.integration.settlement.conftest import csv_body, envelope_for
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,11 +42,11 @@ def _s3_json(container, uri: str) -> Any:  # type: ignore[no-untyped-def]
 
 
 def _objects(container) -> list[str]:  # type: ignore[no-untyped-def]
-    listing = container.s3.list_objects_v2(Bucket=bucket_name(container))
+    listing = container.s3.list_objects_v2(Bucket=settlements_bucket(container.settings))
     return [o["Key"] for o in listing.get("Contents", [])]
 
 
-def test_upload_settle_and_report(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+def test_upload_settle_and_report(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
     t1, t2 = f"{terminal}-1", f"{terminal}-2"
     rows = [
         # 1: a refund *before* its sale (row 2): the sale is in this batch, so the refund is settled.
@@ -68,7 +68,7 @@ def test_upload_settle_and_report(api, headers, services, container, terminal) -
     assert answer.status_code == 202, answer.text
     job = answer.json()
     assert job["kind"] == "settlement" and job["status"] == "accepted"
-    assert job["batch"]["object"].startswith(f"s3://{bucket_name(container)}/batches/")
+    assert job["batch"]["object"].startswith(f"s3://{settlements_bucket(container.settings)}/batches/")
     # On settlements.fifo, in the uploading client's message group.
     queue = container.sqs.get_queue_url(QueueName=f"{container.settings.queue_prefix}settlements.fifo")["QueueUrl"]
     messages = container.sqs.receive_message(QueueUrl=queue, AttributeNames=["MessageGroupId"], MaxNumberOfMessages=10)
@@ -76,7 +76,7 @@ def test_upload_settle_and_report(api, headers, services, container, terminal) -
     assert json.loads(message["Body"])["job_id"] == job["id"]
     assert message["Attributes"]["MessageGroupId"] == "pos-uploader"
 
-    done = services.run_job("settlement", envelope_for(job))
+    done = container.run_job("settlement", envelope_for(job))
     assert done.status == "succeeded"
     view = api.get(f"/v1/jobs/{job['id']}", headers=headers(role="viewer")).json()
     assert view["status"] == "succeeded" and view["stage"] == "report"
@@ -118,15 +118,15 @@ def test_upload_settle_and_report(api, headers, services, container, terminal) -
     assert csv_lines[0] == "row,terminal_id,transaction_id,outcome,reason"
     assert csv_lines[1] == f"5,{t1},S1,duplicate,duplicate" and len(csv_lines) == 8
     # A redelivered message changes nothing.
-    assert services.run_job("settlement", envelope_for(job)).status == "succeeded"
+    assert container.run_job("settlement", envelope_for(job)).status == "succeeded"
     assert len(_ledger(container, job["id"])) == 10
 
 
-def test_duplicates_across_batches_and_identical_reupload(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+def test_duplicates_across_batches_and_identical_reupload(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
     expected = Expected()
     body = b"".join(generate(20_000, seed=11, prefix=terminal, terminals=5, expected=expected))
     first = _upload(api, headers, body).json()
-    done = services.run_job("settlement", envelope_for(first))
+    done = container.run_job("settlement", envelope_for(first))
     assert done.status == "succeeded"
     with container.db.connect() as conn:
         view = job_repo.get(conn, first["id"]).view()
@@ -149,7 +149,7 @@ def test_duplicates_across_batches_and_identical_reupload(api, headers, services
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
 
     # The identical batch again under a new key: a new job that settles nothing.
-    again = services.run_job("settlement", envelope_for(one.json()))
+    again = container.run_job("settlement", envelope_for(one.json()))
     with container.db.connect() as conn:
         second = job_repo.get(conn, again.id).view()
     assert second["status"] == "succeeded"
@@ -163,9 +163,9 @@ def test_duplicates_across_batches_and_identical_reupload(api, headers, services
     assert verify(container.db).ok
 
 
-def test_refund_of_a_sale_settled_in_an_earlier_batch(api, headers, services, container, terminal) -> None:  # type: ignore[no-untyped-def]
+def test_refund_of_a_sale_settled_in_an_earlier_batch(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
     first = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 5000, "eur", "4242", "A1", "")])).json()
-    services.run_job("settlement", envelope_for(first))
+    container.run_job("settlement", envelope_for(first))
     rows = [
         (terminal, "S1", TS, "sale", 5000, "eur", "4242", "A1", ""),  # settled before → duplicate
         (terminal, "R1", TS, "refund", 1200, "eur", "4242", "", "S1"),  # its sale is from the earlier batch
@@ -173,7 +173,7 @@ def test_refund_of_a_sale_settled_in_an_earlier_batch(api, headers, services, co
         (terminal, "V1", TS, "void", 10, "eur", "4242", "", "R1"),  # original is a refund, not a sale
     ]
     second = _upload(api, headers, csv_body(rows)).json()
-    services.run_job("settlement", envelope_for(second))
+    container.run_job("settlement", envelope_for(second))
     with container.db.connect() as conn:
         view = job_repo.get(conn, second["id"]).view()
         settled = conn.execute(
@@ -192,7 +192,7 @@ def test_refund_of_a_sale_settled_in_an_earlier_batch(api, headers, services, co
     )
 
 
-def test_fees_are_booked_per_terminal_and_currency(container, services, api, headers, terminal, settle) -> None:  # type: ignore[no-untyped-def]
+def test_fees_are_booked_per_terminal_and_currency(container, api, headers, terminal, settle) -> None:  # type: ignore[no-untyped-def]
     rows = [(terminal, f"S{i}", TS, "sale", 3333, "eur", "4242", "", "") for i in range(3)]
     rows.append((terminal, "V0", TS, "void", 3333, "eur", "4242", "", "S0"))
     job = _upload(api, headers, csv_body(rows)).json()
@@ -224,12 +224,12 @@ def test_card_number_refused_before_anything_is_stored(api, headers, container, 
 def test_card_number_late_in_a_large_upload_leaves_no_parts_behind(container, terminal) -> None:  # type: ignore[no-untyped-def]
     from pipelines.settlement.upload import BatchSink, PanDetected
 
-    sink = BatchSink(container.s3, bucket_name(container), part_size=5 * 1024 * 1024)
+    sink = BatchSink(container.s3, settlements_bucket(container.settings), part_size=5 * 1024 * 1024)
     for chunk in generate(200_000, prefix=terminal):  # ~14 MB: two parts go up before the card number
         sink.feed(chunk)
     with pytest.raises(PanDetected):
         sink.feed(f"{terminal}-000,X1,{TS},sale,100,eur,1111,4242424242424242,\n".encode())
-    bucket = bucket_name(container)
+    bucket = settlements_bucket(container.settings)
     assert container.s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert sink.key not in _objects(container)
 
@@ -293,24 +293,24 @@ def test_crash_in_the_second_chunk_resumes_without_double_posting(api, headers, 
     assert verify(container.db).ok
 
 
-def test_a_batch_without_the_header_fails_and_an_upstream_message_gets_its_job(services, container) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_without_the_header_fails_and_an_upstream_message_gets_its_job(container) -> None:  # type: ignore[no-untyped-def]
     from engine.broker.envelope import Envelope
 
-    bucket = bucket_name(container)
+    bucket = settlements_bucket(container.settings)
     container.s3.put_object(Bucket=bucket, Key="upstream/bad.csv", Body=b"T1,S1,2026-01-01T00:00:00Z,sale\n")
     envelope = Envelope.new(
         kind="settlement", data={"key": "upstream/bad.csv"}, idempotency_scope="upstream:bad-1", group_id="acq-1"
     ).to_arg()
-    job = services.run_job("settlement", envelope)
+    job = container.run_job("settlement", envelope)
     assert job.status == "failed" and job.error is not None and job.error["code"] == "invalid_header"
     missing = Envelope.new(
         kind="settlement", data={"key": "upstream/none.csv"}, idempotency_scope="upstream:none-1", group_id="acq-1"
     ).to_arg()
-    assert services.run_job("settlement", missing).error["code"] == "batch_not_found"  # type: ignore[index]
+    assert container.run_job("settlement", missing).error["code"] == "batch_not_found"  # type: ignore[index]
 
 
 def test_object_store_failure_is_503_and_accepts_nothing(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
-    container.s3.delete_bucket(Bucket=bucket_name(container))  # empty: this test's private bucket
+    container.s3.delete_bucket(Bucket=settlements_bucket(container.settings))  # empty: this test's private bucket
     key = f"s3-down-{terminal}"
     answer = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 100, "eur", "1111", "", "")]), key=key)
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
@@ -341,7 +341,7 @@ def test_a_late_second_delivery_reaching_post_books_nothing(api, headers, contai
         stale = job_repo.get(conn, job["id"])  # as a second delivery saw it before the first one ran
     assert settle(job["id"]).status == "succeeded"
     booked = _ledger(container, job["id"])
-    again = PostStage(container.db, fee_bps=0).run(stale)
+    again = PostStage(container.db, container.settings).run(stale)
     assert again.public["counts"] == {"rows": 2, "accepted": 1, "rejected": 1, "duplicate": 0}
     assert again.public["totals"][0]["voids"] == 0
     assert _ledger(container, job["id"]) == booked

@@ -20,14 +20,12 @@ from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import invoices, subscriptions
 from engine.jobs.job import Job
 from engine.runtime.container import Container
-from engine.runtime.services import Services
 from pipelines.subscription import renewals
 
 
 @dataclass
 class World:
     c: Container
-    services: Services
     api: TestClient
     sandbox: Any
 
@@ -75,7 +73,7 @@ class World:
         """Run every queued subscription job to its resting point (as a worker would), in queue order."""
         done = []
         for envelope in self.receive():
-            done.append(self.services.run_job("subscription", envelope))
+            done.append(self.c.run_job("subscription", envelope))
         return done
 
     def schedulers(self, now: datetime, count: int = 2) -> list[str]:
@@ -85,7 +83,7 @@ class World:
 
         def one() -> None:
             barrier.wait()
-            reports.append(renewals.run(self.c, now))
+            reports.append(self.c.build(renewals.run, now=now))
 
         threads = [threading.Thread(target=one) for _ in range(count)]
         for th in threads:
@@ -125,10 +123,10 @@ def world(payment_settings, stripe_sim) -> World:  # type: ignore[no-untyped-def
     seller = SellerSettings(country="IE", vat_id=f"IE{uuid.uuid4().hex[:8].upper()}")
     settings = payment_settings.model_copy(update={"seller": seller})
     c = Container(settings=settings, endpoints=resolve_endpoints(settings))
-    provision(c.sqs, settings.queue_prefix)
+    provision(c.sqs, settings.queue_prefix, c.queues)
     ensure_buckets(c.s3, settings)
     # The database is shared by this xdist worker's tests and the scheduler sees every subscription in it: end the
     # earlier tests' subscriptions so simulated time here renews only this test's.
     with c.db.begin() as conn:
         conn.execute(subscriptions.update().where(subscriptions.c.status != "canceled").values(status="canceled"))
-    return World(c, Services(c), TestClient(create_app(c)), stripe_sim)
+    return World(c, TestClient(create_app(c)), stripe_sim)

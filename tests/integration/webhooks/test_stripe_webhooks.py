@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from engine.db.ledger import verify
 from engine.db.tables import jobs, ledger_transactions
 from engine.db.tables_refunds import stripe_events
-from engine.runtime.services import Services
+from engine.runtime.container import Container
 from tests.integration.refunds.helpers import (
     entries_of,
     load,
@@ -42,13 +42,8 @@ def container(payment_settings):  # type: ignore[no-untyped-def]
     )
     settings = payment_settings.model_copy(update={"stripe": stripe_settings})
     c = Container(settings=settings, endpoints=resolve_endpoints(settings))
-    provision(c.sqs, settings.queue_prefix)
+    provision(c.sqs, settings.queue_prefix, c.queues)
     return c
-
-
-@pytest.fixture
-def services(container) -> Services:  # type: ignore[no-untyped-def]
-    return Services(container)
 
 
 @pytest.fixture
@@ -67,12 +62,12 @@ def _deliver(api: TestClient, event: dict[str, Any], secret: str = SECRET, times
     return api.post("/webhooks/stripe", content=body, headers=headers)
 
 
-def _process_webhooks(services: Services) -> list[Any]:
-    return [services.run_job("webhook", m) for m in queued(services, "webhooks", wait=3)]
+def _process_webhooks(container: Container) -> list[Any]:
+    return [container.run_job("webhook", m) for m in queued(container, "webhooks", wait=3)]
 
 
-def _counts(services: Services) -> tuple[int, int, int]:
-    with services.c.db.connect() as conn:
+def _counts(container: Container) -> tuple[int, int, int]:
+    with container.db.connect() as conn:
         return (
             conn.execute(sa.select(sa.func.count()).select_from(stripe_events)).scalar_one(),
             conn.execute(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.kind == "webhook")).scalar_one(),
@@ -80,72 +75,72 @@ def _counts(services: Services) -> tuple[int, int, int]:
         )
 
 
-def test_three_d_secure_payment_completes_via_webhook(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+def test_three_d_secure_payment_completes_via_webhook(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
     envelope = payment_envelope("FI", 2000, payment_method="pm_card_threeDSecure2Required")
-    parked = services.run_job("payment", envelope)
+    parked = container.run_job("payment", envelope)
     assert parked.status == "requires_action"
     # A refund asked for meanwhile is held until the payment settles.
-    refund = services.run_job("refund", refund_envelope(load(services, parked.id), 500))
+    refund = container.run_job("refund", refund_envelope(load(container, parked.id), 500))
     assert refund.status == "processing"
-    intent = load(services, parked.id).public["stripe"]["payment_intent"]
+    intent = load(container, parked.id).public["stripe"]["payment_intent"]
     done = httpx.post(f"{stripe_sim.base_url}/_sim/payment_intents/{intent}/authenticate", json={"result": "succeeded"})
     assert done.status_code == 200
     event = next(e for e in sim_events(stripe_sim, "payment_intent.succeeded") if e["data"]["object"]["id"] == intent)
     answer = _deliver(api, event)
     assert answer.status_code == 200 and answer.json()["duplicate"] is False
-    [handled] = _process_webhooks(services)
+    [handled] = _process_webhooks(container)
     assert handled.status == "succeeded" and handled.stage_results["handle"]["outcome"] == "resumed"
     # The payment's message was sent again; the worker finishes it from the recorded intent (no second charge).
-    [resent] = queued(services, "payments", wait=3)
-    finished = services.run_job("payment", resent)
+    [resent] = queued(container, "payments", wait=3)
+    finished = container.run_job("payment", resent)
     assert finished.status == "succeeded" and finished.stage == "notify"
-    view = load(services, parked.id).view()
+    view = load(container, parked.id).view()
     assert view["ledger_transaction"] and view["next_action"] is None
     charges = httpx.get(f"{stripe_sim.base_url}/_sim/charges", params={"job_id": parked.id}).json()["data"]
     assert [c["status"] for c in charges] == ["succeeded"]
     # ... and the held refund was released and completes.
-    [released] = queued(services, "refunds", wait=3)
-    assert services.run_job("refund", released).status == "succeeded"
-    assert verify(services.c.db).ok
+    [released] = queued(container, "refunds", wait=3)
+    assert container.run_job("refund", released).status == "succeeded"
+    assert verify(container.db).ok
 
 
-def test_failed_authentication_fails_the_payment_via_webhook(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    parked = services.run_job("payment", payment_envelope(payment_method="pm_card_threeDSecure2Required"))
-    intent = load(services, parked.id).public["stripe"]["payment_intent"]
+def test_failed_authentication_fails_the_payment_via_webhook(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    parked = container.run_job("payment", payment_envelope(payment_method="pm_card_threeDSecure2Required"))
+    intent = load(container, parked.id).public["stripe"]["payment_intent"]
     httpx.post(f"{stripe_sim.base_url}/_sim/payment_intents/{intent}/authenticate", json={"result": "failed"})
     event = next(
         e for e in sim_events(stripe_sim, "payment_intent.payment_failed") if e["data"]["object"]["id"] == intent
     )
     assert _deliver(api, event).status_code == 200
-    _process_webhooks(services)
-    [resent] = queued(services, "payments", wait=3)
-    failed = services.run_job("payment", resent)
+    _process_webhooks(container)
+    [resent] = queued(container, "payments", wait=3)
+    failed = container.run_job("payment", resent)
     assert failed.status == "failed" and failed.error["code"] == "payment_intent_authentication_failure"
 
 
-def test_dashboard_refund_is_booked_once_and_engine_refunds_are_not_booked_twice(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    payment = services.run_job("payment", payment_envelope("HU", 10000))
-    payment = load(services, payment.id)
+def test_dashboard_refund_is_booked_once_and_engine_refunds_are_not_booked_twice(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    payment = container.run_job("payment", payment_envelope("HU", 10000))
+    payment = load(container, payment.id)
     intent = payment.public["stripe"]["payment_intent"]
-    engine_refund = services.run_job("refund", refund_envelope(payment, 2000))
+    engine_refund = container.run_job("refund", refund_envelope(payment, 2000))
     assert engine_refund.status == "succeeded"
     dashboard = stripe_client(stripe_sim).v1.refunds.create(params={"payment_intent": intent, "amount": 3000})
     events = [e for e in sim_events(stripe_sim, "charge.refunded") if e["data"]["object"]["payment_intent"] == intent]
     assert len(events) == 2
     for event in events:
         assert _deliver(api, event).status_code == 200
-    outcomes = sorted(j.stage_results["handle"]["outcome"] for j in _process_webhooks(services))
+    outcomes = sorted(j.stage_results["handle"]["outcome"] for j in _process_webhooks(container))
     assert outcomes == ["booked", "nothing_new"]
     # Duplicate deliveries answer 200 and change nothing.
-    before = _counts(services)
+    before = _counts(container)
     for event in events:
         again = _deliver(api, event)
         assert again.status_code == 200 and again.json()["duplicate"] is True
-    assert _process_webhooks(services) == [] and _counts(services) == before
-    rows = refund_rows(services, payment.id)
+    assert _process_webhooks(container) == [] and _counts(container) == before
+    rows = refund_rows(container, payment.id)
     assert sorted((r["source"], r["amount"]) for r in rows) == [("engine", 2000), ("stripe", 3000)]
     assert [r["stripe_refund_id"] for r in rows if r["source"] == "stripe"] == [dashboard.id]
-    with services.c.db.connect() as conn:
+    with container.db.connect() as conn:
         keys = (
             conn.execute(sa.select(ledger_transactions.c.effect_key).where(ledger_transactions.c.kind == "refund"))
             .scalars()
@@ -153,20 +148,20 @@ def test_dashboard_refund_is_booked_once_and_engine_refunds_are_not_booked_twice
         )
     assert f"refund:{dashboard.id}:issue" in keys and f"refund:{engine_refund.id}:issue" in keys
     # What remains (total - 5000) can still be refunded by the engine, and its VAT takes the remainder.
-    rest = services.run_job("refund", refund_envelope(payment))
+    rest = container.run_job("refund", refund_envelope(payment))
     assert rest.status == "succeeded"
-    rows = refund_rows(services, payment.id)
+    rows = refund_rows(container, payment.id)
     assert sum(r["vat"] for r in rows) == payment.public["amounts"]["vat"]
     assert sum(r["amount"] for r in rows) == payment.public["amounts"]["total"]
-    assert verify(services.c.db).ok
+    assert verify(container.db).ok
 
 
-def test_forged_stale_and_unsigned_deliveries_change_nothing(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    parked = services.run_job("payment", payment_envelope(payment_method="pm_card_threeDSecure2Required"))
-    intent = load(services, parked.id).public["stripe"]["payment_intent"]
+def test_forged_stale_and_unsigned_deliveries_change_nothing(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    parked = container.run_job("payment", payment_envelope(payment_method="pm_card_threeDSecure2Required"))
+    intent = load(container, parked.id).public["stripe"]["payment_intent"]
     httpx.post(f"{stripe_sim.base_url}/_sim/payment_intents/{intent}/authenticate", json={"result": "succeeded"})
     event = next(e for e in sim_events(stripe_sim, "payment_intent.succeeded") if e["data"]["object"]["id"] == intent)
-    before = _counts(services)
+    before = _counts(container)
     forged = _deliver(api, event, secret="whsec_attacker")
     assert forged.status_code == 400 and forged.json()["error"]["code"] == "signature_invalid"
     stale = _deliver(api, event, timestamp=int(time.time()) - 400)  # a replay of a once-valid delivery
@@ -177,8 +172,8 @@ def test_forged_stale_and_unsigned_deliveries_change_nothing(services, api, stri
     tampered_body, headers = signed(event, SECRET)
     tampered = api.post("/webhooks/stripe", content=tampered_body.replace(b"succeeded", b"failed!!!"), headers=headers)
     assert tampered.status_code == 400
-    assert _counts(services) == before and queued(services, "webhooks") == []
-    assert load(services, parked.id).status == "requires_action"
+    assert _counts(container) == before and queued(container, "webhooks") == []
+    assert load(container, parked.id).status == "requires_action"
     metrics = api.get("/metrics").text
     assert (
         'payments_webhooks_total{outcome="forged"}' in metrics and 'payments_webhooks_total{outcome="stale"}' in metrics
@@ -187,8 +182,8 @@ def test_forged_stale_and_unsigned_deliveries_change_nothing(services, api, stri
     assert _deliver(api, event, secret=OLD_SECRET).status_code == 200
 
 
-def test_dispute_is_noted_on_the_payment_and_booked_once(services, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
-    payment = load(services, services.run_job("payment", payment_envelope("IE", 1000)).id)
+def test_dispute_is_noted_on_the_payment_and_booked_once(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    payment = load(container, container.run_job("payment", payment_envelope("IE", 1000)).id)
     intent = payment.public["stripe"]["payment_intent"]
     charge = payment.stage_results["charge"]["charge"]
     event = {
@@ -210,18 +205,18 @@ def test_dispute_is_noted_on_the_payment_and_booked_once(services, api, stripe_s
         },
     }
     assert _deliver(api, event).status_code == 200
-    [handled] = _process_webhooks(services)
+    [handled] = _process_webhooks(container)
     assert handled.stage_results["handle"]["outcome"] == "booked"
-    dispute = load(services, payment.id).view()["dispute"]
+    dispute = load(container, payment.id).view()["dispute"]
     assert dispute["id"] == "dp_test_1" and dispute["amount"] == 1230 and dispute["ledger_transaction"]
     # Processing the same job again (a redelivery after a crash) books nothing more.
     from engine.jobs.pipeline import PipelineRunner
 
-    runner = services.runner_for("webhook")
+    runner = container.runner("webhook")
     assert isinstance(runner, PipelineRunner)
-    with services.c.db.begin() as conn:
+    with container.db.begin() as conn:
         conn.execute(jobs.update().where(jobs.c.id == handled.id).values(status="processing", stage=None))
     runner.run(handled.id)
-    mine = [e for e in entries_of(services, [payment.id]) if e[0].startswith("receivable:")]
+    mine = [e for e in entries_of(container, [payment.id]) if e[0].startswith("receivable:")]
     assert mine == [(f"receivable:{payment.customer_id}", 1230)]
-    assert verify(services.c.db).ok
+    assert verify(container.db).ok

@@ -9,6 +9,7 @@ import pytest
 from engine.broker.broker import SQSBroker
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.errors import BatchSendError
+from pipelines.registry import CATALOGUE
 
 
 class FakeSQS:
@@ -51,7 +52,7 @@ def _messages(count: int) -> list[Any]:
 
 
 def _broker(fake: FakeSQS) -> SQSBroker:
-    broker = SQSBroker(fake, prefix="t-")
+    broker = SQSBroker(fake, catalogue=CATALOGUE, prefix="t-")
     broker.declare_queue("payments")
     return broker
 
@@ -93,7 +94,7 @@ def test_retries_middleware_is_refused() -> None:
     from dramatiq.middleware.retries import Retries
 
     with pytest.raises(ValueError, match="Retries"):
-        SQSBroker(FakeSQS(set(), set()), middleware=[Retries()])
-    broker = SQSBroker(FakeSQS(set(), set()))
+        SQSBroker(FakeSQS(set(), set()), catalogue=CATALOGUE, middleware=[Retries()])
+    broker = SQSBroker(FakeSQS(set(), set()), catalogue=CATALOGUE)
     assert not any(isinstance(m, Retries) for m in broker.middleware)
     broker.close()

@@ -5,6 +5,7 @@ from engine.broker.bootstrap import build_broker
 from engine.broker.errors import DeadLetterRequested
 from engine.errors import PoisonError
 from engine.runtime.endpoints import Endpoints
+from pipelines.registry import CATALOGUE
 
 
 def test_build_broker_takes_prefix_timings_and_poison_errors_from_settings() -> None:
@@ -19,7 +20,7 @@ def test_build_broker_takes_prefix_timings_and_poison_errors_from_settings() -> 
         aws_region="eu-west-1",
         embedded_aws=True,
     )
-    broker = build_broker(settings, endpoints)
+    broker = build_broker(settings, endpoints, CATALOGUE)
     try:
         assert broker.prefix == "dev-"
         assert broker.config.backoff_base_seconds == 0.5 and broker.config.wait_time_seconds == 3

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engine.broker.drift import Difference, compare, unsafe_queues
-from engine.broker.queues import CATALOGUE
+from pipelines.registry import CATALOGUE
 
 PAYMENTS, NOTIFICATIONS = CATALOGUE[0], CATALOGUE[-1]
 ARN = "arn:aws:sqs:eu-west-1:123456789012:"
@@ -95,4 +95,4 @@ def test_describe_and_unsafe_queues() -> None:
     assert d.describe() == "p-refunds.fifo: VisibilityTimeout is 45, expected 300"
     gone = Difference("p-refunds-dlq.fifo", "existence", "a dead-letter queue", None, True)
     assert gone.describe().endswith("is missing, expected a dead-letter queue (unsafe: the worker refuses this queue)")
-    assert unsafe_queues([d, gone], "p-") == {"refunds"}
+    assert unsafe_queues([d, gone], "p-", CATALOGUE) == {"refunds"}

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.broker.queues import CATALOGUE, resolve_queue_name, spec_for_kind
+from pipelines.registry import CATALOGUE
+
+resolve_queue_name = CATALOGUE.resolve
+spec_for_kind = CATALOGUE.for_kind
 
 
 def test_catalogue_names_are_the_documented_ones() -> None:

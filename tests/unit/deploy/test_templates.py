@@ -17,9 +17,10 @@ from cfnlint.decode import cfn_yaml
 
 from config.settings import Settings
 from engine.adapters.s3 import bucket_names
-from engine.broker import cloudformation
 from engine.broker.drift import compare
-from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.broker.queues import QueueSpec
+from engine.ops import cloudformation
+from pipelines.registry import CATALOGUE
 from tests.fixtures.services import ROOT
 
 DEPLOY = ROOT / "deploy" / "aws"

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from engine.broker.queues import CATALOGUE
 from engine.jobs.job import Job
 from engine.ops.dlq.entries import DlqEntry, DlqFilter, is_poison, parse_since
 from engine.ops.dlq.messages import DlqMessage
 from engine.ops.dlq.plan import plan_for
 from engine.ops.dlq.replay import RateLimiter
 from pipelines.payment.charge import must_look_up_first
+from pipelines.registry import CATALOGUE
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

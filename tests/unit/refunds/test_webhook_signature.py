@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from config.settings import Settings
 from engine.adapters.stripe_webhooks import SECRET_FILE, configured_secrets
-from engine.ingest.routes_webhooks import SignatureRefused, object_id_of, verify_signature
+from pipelines.webhook.routes import SignatureRefused, object_id_of, verify_signature
 from sandbox.stripe_sim.webhooks import signature_header
 
 BODY = b'{"id": "evt_1", "type": "charge.refunded", "data": {"object": {"id": "ch_1"}}}'

@@ -18,32 +18,25 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from config.settings import Settings
 from engine.adapters.auth import TokenVerifier
+from engine.adapters.s3 import settlements_bucket
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
-from engine.ingest.idempotency import IdempotencyStore, check_key
-from engine.ingest.routes import correlation_id
+from engine.ingest.http import correlation_id
+from engine.ingest.idempotency import check_key
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
-from engine.runtime.container import Container
+from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
 
 #: Gather the request stream into pieces of this size before handing them to the scanner thread.
 _FEED_BYTES = 1024 * 1024
 _CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
 
 
-def build_router(c: Container) -> APIRouter:
-    """The settlements router (registered in ``engine.ingest.app.ROUTER_MODULES``)."""
-    from pipelines.settlement.kind import bucket_name
-    from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
-
+def build_router(s3: Any, settings: Settings, verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
+    """The settlements router."""
     router = APIRouter(prefix="/v1")
-    verifier = TokenVerifier(c.settings)
-    try:
-        redis_client: Any = c.redis
-    except Exception:
-        redis_client = None
-    store = IdempotencyStore(c.db, redis_client, c.redis_prefix, c.settings.idempotency.ttl_seconds)
-    acceptor = JobAcceptor(c, store)
+    bucket = settlements_bucket(settings)
 
     @router.post(
         "/settlements",
@@ -63,7 +56,7 @@ def build_router(c: Container) -> APIRouter:
                 415, "unsupported_media_type", "Send the batch as text/csv.", param="Content-Type",
                 error_type="invalid_request_error",
             )  # fmt: skip
-        sink = BatchSink(c.s3, bucket_name(c))
+        sink = BatchSink(s3, bucket)
         try:
             pending = bytearray()
             async for chunk in request.stream():
@@ -95,7 +88,7 @@ def build_router(c: Container) -> APIRouter:
             answer = await asyncio.to_thread(
                 accept_batch,
                 acceptor,
-                c.s3,
+                s3,
                 stored,
                 client=principal.sub,
                 key=key,

@@ -21,18 +21,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from config.settings import Settings
 from engine.adapters.stripe_webhooks import ENABLED_EVENTS, configured_secrets
 from engine.broker.envelope import Envelope, to_message
-from engine.broker.queues import spec_for_kind
+from engine.broker.queues import QueueCatalogue, QueueSpec
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
 from engine.db.tables_refunds import stripe_events
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
-from engine.ingest.routes import _in_thread, correlation_id
+from engine.ingest.http import correlation_id, in_thread
 from engine.jobs.job import Job
 from engine.runtime import metrics
-from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +73,25 @@ def object_id_of(event: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def record_event(c: Container, event: dict[str, Any], correlation: str | None) -> tuple[Job, bool]:
-    """Record ``event`` and its webhook job once; ``(job, True)`` when it was new and has been queued.
+def record_event(
+    db: sa.Engine, broker: Any, queue: QueueSpec, event: dict[str, Any], correlation: str | None
+) -> tuple[Job, bool]:
+    """Record ``event`` and its webhook job once; ``(job, True)`` when it was new and has been queued on ``queue``.
 
     Raises :class:`ApiError` 503 when the message cannot be queued (nothing stays recorded, Stripe retries).
     """
-    spec = spec_for_kind("webhook")
-    assert spec is not None
     event_id = str(event["id"])
     object_id = object_id_of(event)
     draft = Job.accepted(
         kind="webhook",
-        queue=spec.name(""),
+        queue=queue.name(""),
         idempotency_scope=f"stripe:event:{event_id}",
         group_id=object_id or event_id,
         request=event,
         correlation_id=correlation,
         public={"stripe": {"event": event_id, "type": event["type"], "object": object_id}},
     )
-    with c.db.begin() as conn:
+    with db.begin() as conn:
         inserted = conn.execute(
             pg_insert(stripe_events)
             .values(
@@ -117,24 +117,26 @@ def record_event(c: Container, event: dict[str, Any], correlation: str | None) -
         correlation_id=correlation,
     )
     try:
-        c.broker.enqueue(to_message(envelope, spec.base))
+        broker.enqueue(to_message(envelope, queue.base))
     except Exception as exc:
         log.warning("could not enqueue webhook event %s: %s", event_id, exc)
-        with c.db.begin() as conn:
+        with db.begin() as conn:
             conn.execute(stripe_events.delete().where(stripe_events.c.id == event_id))
             conn.execute(jobs.delete().where(jobs.c.id == job.id, jobs.c.status == "accepted"))
         raise ApiError(503, "unavailable", "The webhook queue is unavailable.", retry_after=5) from exc
     return job, True
 
 
-def build_router(c: Container) -> APIRouter:
+def build_router(settings: Settings, db: sa.Engine, broker: Any, queues: QueueCatalogue) -> APIRouter:
     """The Stripe webhook receiver (no bearer token: the Stripe signature authenticates)."""
     router = APIRouter()
+    queue = queues.for_kind("webhook")
+    assert queue is not None
 
     @router.post("/webhooks/stripe", tags=["webhooks"], summary="Receive a signed Stripe event")
     async def stripe_webhook(request: Request) -> JSONResponse:
         payload = await request.body()
-        secrets = configured_secrets(c.settings)
+        secrets = configured_secrets(settings)
         if not secrets:
             metrics.WEBHOOKS.labels("unconfigured").inc()
             log.warning("a Stripe webhook arrived but no signing secret is configured")
@@ -155,7 +157,7 @@ def build_router(c: Container) -> APIRouter:
         if event["type"] not in ENABLED_EVENTS:
             metrics.WEBHOOKS.labels("ignored").inc()
             return JSONResponse({"received": True, "handled": False})
-        job, new = await _in_thread(record_event, c, event, correlation_id(request))
+        job, new = await in_thread(record_event, db, broker, queue, event, correlation_id(request))
         metrics.WEBHOOKS.labels("accepted" if new else "duplicate").inc()
         return JSONResponse({"received": True, "handled": True, "duplicate": not new, "job": job.id})
 

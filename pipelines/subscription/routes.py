@@ -11,19 +11,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from engine.adapters.auth import TokenVerifier
-from engine.domain.plans import PlanCatalogue, UnknownPlan, default_plans
+from engine.domain.plans import PlanCatalogue, UnknownPlan
 from engine.domain.vat import VatIdCountryMismatch, check_vat_id
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
+from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
-from engine.ingest.routes import _body_schema, _in_thread, _redis_or_none, correlation_id, read_json, validate
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
-from engine.runtime.container import Container
 from pipelines.subscription import repo
 from pipelines.subscription.request import (
     SubscriptionCancel,
@@ -43,17 +43,20 @@ def _plan(plans: PlanCatalogue, plan_id: str) -> None:
         raise ApiError(422, "validation_error", f"plan: no plan {plan_id!r}", param="plan") from None
 
 
-def build_router(c: Container) -> APIRouter:
-    """The subscriptions router.  Loads the plans catalogue now, so a broken catalogue stops the ingest at start
-    (:class:`engine.domain.plans.PlanCatalogueError`)."""
-    plans = default_plans()
+def build_router(
+    db: sa.Engine,
+    plans: PlanCatalogue,
+    verifier: TokenVerifier,
+    idempotency: IdempotencyStore,
+    acceptor: JobAcceptor,
+) -> APIRouter:
+    """The subscriptions router.  The container loads the plans catalogue to build it, so a broken catalogue stops
+    the ingest at start (:class:`engine.domain.plans.PlanCatalogueError`)."""
     router = APIRouter(prefix="/v1")
-    verifier = TokenVerifier(c.settings)
-    store = IdempotencyStore(c.db, _redis_or_none(c), c.redis_prefix, c.settings.idempotency.ttl_seconds)
-    acceptor = JobAcceptor(c, store)
+    store = idempotency
 
     def load(subscription_id: str) -> dict[str, Any] | None:
-        with c.db.connect() as conn:
+        with db.connect() as conn:
             return repo.get(conn, subscription_id)
 
     async def accept_action(
@@ -74,10 +77,10 @@ def build_router(c: Container) -> APIRouter:
         if "plan" in fields:
             _plan(plans, fields["plan"])
         request_hash = canonical_hash("POST", path, body)
-        saved = await _in_thread(store.lookup, principal.sub, key, request_hash)
+        saved = await in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
             return JSONResponse(saved.body, status_code=saved.status)
-        row = await _in_thread(load, subscription_id)
+        row = await in_thread(load, subscription_id)
         if row is None:
             raise ApiError(404, "not_found", f"No subscription {subscription_id}.", param="id")
         data: dict[str, Any] = {"action": action, "subscription": subscription_id, **fields}
@@ -86,7 +89,7 @@ def build_router(c: Container) -> APIRouter:
         if action == "change" and data.get("proration_date") is None:
             # Stripe prorates at the time of the request; fix it now so a retried job prorates the same.
             data["proration_date"] = int(time.time())
-        answer = await _in_thread(
+        answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
             key=key,
@@ -104,7 +107,7 @@ def build_router(c: Container) -> APIRouter:
         "/subscriptions",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=_body_schema(SubscriptionCreate),
+        openapi_extra=body_schema(SubscriptionCreate),
         summary="Accept a new subscription (first charge or trial start)",
     )
     async def create_subscription(request: Request) -> JSONResponse:
@@ -134,7 +137,7 @@ def build_router(c: Container) -> APIRouter:
             "current_period_start": None,
             "current_period_end": None,
         }
-        answer = await _in_thread(
+        answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
             key=key,
@@ -149,7 +152,7 @@ def build_router(c: Container) -> APIRouter:
         if answer.status == 202 and (answer.body.get("subscription") or {}).get("id") == subscription_id:
 
             def record() -> None:
-                with c.db.begin() as conn:
+                with db.begin() as conn:
                     repo.insert_incomplete(
                         conn,
                         subscription_id=subscription_id,
@@ -160,14 +163,14 @@ def build_router(c: Container) -> APIRouter:
                     )
 
             # The job is durable already; if this insert is lost the worker creates the row (it upserts).
-            await _in_thread(record)
+            await in_thread(record)
         return JSONResponse(answer.body, status_code=answer.status)
 
     @router.post(
         "/subscriptions/{subscription_id}/cancel",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=_body_schema(SubscriptionCancel),
+        openapi_extra=body_schema(SubscriptionCancel),
         summary="Cancel a subscription at period end (default) or now",
     )
     async def cancel_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -178,7 +181,7 @@ def build_router(c: Container) -> APIRouter:
         "/subscriptions/{subscription_id}/change",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=_body_schema(SubscriptionChange),
+        openapi_extra=body_schema(SubscriptionChange),
         summary="Change plan: an upgrade is charged at once (prorated), a downgrade credited on the next renewal",
     )
     async def change_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -189,7 +192,7 @@ def build_router(c: Container) -> APIRouter:
         "/subscriptions/{subscription_id}/payment_method",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=_body_schema(SubscriptionPaymentMethod),
+        openapi_extra=body_schema(SubscriptionPaymentMethod),
         summary="Use another payment method for the next charges",
     )
     async def payment_method(subscription_id: str, request: Request) -> JSONResponse:
@@ -201,7 +204,7 @@ def build_router(c: Container) -> APIRouter:
     @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], summary="Retrieve a subscription")
     async def get_subscription(subscription_id: str, request: Request) -> JSONResponse:
         authenticate(request, verifier, ALL_ROLES)
-        row = await _in_thread(load, subscription_id)
+        row = await in_thread(load, subscription_id)
         if row is None:
             raise ApiError(404, "not_found", f"No subscription {subscription_id}.", param="id")
         return JSONResponse(repo.view(row))

@@ -2,7 +2,7 @@
 
 The templates are plain, hand-written YAML except for the blocks that depend on the catalogue, which sit between
 ``# BEGIN GENERATED: <block>`` and ``# END GENERATED: <block>`` lines and are rewritten from
-:data:`engine.broker.queues.CATALOGUE` here:
+:data:`pipelines.registry.CATALOGUE` here:
 
 - ``data-plane.yaml`` / ``queues``: each queue with its DLQ (FIFO, ContentBasedDeduplication off, the catalogue's
   VisibilityTimeout, retention and redrive count, KMS), its three alarms (depth, oldest message, dead letters)
@@ -12,7 +12,7 @@ The templates are plain, hand-written YAML except for the blocks that depend on 
 
 Generating rather than copying means a change of the catalogue (a new job kind, a new redrive count) reaches the
 templates by one command, and ``tests/unit/deploy/test_templates.py`` fails until it has been run.  Run
-``python -m engine.broker.cloudformation`` to rewrite, ``--check`` to only report stale blocks (exit 1).
+``python -m engine.ops.cloudformation`` to rewrite, ``--check`` to only report stale blocks (exit 1).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.broker.queues import CATALOGUE, QueueSpec
+from engine.broker.queues import QueueSpec
 from engine.errors import InvalidInput
+from pipelines.registry import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / "deploy" / "aws"
@@ -45,7 +46,7 @@ def metric_id(spec: QueueSpec) -> str:
     return "q_" + re.sub(r"[^a-z0-9_]", "_", spec.base.lower())
 
 
-def queue_resources(specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[str]:
+def queue_resources(specs: tuple[QueueSpec, ...] = CATALOGUE.specs) -> list[str]:
     """The ``Resources`` entries of every queue, DLQ, alarm and the queue-access policies (zero-indented)."""
     body: list[str] = []
     for spec in specs:
@@ -197,7 +198,7 @@ def _access_policies(specs: tuple[QueueSpec, ...]) -> list[str]:
     ]
 
 
-def backlog_metrics(specs: tuple[QueueSpec, ...] = CATALOGUE) -> list[str]:
+def backlog_metrics(specs: tuple[QueueSpec, ...] = CATALOGUE.specs) -> list[str]:
     """The target-tracking metric math of the workers: every queue's visible messages over the running tasks.
 
     Zero-indented entries of ``CustomizedMetricSpecification.Metrics``; the template's own ``tasks`` metric
@@ -249,7 +250,7 @@ def splice(text: str, block: str, lines: list[str]) -> str:
     return text[: begin.end()] + body + text[end.start() :]
 
 
-def render(directory: Path = TEMPLATE_DIR, specs: tuple[QueueSpec, ...] = CATALOGUE) -> dict[Path, str]:
+def render(directory: Path = TEMPLATE_DIR, specs: tuple[QueueSpec, ...] = CATALOGUE.specs) -> dict[Path, str]:
     """Every template with its generated blocks brought up to date (not written).
 
     Raises:
@@ -266,7 +267,7 @@ def render(directory: Path = TEMPLATE_DIR, specs: tuple[QueueSpec, ...] = CATALO
 
 def main(argv: list[str] | None = None) -> int:
     """Rewrite the templates' generated blocks; with ``--check`` only list the stale ones (exit 1 if any)."""
-    parser = argparse.ArgumentParser(prog="python -m engine.broker.cloudformation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m engine.ops.cloudformation", description=__doc__)
     parser.add_argument("--check", action="store_true", help="Report stale templates instead of writing them.")
     args = parser.parse_args(argv)
     stale = [path for path, text in render().items() if path.read_text() != text]

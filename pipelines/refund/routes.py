@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -17,25 +18,24 @@ from engine.db import jobs as job_repo
 from engine.domain.money import currency as currency_of
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
+from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
-from engine.ingest.routes import _body_schema, _in_thread, _redis_or_none, correlation_id, read_json, validate
 from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
 from engine.jobs.job import Job
-from engine.runtime.container import Container
 from pipelines.refund.request import RefundRequest
 
 REFUND_ROLES = (ADMIN, OPERATOR, SUPPORT)
 
 
-def build_router(c: Container) -> APIRouter:
-    """The refunds router, sharing the idempotency store's tables with the core routes."""
+def build_router(
+    db: sa.Engine, verifier: TokenVerifier, idempotency: IdempotencyStore, acceptor: JobAcceptor
+) -> APIRouter:
+    """The refunds router."""
     router = APIRouter(prefix="/v1")
-    verifier = TokenVerifier(c.settings)
-    store = IdempotencyStore(c.db, _redis_or_none(c), c.redis_prefix, c.settings.idempotency.ttl_seconds)
-    acceptor = JobAcceptor(c, store)
+    store = idempotency
 
     def load_payment(payment_id: str) -> Job | None:
-        with c.db.connect() as conn:
+        with db.connect() as conn:
             try:
                 job = job_repo.get(conn, payment_id)
             except job_repo.JobNotFound:
@@ -46,7 +46,7 @@ def build_router(c: Container) -> APIRouter:
         "/refunds",
         status_code=202,
         tags=["refunds"],
-        openapi_extra=_body_schema(RefundRequest),
+        openapi_extra=body_schema(RefundRequest),
         summary="Accept a refund job for a payment",
     )
     async def create_refund(request: Request) -> JSONResponse:
@@ -56,10 +56,10 @@ def build_router(c: Container) -> APIRouter:
         refund: RefundRequest = validate(RefundRequest, body)
         request_hash = canonical_hash("POST", "/v1/refunds", body)
         # A replay (or a reused key) answers before the 404 check, in the order of docs/api.md.
-        saved = await _in_thread(store.lookup, principal.sub, key, request_hash)
+        saved = await in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
             return JSONResponse(saved.body, status_code=saved.status)
-        payment = await _in_thread(load_payment, refund.payment)
+        payment = await in_thread(load_payment, refund.payment)
         if payment is None:
             raise ApiError(404, "not_found", f"No payment {refund.payment}.", param="payment")
         currency = (payment.public.get("amounts") or {}).get("currency") or payment.request.get("currency")
@@ -75,7 +75,7 @@ def build_router(c: Container) -> APIRouter:
         data = refund.model_dump(mode="json", exclude_none=True)
         customer = payment.customer_id
         public: dict[str, Any] = {"refund": {"payment": payment.id, "amount": refund.amount, "currency": currency}}
-        answer = await _in_thread(
+        answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
             key=key,

@@ -1,0 +1,64 @@
+"""What every ingest route shares: reading the JSON body (with the card-number guard), validating it into a
+request model, the correlation id, and running blocking work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from engine.domain.pan import find_pan
+from engine.ingest.errors import ApiError
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route whose JSON body is ``model`` (the route reads the raw body itself)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def read_json(request: Request) -> Any:
+    """The JSON body, or 422 ``validation_error``.  Then the PAN guard: 422 ``pan_detected`` (value never echoed)."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", f"Body is not valid JSON: {exc}") from exc
+    where = find_pan(body)
+    if where is not None:
+        raise ApiError(
+            422,
+            "pan_detected",
+            "The request carries what looks like a card number; card numbers must never be sent here.",
+            param=None if where == "$" else where,
+        )
+    return body
+
+
+def validate(model: type[BaseModel], body: Any) -> Any:
+    """``body`` as ``model``, or 422 ``validation_error`` naming the first offending field as a dotted path."""
+    if not isinstance(body, dict):
+        raise ApiError(422, "validation_error", "Body must be a JSON object.")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, "validation_error", f"{param}: {first['msg']}", param=param or None) from exc
+
+
+def correlation_id(request: Request) -> str:
+    """The request's correlation id (set by the timing middleware from X-Request-ID, or made)."""
+    return getattr(request.state, "correlation_id", None) or request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run blocking database/SQS work off the event loop, translating a database outage into 503."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except sa.exc.OperationalError as exc:
+        raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=5) from exc

@@ -1,0 +1,104 @@
+"""One declaration per job kind: the registry is what the catalogue, the actors, the tables, the scheduler and the
+container read, and a factory naming something the container does not provide stops the process at start."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from config.settings import Settings
+from engine.db.tables import JOB_KINDS as TABLE_KINDS
+from engine.jobs.job import Job
+from engine.jobs.pipeline import StageResult
+from engine.ops.scheduler import TASKS
+from engine.runtime.container import PROVIDERS, Container, UnknownDependency, bootstrap
+from engine.runtime.endpoints import Endpoints
+from pipelines.payment.kind import KIND as PAYMENT
+from pipelines.registry import CATALOGUE, JOB_KINDS
+from pipelines.webhook.payment_intent import BEFORE_CHARGE
+
+
+def _container(**kinds: object) -> Container:
+    endpoints = Endpoints(
+        database_url=None, sqs_endpoint_url=None, s3_endpoint_url=None, redis_url=None, stripe_api_base=None,
+        stripe_api_key=None, aws_region="eu-west-1", embedded_aws=False,
+    )  # fmt: skip
+    return Container(settings=Settings(), endpoints=endpoints, **kinds)  # type: ignore[arg-type]
+
+
+def test_the_registry_is_what_the_tables_the_catalogue_and_the_actors_know() -> None:
+    names = tuple(kind.name for kind in JOB_KINDS)
+    assert names == TABLE_KINDS  # the jobs_kind_known constraint (migration 0001) lists the same, in this order
+    assert [spec.base for spec in CATALOGUE] == [kind.queue.base for kind in JOB_KINDS] + ["notifications"]
+    assert [kind.actor_name for kind in JOB_KINDS] == [f"process_{name}" for name in names]
+    assert [task.name for task in TASKS] == [
+        "dlq-sweep", "reconciler", "queue-gauges", "stripe-janitor", "subscription-renewals",
+    ]  # fmt: skip
+
+
+def test_one_actor_per_kind_on_its_queue() -> None:
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(StubBroker())
+    try:
+        import actors  # on first import, the package declares its actors on the global (here: stub) broker
+    finally:
+        dramatiq.broker.global_broker = previous
+    declared = [actors.ACTORS[kind.name] for kind in JOB_KINDS]
+    assert [(a.actor_name, a.queue_name) for a in declared] == [
+        ("process_payment", "payments"),
+        ("process_refund", "refunds"),
+        ("process_subscription", "subscriptions"),
+        ("process_settlement", "settlements"),
+        ("process_webhook", "webhooks"),
+    ]
+
+
+def test_every_factory_of_every_kind_names_providers_only() -> None:
+    _container().check_kinds()
+    assert {"db", "stripe", "settings", "velocity", "fraud_rules", "plans", "clock", "queues"} <= PROVIDERS
+    assert all(name in dir(Container) or name in Container.__dataclass_fields__ for name in PROVIDERS)
+
+
+def test_a_resumed_payment_restarts_from_the_stage_before_the_charge() -> None:
+    names = PAYMENT.stage_names
+    assert names[names.index("charge") - 1] == BEFORE_CHARGE
+
+
+@dataclass
+class NeedsAList:
+    sanctions_list: frozenset[str]
+    name: str = "screen"
+
+    def run(self, job: Job) -> StageResult:  # pragma: no cover - never built
+        return StageResult()
+
+
+def test_a_stage_naming_an_unknown_dependency_fails_at_start_with_its_name() -> None:
+    kind = dataclasses.replace(PAYMENT, stages=(*PAYMENT.stages, NeedsAList))
+    with pytest.raises(
+        UnknownDependency, match=r"job kind 'payment', stage 'screen': .*NeedsAList needs 'sanctions_list'"
+    ):
+        _container(kinds=(kind,)).check_kinds()
+    with pytest.raises(UnknownDependency, match="needs 'sanctions_list'"):
+        _container().build(NeedsAList)
+    with pytest.raises(UnknownDependency):
+        bootstrap(Settings(), kinds=(kind,))
+
+
+def test_build_takes_given_values_then_providers_and_keeps_defaults() -> None:
+    c = _container()
+
+    def factory(settings: Settings, extra: int, default: str = "kept") -> tuple[Settings, int, str]:
+        return settings, extra, default
+
+    assert c.build(factory, extra=3) == (c.settings, 3, "kept")
+    assert c.job_kind("refund").name == "refund"
+
+
+def test_a_kind_whose_queue_is_declared_for_another_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="declared for 'payment'"):
+        dataclasses.replace(PAYMENT, name="refund")
