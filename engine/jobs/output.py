@@ -38,11 +38,11 @@ class StageOutput:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        """The output stored as ``data``.  Keys this class does not know are ignored; a missing field without a
-        default raises :class:`OutputMismatch`."""
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        """The output stored as ``data`` (lists read back as tuples where a field is declared a tuple).  Keys this
+        class does not know are ignored; a missing field without a default raises :class:`OutputMismatch`."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         try:
-            return cls(**{k: v for k, v in data.items() if k in names})
+            return cls(**{k: _typed(fields[k], v) for k, v in data.items() if k in fields})
         except TypeError as exc:
             raise OutputMismatch(f"stored {cls.STAGE!r} output does not fit {cls.__name__}: {exc}") from exc
 
@@ -54,6 +54,13 @@ class LedgerOutput(StageOutput):
     STAGE = "ledger"
 
     effect_key: str
+
+
+def _typed(field: dataclasses.Field[Any], value: Any) -> Any:
+    declared = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if isinstance(value, list) and declared.startswith("tuple"):
+        return tuple(value)
+    return value
 
 
 def _plain(value: Any) -> Any:

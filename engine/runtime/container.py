@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: What a factory may name as a parameter.
+#: What a factory may name as a parameter (docs/architecture.md lists what each is).
 PROVIDERS: frozenset[str] = frozenset(
     {
         "settings",

@@ -103,3 +103,10 @@ def test_vat_output_gives_back_the_assessment_figures() -> None:
 def test_a_stage_returning_another_stage_s_output_is_refused() -> None:
     with pytest.raises(TypeError, match="stage 'charge' returned the output of stage 'vat'"):
         _stored("charge", VatOutput(1, 0, 1, "eur", "IE", "0", "domestic"))
+
+
+def test_tuple_fields_read_back_as_tuples() -> None:
+    assert _job(vat=VAT).output(VatOutput).notes == ("vat_id_missing",)
+    assert _job(fraud={"decision": "review", "score": 60, "reasons": ["amount_high"]}).output(FraudOutput).reasons == (
+        "amount_high",
+    )

@@ -11,10 +11,13 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from config.settings import Settings
+from engine.broker.queues import work_queue
 from engine.db.tables import JOB_KINDS as TABLE_KINDS
 from engine.jobs.job import Job
+from engine.jobs.kind import JobKind, Task
 from engine.jobs.pipeline import StageResult
-from engine.ops.scheduler import TASKS
+from engine.ops.dlq.plan import plan_for
+from engine.ops.scheduler import TASKS, tasks_of
 from engine.runtime.container import PROVIDERS, Container, UnknownDependency, bootstrap
 from engine.runtime.endpoints import Endpoints
 from pipelines.payment.kind import KIND as PAYMENT
@@ -102,3 +105,47 @@ def test_build_takes_given_values_then_providers_and_keeps_defaults() -> None:
 def test_a_kind_whose_queue_is_declared_for_another_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="declared for 'payment'"):
         dataclasses.replace(PAYMENT, name="refund")
+
+
+@dataclass
+class RenderStage:
+    settings: Settings
+    name: str = "render"
+
+    def run(self, job: Job) -> StageResult:  # pragma: no cover - never run here
+        return StageResult(status="succeeded")
+
+
+def _statements(now: object, db: object) -> str:  # pragma: no cover - never run here
+    return "nothing to do"
+
+
+STATEMENT = JobKind(
+    name="statement",
+    queue=work_queue("statements", "statement"),
+    validate=dict,
+    stages=(RenderStage,),
+    tasks=(Task("statements", 60.0, _statements),),
+)
+
+
+def test_a_new_kind_in_the_list_reaches_every_reader() -> None:
+    kinds = (*JOB_KINDS, STATEMENT)
+    c = _container(kinds=kinds)
+    c.check_kinds()
+    assert c.queues.resolve("statements.fifo").spec is STATEMENT.queue
+    assert c.queues[-1].base == "notifications"
+    assert [t.name for t in tasks_of(kinds)][-1] == "statements"
+    job = Job.accepted(kind="statement", queue="statements.fifo", idempotency_scope="s", group_id="g", request={})
+    job.status = "dead_lettered"
+    assert plan_for(job, kinds=kinds).action == "resume"
+    broker = StubBroker()
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    try:
+        from actors import declare
+
+        actor = declare(STATEMENT)
+    finally:
+        dramatiq.broker.global_broker = previous
+    assert (actor.actor_name, actor.queue_name) == ("process_statement", "statements")
