@@ -76,7 +76,11 @@ def test_decline_fails_the_job_and_announces_it(payment_container, api) -> None:
     assert answer.status_code == 200
     assert answer.json()["status"] == "failed" and answer.json()["error"]["code"] == "review_declined"
     with payment_container.db.connect() as conn:
-        events = conn.execute(sa.select(outbox.c.event_type).where(outbox.c.job_id == job_id)).scalars().all()
+        events = (
+            conn.execute(sa.select(outbox.c.event_type).where(outbox.c.job_id == job_id).order_by(outbox.c.id))
+            .scalars()
+            .all()
+        )
     assert events == ["job.in_review", "job.failed"]
     assert _queued(payment_container) == []
 
