@@ -20,6 +20,7 @@ from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
 from engine.jobs.job import Job
+from engine.jobs.kind import Lazy
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
@@ -31,10 +32,11 @@ def api_scope(client: str, key: str) -> str:
 
 
 class JobAcceptor:
-    """Creates jobs for the ingest routes: the job row in ``db``, the message through ``broker`` on the kind's queue
-    in ``queues``, the answer kept in ``store``.  Build one per process (the container's ``acceptor``)."""
+    """Creates jobs for the ingest routes: the job row in ``db``, the message through ``broker`` (built on first
+    send) on the kind's queue in ``queues``, the answer kept in ``store``.  Build one per process (the container's
+    ``acceptor``)."""
 
-    def __init__(self, db: sa.Engine, broker: Any, store: IdempotencyStore, queues: QueueCatalogue) -> None:
+    def __init__(self, db: sa.Engine, broker: Lazy[Any], store: IdempotencyStore, queues: QueueCatalogue) -> None:
         self._db = db
         self._broker = broker
         self._store = store
@@ -122,7 +124,7 @@ class JobAcceptor:
             correlation_id=correlation_id,
         )
         try:
-            self._broker.enqueue(to_message(envelope, spec.base))
+            self._broker().enqueue(to_message(envelope, spec.base))
         except Exception as exc:
             log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
             self._undo(job.id, client, key)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from engine.broker.envelope import default_actor_for_kind
 from engine.broker.queues import QueueSpec
@@ -23,6 +23,24 @@ from engine.jobs.pipeline import PipelineRunner
 
 #: A callable whose parameters are provider names (plus, for some, values the caller gives by name).
 Factory = Callable[..., Any]
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A provider handed over unbuilt: calling it returns the provider, built then (once, by the container).
+
+    A factory that runs before every part of the stack need be reachable annotates such a parameter
+    ``Lazy[...]`` (``s3: Lazy[Any]``): the ingest's routes are built at start, but the ingest must start without
+    SQS or S3 and say so in ``/health``, so its routes reach for them per request.
+    """
+
+    __slots__ = ("_get",)
+
+    def __init__(self, get: Callable[[], T]) -> None:
+        self._get = get
+
+    def __call__(self) -> T:
+        return self._get()
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import functools
 import inspect
 import logging
 import threading
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from engine.broker.queues import QueueCatalogue
 from engine.errors import PaymentsError, PoisonError
 from engine.jobs.intake import job_for
 from engine.jobs.job import Job
-from engine.jobs.kind import Factory, JobKind, stage_name
+from engine.jobs.kind import Factory, JobKind, Lazy, stage_name
 from engine.jobs.pipeline import Pipeline, PipelineRunner
 from engine.runtime.endpoints import Endpoints, NothingRunningError, resolve_endpoints
 from pipelines.registry import JOB_KINDS
@@ -252,13 +253,15 @@ class Container:
     def acceptor(self) -> JobAcceptor:
         from engine.ingest.accept import JobAcceptor
 
-        return JobAcceptor(self.db, self.broker, self.idempotency, self.queues)
+        # The broker on first send: the ingest starts (and reports in /health) without SQS.
+        return JobAcceptor(self.db, Lazy(lambda: self.broker), self.idempotency, self.queues)
 
     # -- building by name -------------------------------------------------------------------------------------
 
     def build(self, factory: Callable[..., T], **given: Any) -> T:
         """Call ``factory`` with each parameter taken from ``given`` or else from the provider of that name (a
-        parameter with a default that is neither keeps its default).  ``build`` is itself a provider: a factory
+        parameter with a default that is neither keeps its default; one annotated ``Lazy[...]`` gets the provider
+        unbuilt, :class:`engine.jobs.kind.Lazy`).  ``build`` is itself a provider: a factory
         that wraps another one builds it with it (``pipelines/subscription/steps.py``).
 
         Raises :class:`UnknownDependency` for a parameter it cannot fill, and whatever building a provider raises.
@@ -267,6 +270,8 @@ class Container:
         for name, parameter in _parameters(factory):
             if name in given:
                 kwargs[name] = given[name]
+            elif name in PROVIDERS and _is_lazy(parameter):
+                kwargs[name] = Lazy(functools.partial(getattr, self, name))
             elif name in PROVIDERS:
                 kwargs[name] = getattr(self, name)
             elif parameter.default is inspect.Parameter.empty:
@@ -378,6 +383,14 @@ def _parameters(factory: Callable[..., Any]) -> list[tuple[str, inspect.Paramete
     """The parameters a factory can be given by name (``*args``/``**kwargs`` are not)."""
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [(name, p) for name, p in inspect.signature(factory).parameters.items() if p.kind in named]
+
+
+def _is_lazy(parameter: inspect.Parameter) -> bool:
+    """Whether a parameter is annotated ``Lazy[...]`` (as text, the project's modules postponing annotations)."""
+    annotation = parameter.annotation
+    if isinstance(annotation, str):
+        return annotation.startswith("Lazy[")
+    return typing.get_origin(annotation) is Lazy
 
 
 def _unknown(factory: Callable[..., Any], name: str) -> str:

@@ -26,6 +26,7 @@ from engine.ingest.errors import ApiError
 from engine.ingest.http import correlation_id
 from engine.ingest.idempotency import check_key
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
+from engine.jobs.kind import Lazy
 from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
 
 #: Gather the request stream into pieces of this size before handing them to the scanner thread.
@@ -33,7 +34,7 @@ _FEED_BYTES = 1024 * 1024
 _CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
 
 
-def build_router(s3: Any, settings: Settings, verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
+def build_router(s3: Lazy[Any], settings: Settings, verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
     """The settlements router."""
     router = APIRouter(prefix="/v1")
     bucket = settlements_bucket(settings)
@@ -56,7 +57,7 @@ def build_router(s3: Any, settings: Settings, verifier: TokenVerifier, acceptor:
                 415, "unsupported_media_type", "Send the batch as text/csv.", param="Content-Type",
                 error_type="invalid_request_error",
             )  # fmt: skip
-        sink = BatchSink(s3, bucket)
+        sink = BatchSink(s3(), bucket)
         try:
             pending = bytearray()
             async for chunk in request.stream():
@@ -88,7 +89,7 @@ def build_router(s3: Any, settings: Settings, verifier: TokenVerifier, acceptor:
             answer = await asyncio.to_thread(
                 accept_batch,
                 acceptor,
-                s3,
+                s3(),
                 stored,
                 client=principal.sub,
                 key=key,

@@ -32,6 +32,7 @@ from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.http import correlation_id, in_thread
 from engine.jobs.job import Job
+from engine.jobs.kind import Lazy
 from engine.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def record_event(
     return job, True
 
 
-def build_router(settings: Settings, db: sa.Engine, broker: Any, queues: QueueCatalogue) -> APIRouter:
+def build_router(settings: Settings, db: sa.Engine, broker: Lazy[Any], queues: QueueCatalogue) -> APIRouter:
     """The Stripe webhook receiver (no bearer token: the Stripe signature authenticates)."""
     router = APIRouter()
     queue = queues.for_kind("webhook")
@@ -157,7 +158,7 @@ def build_router(settings: Settings, db: sa.Engine, broker: Any, queues: QueueCa
         if event["type"] not in ENABLED_EVENTS:
             metrics.WEBHOOKS.labels("ignored").inc()
             return JSONResponse({"received": True, "handled": False})
-        job, new = await in_thread(record_event, db, broker, queue, event, correlation_id(request))
+        job, new = await in_thread(record_event, db, broker(), queue, event, correlation_id(request))
         metrics.WEBHOOKS.labels("accepted" if new else "duplicate").inc()
         return JSONResponse({"received": True, "handled": True, "duplicate": not new, "job": job.id})
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
@@ -14,12 +16,12 @@ from config.settings import Settings
 from engine.broker.queues import work_queue
 from engine.db.tables import JOB_KINDS as TABLE_KINDS
 from engine.jobs.job import Job
-from engine.jobs.kind import JobKind, Task
+from engine.jobs.kind import JobKind, Lazy, Task
 from engine.jobs.pipeline import StageResult
 from engine.ops.dlq.plan import plan_for
 from engine.ops.scheduler import TASKS, tasks_of
 from engine.runtime.container import PROVIDERS, Container, UnknownDependency, bootstrap
-from engine.runtime.endpoints import Endpoints
+from engine.runtime.endpoints import Endpoints, NothingRunningError
 from pipelines.payment.kind import KIND as PAYMENT
 from pipelines.registry import CATALOGUE, JOB_KINDS
 from pipelines.webhook.payment_intent import BEFORE_CHARGE
@@ -149,3 +151,24 @@ def test_a_new_kind_in_the_list_reaches_every_reader() -> None:
     finally:
         dramatiq.broker.global_broker = previous
     assert (actor.actor_name, actor.queue_name) == ("process_statement", "statements")
+
+
+def test_a_lazy_parameter_gets_the_provider_unbuilt() -> None:
+    def factory(broker: Lazy[Any]) -> Lazy[Any]:
+        return broker
+
+    lazy = _container().build(factory)  # no SQS anywhere: building the broker now would raise
+    with pytest.raises(NothingRunningError, match="not reachable"):
+        lazy()
+
+
+def test_the_ingest_starts_with_only_a_database_configured(tmp_path: Path) -> None:
+    from engine.ingest.app import create_app
+
+    endpoints = Endpoints(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", sqs_endpoint_url=None, s3_endpoint_url=None,
+        redis_url=None, stripe_api_base=None, stripe_api_key=None, aws_region="eu-west-1", embedded_aws=True,
+    )  # fmt: skip
+    app = create_app(Container(settings=Settings(data_dir=tmp_path), endpoints=endpoints))
+    paths = set(app.openapi()["paths"])
+    assert {"/v1/payments", "/v1/refunds", "/v1/settlements", "/v1/subscriptions", "/webhooks/stripe"} <= paths
