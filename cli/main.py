@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "ledger": "cli.ledger_cmd:ledger",
     "plans": "cli.plans_cmd:plans",
     "queues": "cli.queues_cmd:queues",
+    "rates": "cli.rates_cmd:rates",
     "review": "cli.review_cmd:review",
     "run": "cli.run_cmd:run",
     "serve": "cli.serve_cmd:serve",

@@ -24,6 +24,10 @@ class DatabaseSettings(BaseModel):
         description="PostgreSQL URL (postgresql+psycopg://…); unset: the embedded PostgreSQL under the data dir.",
     )
     pool_size: int = Field(default=10, ge=1, description="Connections kept per process (as many again on demand).")
+    replica_url: SecretStr | None = Field(
+        default=None,
+        description="A read replica's PostgreSQL URL; reports read only there.  Unset: reports read the primary.",
+    )
 
 
 class AwsSettings(BaseModel):
@@ -52,6 +56,7 @@ class S3Settings(BaseModel):
     bucket_invoices: str = Field(default="payments-invoices", description="Bucket for invoice PDFs.")
     bucket_settlements: str = Field(default="payments-settlements", description="Bucket for POS batches.")
     bucket_audit: str = Field(default="payments-audit", description="Bucket for audit archives.")
+    bucket_reports: str = Field(default="payments-reports", description="Bucket for generated reports.")
 
 
 class RedisSettings(BaseModel):
@@ -104,6 +109,15 @@ class SellerSettings(BaseModel):
 
 class VatSettings(BaseModel):
     oss: bool = Field(default=True, description="Tax EU B2C sales at the customer's rate (One-Stop Shop).")
+
+
+class RatesSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="Where the scheduler fetches the ECB's daily reference rates (https:// or file://), hourly; "
+        "unset: off.  The ECB's: https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml",
+    )
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Timeout of one fetch of the rates file.")
 
 
 class IdempotencySettings(BaseModel):
@@ -169,6 +183,7 @@ class Settings(BaseSettings):
     jwt: JwtSettings = JwtSettings()
     seller: SellerSettings = SellerSettings()
     vat: VatSettings = VatSettings()
+    rates: RatesSettings = RatesSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     dunning: DunningSettings = DunningSettings()
@@ -188,6 +203,8 @@ class Settings(BaseSettings):
         # model_dump(mode="json") already renders SecretStr as "**********"; only URL passwords remain.
         db_url = self.database.url.get_secret_value() if self.database.url else None
         data["database"]["url"] = mask_url_password(db_url) if db_url else None
+        replica = self.database.replica_url.get_secret_value() if self.database.replica_url else None
+        data["database"]["replica_url"] = mask_url_password(replica) if replica else None
         return data
 
 

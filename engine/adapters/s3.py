@@ -1,4 +1,4 @@
-"""S3 buckets of the engine (invoices, settlements, audit), created with the queues."""
+"""S3 buckets of the engine (invoices, settlements, audit, reports), created with the queues."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from engine.runtime.endpoints import Endpoints
 def bucket_names(settings: Settings) -> list[str]:
     """Every bucket name, with ``PAYMENTS_QUEUE_PREFIX`` put verbatim in front."""
     p = settings.queue_prefix
-    return [p + settings.s3.bucket_invoices, p + settings.s3.bucket_settlements, p + settings.s3.bucket_audit]
+    s3 = settings.s3
+    return [p + s3.bucket_invoices, p + s3.bucket_settlements, p + s3.bucket_audit, p + s3.bucket_reports]
 
 
 def settlements_bucket(settings: Settings) -> str:

@@ -118,6 +118,17 @@ class Currency:
         return self.exponent == 3
 
     @property
+    def iso_exponent(self) -> int:
+        """The currency's decimals in ISO 4217: ``exponent`` except for ISK (0, though the API counts hundredths)."""
+        return self.exponent - 2 if self.code in WHOLE_HUNDREDS else self.exponent
+
+    @property
+    def iso_step(self) -> int:
+        """The ISO 4217 minor unit in the API's minor units (100 for ISK, else 1): what a converted amount is
+        rounded to."""
+        return 10 ** (self.exponent - self.iso_exponent)
+
+    @property
     def smallest_charge(self) -> int:
         """The smallest amount Stripe could charge: the documented minimum, else one step."""
         return self.minimum_charge if self.minimum_charge is not None else self.step

@@ -172,3 +172,12 @@ def test_agrees_with_the_stripe_sandbox() -> None:
     assert sim.ZERO_DECIMAL == money.ZERO_DECIMAL
     assert sim.THREE_DECIMAL == money.THREE_DECIMAL
     assert sim.MAXIMUM_AMOUNT == MAXIMUM_AMOUNT
+
+
+@pytest.mark.parametrize(
+    ("code", "iso_exponent", "iso_step"),
+    [("EUR", 2, 1), ("SEK", 2, 1), ("HUF", 2, 1), ("JPY", 0, 1), ("KWD", 3, 1), ("ISK", 0, 100)],
+)
+def test_iso_exponent_is_what_conversions_round_to(code: str, iso_exponent: int, iso_step: int) -> None:
+    cur = currency(code)
+    assert (cur.iso_exponent, cur.iso_step) == (iso_exponent, iso_step)
