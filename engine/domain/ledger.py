@@ -34,6 +34,9 @@ _MAX_AMOUNT = 2**63 - 1
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 _MAX_BPS = 10_000
+_RATE = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2})?$")
+#: The VAT schemes of engine.domain.vat, as a sale's metadata records them.
+VAT_SCHEMES = ("domestic", "oss", "reverse_charge", "outside_scope")
 
 
 class UnbalancedTransaction(InvalidInput):
@@ -182,6 +185,21 @@ def _nonzero(postings: Iterable[Posting | None]) -> tuple[Posting, ...]:
     return tuple(p for p in postings if p is not None)
 
 
+def _vat_terms(rate: str | None, scheme: str | None) -> dict[str, str]:
+    """``{"vat_rate", "vat_scheme"}`` for a sale's metadata (each only when given).  Raises :class:`ValueError`
+    for a rate that is not a decimal percentage or an unknown scheme."""
+    terms: dict[str, str] = {}
+    if rate is not None:
+        if not isinstance(rate, str) or not _RATE.match(rate):
+            raise ValueError(f"vat_rate must be a decimal percentage like '25.5', got {rate!r}")
+        terms["vat_rate"] = rate
+    if scheme is not None:
+        if scheme not in VAT_SCHEMES:
+            raise ValueError(f"vat_scheme must be one of {', '.join(VAT_SCHEMES)}, got {scheme!r}")
+        terms["vat_scheme"] = scheme
+    return terms
+
+
 def _line(make: Callable[[str, str, int], Posting], account: str, currency: str, amount: int) -> Posting | None:
     """``make(account, currency, amount)`` or None for a zero amount (a zero line is never booked)."""
     return make(account, currency, amount) if amount else None
@@ -198,14 +216,18 @@ def payment_captured(
     vat: int,
     vat_country: str,
     fee: int = 0,
+    vat_rate: str | None = None,
+    vat_scheme: str | None = None,
 ) -> LedgerTransaction:
     """The capture of a card payment of ``net + vat`` (effect ``payment:{job_id}:capture``).
 
     Debit ``stripe_clearing`` the total; credit ``revenue`` the net and ``vat_payable:{CC}`` the VAT (no VAT line
     when ``vat`` is 0: reverse charge, outside scope).  A Stripe ``fee`` > 0 debits ``fees`` and credits
     ``stripe_clearing``, which then holds what Stripe will pay out.  ``customer_id`` is kept in the metadata;
-    the payment is collected at once, so no receivable stays open.  Raises :class:`UnbalancedTransaction` for a
-    negative or non-integer amount or a zero total; :class:`ValueError` for a malformed ``vat_country``.
+    the payment is collected at once, so no receivable stays open.  ``vat_rate`` (``"25.5"``) and ``vat_scheme``
+    (``oss``, ``domestic``, ``reverse_charge``, ``outside_scope``), when given, go into the metadata for the OSS
+    return (docs/reports.md).  Raises :class:`UnbalancedTransaction` for a negative or non-integer amount or a zero
+    total; :class:`ValueError` for a malformed ``vat_country``, ``vat_rate`` or ``vat_scheme``.
     """
     _non_negative(net=net, vat=vat, fee=fee)
     total = net + vat
@@ -233,6 +255,7 @@ def payment_captured(
             "vat": vat,
             "vat_country": vat_account.split(":", 1)[1],
             "fee": fee,
+            **_vat_terms(vat_rate, vat_scheme),
         },
     )
 
@@ -245,13 +268,17 @@ def refund_issued(
     vat: int,
     vat_country: str,
     payment_job_id: str | None = None,
+    vat_rate: str | None = None,
+    vat_scheme: str | None = None,
 ) -> LedgerTransaction:
     """A refund of ``net + vat`` to the customer (effect ``refund:{job_id}:issue``).
 
     Reverses a payment's split: debit ``refunds`` (contra-revenue) the net and ``vat_payable:{CC}`` the VAT, credit
     ``stripe_clearing`` the total.  The caller decides the split of a partial refund (proportional to the payment's
-    net and VAT, rounded as the VAT module rounds) and passes both parts.  Raises :class:`UnbalancedTransaction`
-    for a negative or non-integer amount or a zero total; :class:`ValueError` for a malformed ``vat_country``.
+    net and VAT, rounded as the VAT module rounds) and passes both parts; ``vat_rate`` and ``vat_scheme`` are the
+    payment's, kept in the metadata when given.  Raises :class:`UnbalancedTransaction` for a negative or
+    non-integer amount or a zero total; :class:`ValueError` for a malformed ``vat_country``, ``vat_rate`` or
+    ``vat_scheme``.
     """
     _non_negative(net=net, vat=vat)
     total = net + vat
@@ -277,6 +304,7 @@ def refund_issued(
             "net": net,
             "vat": vat,
             "vat_country": vat_account.split(":", 1)[1],
+            **_vat_terms(vat_rate, vat_scheme),
         },
     )
 
@@ -348,9 +376,12 @@ def invoice_issued(
     vat_country: str,
     job_id: str | None = None,
     kind: str = "subscription",
+    vat_rate: str | None = None,
+    vat_scheme: str | None = None,
 ) -> LedgerTransaction:
     """A sale billed now and collected later (subscription renewals, dunning): debit ``receivable:{customer}`` the
     total, credit ``revenue`` the net and ``vat_payable:{CC}`` the VAT.  :func:`invoice_paid` closes it.
+    ``vat_rate`` and ``vat_scheme`` go into the metadata as for :func:`payment_captured`.
 
     Raises as :func:`payment_captured` does.
     """
@@ -371,7 +402,13 @@ def invoice_issued(
         postings=postings,
         job_id=job_id,
         description=f"invoice to {customer_id}",
-        metadata={"customer": customer_id, "net": net, "vat": vat, "vat_country": vat_account.split(":", 1)[1]},
+        metadata={
+            "customer": customer_id,
+            "net": net,
+            "vat": vat,
+            "vat_country": vat_account.split(":", 1)[1],
+            **_vat_terms(vat_rate, vat_scheme),
+        },
     )
 
 

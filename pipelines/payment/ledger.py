@@ -25,7 +25,14 @@ class LedgerStage:
     def run(self, job: Job) -> StageResult:
         amounts = job.output(VatOutput)
         txn = payment_captured(
-            job.id, job.request["customer"]["id"], amounts.currency, amounts.net, amounts.vat, amounts.country
+            job.id,
+            job.request["customer"]["id"],
+            amounts.currency,
+            amounts.net,
+            amounts.vat,
+            amounts.country,
+            vat_rate=amounts.rate,
+            vat_scheme=amounts.scheme,
         )
 
         def write(conn: sa.Connection) -> None:

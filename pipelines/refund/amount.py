@@ -42,6 +42,9 @@ class AmountOutput(StageOutput):
     vat: int
     currency: str
     vat_country: str
+    #: The payment's VAT rate and scheme, for the OSS return (None in outputs stored before they were recorded).
+    vat_rate: str | None = None
+    vat_scheme: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _decided(job: Job, payment: Job, row: dict[str, Any]) -> StageResult:
         vat=int(row["vat"]),
         currency=figures.currency,
         vat_country=figures.country,
+        vat_rate=figures.rate,
+        vat_scheme=figures.scheme,
     )
     amounts = {"net": data.net, "vat": data.vat, "total": data.amount, "currency": figures.currency}
     public = {

@@ -29,7 +29,18 @@ class LedgerStage:
         d = job.output(AmountOutput)
         refunded = job.output_or_none(RefundOutput)
         stripe_refund = refunded.refund if refunded else None
-        txn = refund_issued(job.id, str(d.customer), d.currency, d.net, d.vat, d.vat_country, d.payment)
+        txn = refund_issued(
+            job.id,
+            str(d.customer),
+            d.currency,
+            d.net,
+            d.vat,
+            d.vat_country,
+            d.payment,
+            # Outputs of refunds decided before these were recorded lack them (docs/reports.md).
+            vat_rate=d.vat_rate,
+            vat_scheme=d.vat_scheme,
+        )
 
         def write(conn: sa.Connection) -> None:
             ledger_id = record(conn, txn)

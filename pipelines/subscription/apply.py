@@ -66,7 +66,15 @@ class ApplyStage:
         assert sub_id is not None and customer is not None
         currency, net, tax, total = vat.currency, vat.net, vat.vat, vat.total
         issued = invoice_issued(
-            f"subscription:{job.id}:invoice", customer["id"], currency, net, tax, vat.country, job_id=job.id
+            f"subscription:{job.id}:invoice",
+            customer["id"],
+            currency,
+            net,
+            tax,
+            vat.country,
+            job_id=job.id,
+            vat_rate=vat.rate,
+            vat_scheme=vat.scheme,
         )
         paid = invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total, job_id=job.id)
         billed_at = parse_time(decision.billed_at)

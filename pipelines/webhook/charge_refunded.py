@@ -81,7 +81,17 @@ def book(ctx: HandlerContext, payment_id: str, refund: Any) -> bool:
         if inserted is None:
             return False
         customer = (payment.request.get("customer") or {}).get("id") or payment.customer_id or "unknown"
-        txn = refund_issued(refund.id, customer, figures.currency, net, vat, figures.country, payment_id)
+        txn = refund_issued(
+            refund.id,
+            customer,
+            figures.currency,
+            net,
+            vat,
+            figures.country,
+            payment_id,
+            vat_rate=figures.rate,
+            vat_scheme=figures.scheme,
+        )
         txn = dataclasses.replace(
             txn,
             job_id=ctx.job_id,

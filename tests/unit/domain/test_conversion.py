@@ -207,19 +207,19 @@ def _oracle(amount: int, source: Rate, target: Rate) -> int:
         return int((value / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step)
 
 
+def _random_rate(rng: random.Random, code: str, digits: int) -> Rate:
+    if code == "eur":
+        return Rate.euro(D)
+    return Rate(code, D, Decimal(rng.randint(1, 10**7)) / Decimal(10**digits))
+
+
 def test_convert_agrees_with_an_independent_decimal_oracle_on_random_cases() -> None:
     rng = random.Random(20261203)
     codes = ["eur", "sek", "pln", "huf", "czk", "dkk", "jpy", "isk", "usd", "gbp", "ron", "krw"]
     for _ in range(5_000):
         source_code, target_code = rng.choice(codes), rng.choice(codes)
         digits = rng.randint(1, 5)
-
-        def rate(code: str) -> Rate:
-            if code == "eur":
-                return Rate.euro(D)
-            return Rate(code, D, Decimal(rng.randint(1, 10**7)) / Decimal(10**digits))
-
-        source, target = rate(source_code), rate(target_code)
+        source, target = _random_rate(rng, source_code, digits), _random_rate(rng, target_code, digits)
         amount = rng.randint(-(10**10), 10**10)
         got = convert(amount, source, target)
         assert got == _oracle(amount, source, target), (amount, source, target)

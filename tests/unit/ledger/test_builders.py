@@ -168,3 +168,20 @@ def test_invoice_then_payment_clears_the_receivable() -> None:
         assert by_account(billed)["receivable:cus_1"] + by_account(paid)["receivable:cus_1"] == 0
     with pytest.raises(UnbalancedTransaction):
         invoice_paid("sub:1:pay", "cus_1", "eur", 0)
+
+
+def test_sales_and_refunds_record_their_vat_terms_when_given() -> None:
+    paid = payment_captured("j1", "c1", "eur", 10_000, 2_550, "FI", vat_rate="25.5", vat_scheme="oss")
+    assert (paid.metadata["vat_rate"], paid.metadata["vat_scheme"]) == ("25.5", "oss")
+    refund = refund_issued("r1", "c1", "eur", 1_000, 255, "FI", "j1", vat_rate="25.5", vat_scheme="oss")
+    assert (refund.metadata["vat_rate"], refund.metadata["vat_scheme"]) == ("25.5", "oss")
+    invoice = invoice_issued("s:1", "c1", "eur", 1_000, 0, "DE", vat_rate="0", vat_scheme="reverse_charge")
+    assert (invoice.metadata["vat_rate"], invoice.metadata["vat_scheme"]) == ("0", "reverse_charge")
+    # Older callers pass neither: the metadata is what it was.
+    assert "vat_rate" not in payment_captured("j2", "c1", "eur", 100, 23, "IE").metadata
+
+
+@pytest.mark.parametrize(("rate", "scheme"), [("25,5", None), ("abc", None), ("100", None), (None, "b2b"), (None, "")])
+def test_malformed_vat_terms_are_refused(rate: str | None, scheme: str | None) -> None:
+    with pytest.raises(ValueError, match="vat_"):
+        payment_captured("j", "c", "eur", 100, 23, "IE", vat_rate=rate, vat_scheme=scheme)

@@ -1,0 +1,76 @@
+"""The streaming CSV and JSON writers: correct documents, few large writes, constant buffering."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from engine.reports.writers import FLUSH_BYTES, CsvStream, JsonStream
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def test_csv_header_rows_and_empty_cells() -> None:
+    sink = CountingSink()
+    out = CsvStream(sink, ["a", "b", "c"])
+    out.write({"a": 1, "b": None, "c": "x,y", "ignored": 5})
+    out.write({"a": -2})
+    out.close()
+    assert sink.data == b'a,b,c\n1,,"x,y"\n-2,,\n'
+    assert out.rows == 2
+
+
+def test_csv_streams_in_chunks_of_about_the_flush_size() -> None:
+    sink = CountingSink()
+    out = CsvStream(sink, ["n", "text"])
+    rows = 20_000
+    out.write_all({"n": i, "text": "é" * 10} for i in range(rows))
+    out.close()
+    assert len(sink.chunks) > 3
+    assert all(len(c) < FLUSH_BYTES * 2 + 1000 for c in sink.chunks)
+    parsed = list(csv.DictReader(io.StringIO(sink.data.decode())))
+    assert len(parsed) == rows and parsed[-1] == {"n": str(rows - 1), "text": "é" * 10}
+
+
+def test_json_fields_and_a_streamed_array() -> None:
+    sink = CountingSink()
+    out = JsonStream(sink)
+    out.field("type", "oss_return")
+    out.begin_array("lines")
+    for i in range(50_000):
+        out.item({"i": i, "country": "SE"})
+    out.end_array()
+    out.fields({"total": 13_386, "notes": ["a", "b"], "when": __import__("datetime").date(2024, 6, 30)})
+    out.close()
+    doc = json.loads(sink.data)
+    assert doc["type"] == "oss_return" and len(doc["lines"]) == 50_000 and doc["lines"][7] == {"i": 7, "country": "SE"}
+    assert (doc["total"], doc["notes"], doc["when"]) == (13_386, ["a", "b"], "2024-06-30")
+    assert len(sink.chunks) > 5 and out.items == 50_000
+
+
+def test_json_empty_array_and_misuse() -> None:
+    sink = CountingSink()
+    out = JsonStream(sink)
+    out.begin_array("none")
+    with pytest.raises(RuntimeError):
+        out.field("x", 1)
+    out.end_array()
+    with pytest.raises(RuntimeError):
+        out.item(1)
+    out.close()
+    assert json.loads(sink.data) == {"none": []}
+    with pytest.raises(RuntimeError):
+        out.field("late", 1)
