@@ -133,6 +133,12 @@ class Stack:
         visibility = self.settings.sqs.visibility_timeout_seconds
         provision(c.sqs, self.settings.queue_prefix, c.queues, visibility_timeout=visibility)
         ensure_buckets(c.s3, self.settings)
+        from datetime import UTC, datetime
+
+        from sandbox.rates import install as install_rates
+
+        # Reports need ECB rates; the local stack has sandbox ones (sandbox/rates.py), real ones are never touched.
+        install_rates(c.db, datetime.now(UTC).date(), self.settings.data_dir)
         if self.runtime.get("stripe_api_base"):  # the sandbox delivers its events to our /webhooks/stripe
             from sandbox.webhook_setup import register_with_sandbox
 

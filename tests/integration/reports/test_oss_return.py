@@ -216,3 +216,29 @@ def test_an_empty_quarter_is_an_empty_return(db: sa.Engine) -> None:
         doc = compute_oss_return(conn, Q2, seller_country=SELLER, today=AFTER_Q3).to_json()
     assert (doc["supplies"], doc["corrections"], doc["total_vat_eur"], doc["transactions"]) == ([], [], 0, 0)
     assert doc["agrees_with_ledger"] is True
+
+
+def test_the_worked_example_of_docs_reports_md(db: sa.Engine) -> None:
+    import_real_rates(db)
+    with db.begin() as conn:
+        book_at(conn, sale("p_se1", "sek", 100_000, 25_000, "SE", "25", "oss"), at(4, 15))
+        book_at(conn, sale("p_se2", "sek", 33_333, 8_333, "SE", "25", "oss"), at(6, 10))
+        book_at(conn, sale("p_pl", "pln", 50_000, 11_500, "PL", "23", "oss"), at(5, 2))
+        book_at(conn, sale("p_hu", "huf", 3_942_500, 1_064_475, "HU", "27", "oss"), at(5, 20))
+        book_at(conn, sale("p_cz", "czk", 125_240, 26_300, "CZ", "21", "oss"), at(6, 3))
+        book_at(conn, sale("p_de", "eur", 10_000, 1_900, "DE", "19", "oss"), at(6, 4))
+        book_at(conn, refund_issued("r_se2", "c", "sek", 10_000, 2_500, "SE", "p_se2", "25", "oss"), at(6, 29))
+        book_at(conn, sale("p_b2b_de", "eur", 200_000, 0, "DE", "0", "reverse_charge"), at(5, 5))
+        book_at(conn, sale("p_b2b_se", "sek", 500_000, 0, "SE", "0", "reverse_charge"), at(5, 6))
+        book_at(conn, sale("p_ie", "eur", 10_000, 2_300, "IE", "23", "domestic"), at(5, 7))
+        book_at(conn, sale("p_us", "usd", 10_000, 0, "US", "0", "outside_scope"), at(5, 8))
+        book_at(conn, refund_issued("r_se1", "c", "sek", 40_000, 10_000, "SE", "p_se1", "25", "oss"), at(7, 15))
+    with db.connect() as conn:
+        q2 = compute_oss_return(conn, Q2, seller_country=SELLER, today=AFTER_Q3).to_json()
+        q3 = compute_oss_return(conn, Q3, seller_country=SELLER, today=AFTER_Q3).to_json()
+    assert {c["country"]: (c["vat_eur"]) for c in q2["by_country"]} == {
+        "CZ": 1_050, "DE": 1_900, "HU": 2_700, "PL": 2_674, "SE": 2_712
+    }  # fmt: skip
+    assert q2["total_vat_eur"] == 11_036
+    assert lines(q3, "corrections") == {("2024-Q2", "SE", "25"): (-3_519, -880)}
+    assert q2["agrees_with_ledger"] and q3["agrees_with_ledger"]
