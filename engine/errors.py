@@ -10,13 +10,18 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
 
     PaymentsError
     ├── TransientError              retry: in-process (tenacity) first, then by SQS visibility backoff
-    │   └── DependencyDown          a circuit breaker is open: pause, burn no receive
+    │   ├── DependencyDown          a circuit breaker is open: pause, burn no receive
+    │   └── FetchError              the ECB rates file could not be fetched (engine.ops.rates_fetch)
     ├── PoisonError                 can never succeed: straight to the dead-letter queue
     │   └── PoisonMessage           a received message no actor can run (engine.broker.errors)
     ├── InvalidInput (ValueError)   a request, file or configuration the engine cannot use
     │   ├── UnknownCurrency, AmountNotChargeable            engine.domain.money
     │   ├── UnbalancedTransaction                           engine.domain.ledger
     │   ├── VatError: VatDataError, VatRateUnavailable, VatIdCountryMismatch    engine.domain.vat
+    │   ├── InvalidRate                                     engine.domain.conversion
+    │   ├── EcbFileError                                    engine.domain.ecb_files
+    │   ├── RatesConflict                                   engine.db.rates
+    │   ├── PeriodError, ReportRequestError                 engine.reports
     │   ├── FraudRulesError                                 engine.domain.fraud
     │   ├── PlanCatalogueError                              engine.domain.plans
     │   ├── InvalidHeader, InvalidBatch, PanDetected        pipelines.settlement
@@ -25,7 +30,8 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     │   ├── JobNotFound                                     engine.db.jobs
     │   ├── UnknownPlan                                     engine.domain.plans
     │   ├── DeadLetterNotFound                              engine.ops.dlq.show
-    │   └── StageNotRun: a stage's output asked for before it ran   engine.jobs.output
+    │   ├── StageNotRun: a stage's output asked for before it ran   engine.jobs.output
+    │   └── RateMissing (no ECB rate for a currency and day)  engine.domain.conversion
     ├── BrokerError                 engine.broker.errors: BatchSendError, DeadLetterRequested, HeldBehindFailure
     ├── ApiError                    an HTTP error answer (engine.ingest.errors)
     ├── AuthError                   a token the engine refuses (engine.adapters.auth)

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from engine.db.tables_rates import rates
 from engine.domain.conversion import EURO, RateTable, parse_rate
 from engine.domain.ecb_files import PublishedRate
+from engine.errors import InvalidInput
 
 # Rows per multi-row INSERT (4 bind parameters each).
 _CHUNK = 5000
@@ -25,7 +26,7 @@ _CHUNK = 5000
 WINDOW_DAYS = 10
 
 
-class RatesConflict(ValueError):
+class RatesConflict(InvalidInput):
     """The file gives rates that differ from rates already stored for the same day and currency.  Nothing was
     written.  ``conflicts`` lists ``(day, currency, stored, given)``."""
 

@@ -26,6 +26,7 @@ from fractions import Fraction
 
 from engine.domain.money import currency as _currency
 from engine.domain.money import round_half_up_to
+from engine.errors import InvalidInput, NotFoundError
 
 __all__ = [
     "EURO",
@@ -48,11 +49,11 @@ _CURRENCY = re.compile(r"^[a-z]{3}$")
 _MAX_WALK_DAYS = 10
 
 
-class InvalidRate(ValueError):
+class InvalidRate(InvalidInput):
     """A rate that is not a positive decimal string (``"11.3675"``), or a currency that is not three letters."""
 
 
-class RateMissing(LookupError):
+class RateMissing(NotFoundError):
     """No ECB reference rate for ``currency`` on ``day``: not imported, not published for that currency, or no
     publication at all on or before the day.  ``code`` is the job error code; the message names both."""
 

@@ -33,6 +33,7 @@ from defusedxml import ElementTree as SafeElementTree
 from defusedxml.common import DefusedXmlException
 
 from engine.domain.conversion import InvalidRate, parse_rate
+from engine.errors import InvalidInput
 
 __all__ = [
     "CUBE_NS",
@@ -52,7 +53,7 @@ _NOT_PUBLISHED = "N/A"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
-class EcbFileError(ValueError):
+class EcbFileError(InvalidInput):
     """A file that is not one of the ECB's rate formats, or a line or element of it that is malformed."""
 
 

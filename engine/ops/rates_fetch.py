@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from config.settings import Settings
 from engine.db.rates import import_rates
 from engine.domain.ecb_files import MAX_FILE_BYTES, parse
+from engine.errors import TransientError
 
 
-class FetchError(RuntimeError):
-    """The rates file could not be fetched (network, HTTP status, size); the message says which."""
+class FetchError(TransientError):
+    """The rates file could not be fetched (network, HTTP status, size); the message says which.  The next
+    hour's run tries again."""
 
 
 def fetch(url: str, timeout: float) -> bytes:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from engine.domain.money import UnknownCurrency
 from engine.domain.money import currency as currency_of
+from engine.errors import InvalidInput
 from engine.reports.oss import LINE_COLUMNS, TRANSACTION_COLUMNS, compute_oss_return
 from engine.reports.pdf import render_oss_return
 from engine.reports.periods import Period, PeriodError, PeriodKind, check_started, parse_period
@@ -45,7 +46,7 @@ REPORT_TYPES: dict[str, tuple[str, tuple[PeriodKind, ...]]] = {
 }
 
 
-class ReportRequestError(ValueError):
+class ReportRequestError(InvalidInput):
     """A report request that cannot be generated: ``param`` names the field, ``code`` says why
     (``report_type_unknown``, ``period_invalid``, ``period_not_started``, ``currency_invalid``,
     ``field_not_allowed``)."""

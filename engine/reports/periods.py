@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
+from engine.errors import InvalidInput
+
 PeriodKind = Literal["quarter", "month", "day"]
 
 _QUARTER = re.compile(r"^(\d{4})-[Qq]([1-4])$")
@@ -20,7 +22,7 @@ _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIRST_YEAR = 2000
 
 
-class PeriodError(ValueError):
+class PeriodError(InvalidInput):
     """A period label that is malformed, of a kind the report does not take, or not started.  ``param`` names the
     request field (``period``, ``date``); ``code`` is ``period_invalid`` or ``period_not_started``."""
 

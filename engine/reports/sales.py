@@ -23,12 +23,12 @@ from typing import Literal
 
 from engine.domain.ledger import REFUNDS, REVENUE, Posting
 from engine.domain.vat import (
-    RATES,
     VatError,
     compute_amounts,
     format_rate,
     is_eu,
     normalize_country,
+    shipped_vat_rates,
 )
 from engine.reports.ledger_reader import BookedTransaction
 
@@ -151,7 +151,7 @@ def infer_rate(country: str | None, cur: str, net: int, vat: int, txn: BookedTra
     if country is None or net < 0 or vat < 0:
         return None
     try:
-        period = RATES.state(country).period_at(txn.booked_at.date())
+        period = shipped_vat_rates().state(country).period_at(txn.booked_at.date())
     except VatError:
         return None
     candidates: set[Decimal] = {period.standard, *period.reduced}
