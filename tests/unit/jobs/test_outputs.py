@@ -49,6 +49,8 @@ VAT = {"net": 1000, "vat": 230, "total": 1230, "currency": "eur", "country": "IE
                 "vat": 93,
                 "currency": "eur",
                 "vat_country": "IE",
+                "vat_rate": "23",
+                "vat_scheme": "oss",
             },
         ),
         ("amount", {"decided": False}),
