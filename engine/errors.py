@@ -11,7 +11,8 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     PaymentsError
     ├── TransientError              retry: in-process (tenacity) first, then by SQS visibility backoff
     │   ├── DependencyDown          a circuit breaker is open: pause, burn no receive
-    │   └── FetchError              the ECB rates file could not be fetched (engine.ops.rates_fetch)
+    │   ├── FetchError              the ECB rates file could not be fetched (engine.ops.rates_fetch)
+    │   └── Superseded              another run of a report job settled it first (pipelines.report.generate)
     ├── PoisonError                 can never succeed: straight to the dead-letter queue
     │   └── PoisonMessage           a received message no actor can run (engine.broker.errors)
     ├── InvalidInput (ValueError)   a request, file or configuration the engine cannot use

@@ -12,11 +12,12 @@ from engine.broker.queues import QueueCatalogue
 from engine.jobs.kind import JobKind
 from pipelines.payment.kind import KIND as PAYMENT
 from pipelines.refund.kind import KIND as REFUND
+from pipelines.report.kind import KIND as REPORT
 from pipelines.settlement.kind import KIND as SETTLEMENT
 from pipelines.subscription.kind import KIND as SUBSCRIPTION
 from pipelines.webhook.kind import KIND as WEBHOOK
 
-JOB_KINDS: tuple[JobKind, ...] = (PAYMENT, REFUND, SUBSCRIPTION, SETTLEMENT, WEBHOOK)
+JOB_KINDS: tuple[JobKind, ...] = (PAYMENT, REFUND, SUBSCRIPTION, SETTLEMENT, WEBHOOK, REPORT)
 
 #: The engine's queues: each kind's work queue, in the order above, then ``notifications``.
 CATALOGUE = QueueCatalogue.of(kind.queue for kind in JOB_KINDS)

@@ -17,7 +17,7 @@ from engine.jobs.job import STATUSES
 # Nullable JSON columns store Python None as SQL NULL (SQLAlchemy's default would store the JSON value null,
 # which `||` merges into an array).
 
-JOB_KINDS = ("payment", "refund", "subscription", "settlement", "webhook")
+JOB_KINDS = ("payment", "refund", "subscription", "settlement", "webhook", "report")
 JOB_STATUSES = STATUSES
 DEAD_LETTER_SOURCES = ("redrive", "poison", "explicit")
 

@@ -1,7 +1,7 @@
 """The scheduler: periodic tasks of the engine, each on its own interval, in one process.
 
 `payments scheduler` runs them forever; `payments scheduler --once` runs each task once and reports.  The tasks
-are the engine's own (:data:`ENGINE_TASKS`: DLQ sweep, reconciler, queue gauges, ECB rates) and each job kind's
+are the engine's own (:data:`ENGINE_TASKS`: DLQ sweep, reconciler, queue gauges) and each job kind's
 (``JobKind.tasks``: the payment kind's Stripe janitor, the subscription kind's renewals).  A task's parameters
 name the container's providers and ``now``; the container builds each call.
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from config.settings import Settings
 from engine.broker.queues import QueueCatalogue
 from engine.jobs.kind import JobKind, Task
-from engine.ops import rates_fetch, reconciler
+from engine.ops import reconciler
 from engine.runtime.container import Container
 from pipelines.registry import JOB_KINDS
 
@@ -64,8 +64,6 @@ ENGINE_TASKS: list[Task] = [
     Task("dlq-sweep", 60.0, _dlq_sweep),
     Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
-    # The ECB publishes once a working day; hourly is soon enough and costs one small GET (off by default).
-    Task("ecb-rates", 3600.0, rates_fetch.run_task),
 ]
 
 

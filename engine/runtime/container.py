@@ -61,6 +61,7 @@ PROVIDERS: frozenset[str] = frozenset(
         "kinds",
         "queues",
         "db",
+        "reports_db",
         "sqs",
         "s3",
         "redis",
@@ -122,6 +123,14 @@ class Container:
         url = self.endpoints.require("database").database_url
         assert url is not None
         return get_engine(url, self.settings.database.pool_size)
+
+    @functools.cached_property
+    def reports_db(self) -> sa.Engine:
+        """The engine reports read through: the read replica (``PAYMENTS_DATABASE_REPLICA_URL``) when set, else the
+        primary, with a small read-only pool of its own (``engine/reports/database.py``)."""
+        from engine.reports.database import reports_engine, reports_url
+
+        return reports_engine(reports_url(self.settings, self.endpoints))
 
     @functools.cached_property
     def sqs(self) -> Any:

@@ -65,6 +65,14 @@ STRIPE_UNRESOLVED_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+REPORT_SECONDS = Histogram(
+    "payments_report_duration_seconds",
+    "Time to compute a report and write its files, by report type and outcome (succeeded, failed, error).",
+    ["type", "outcome"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+REPORT_ROWS = Counter("payments_report_rows_total", "Data rows written to report files (CSV and JSON).", ["type"])
+
 
 def registry() -> CollectorRegistry:
     """The registry to expose: an aggregating one in multiprocess mode, else the default."""

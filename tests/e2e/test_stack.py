@@ -11,7 +11,10 @@ from tests.e2e.conftest import Stack, wait_for
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
-QUEUES = {"payments.fifo", "refunds.fifo", "subscriptions.fifo", "settlements.fifo", "webhooks.fifo", "notifications"}
+QUEUES = {
+    "payments.fifo", "refunds.fifo", "subscriptions.fifo", "settlements.fifo", "webhooks.fifo", "reports.fifo",
+    "notifications",
+}  # fmt: skip
 
 
 def test_queues_ls_lists_every_queue_with_its_dlq(stack: Stack) -> None:

@@ -26,7 +26,7 @@ def test_queues_create_then_ls_json(env: None, queue_prefix: str) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["queues", "create"])
     assert first.exit_code == 0, first.output
-    assert first.output.count("created") == 6
+    assert first.output.count("created") == 7
     again = runner.invoke(cli, ["queues", "create", "--json"])
     assert {row["status"] for row in json.loads(again.output)} == {"exists"}
     listed = runner.invoke(cli, ["queues", "ls", "--json"])
@@ -34,7 +34,14 @@ def test_queues_create_then_ls_json(env: None, queue_prefix: str) -> None:
     rows = json.loads(listed.output)
     assert [r["name"] for r in rows] == [
         f"{queue_prefix}{n}"
-        for n in ("payments.fifo", "refunds.fifo", "subscriptions.fifo", "settlements.fifo", "webhooks.fifo")
+        for n in (
+            "payments.fifo",
+            "refunds.fifo",
+            "subscriptions.fifo",
+            "settlements.fifo",
+            "webhooks.fifo",
+            "reports.fifo",
+        )
     ] + [f"{queue_prefix}notifications"]
     assert rows[0]["dlq"] == {"name": f"{queue_prefix}payments-dlq.fifo", "visible": 0}
     assert set(rows[0]) == {"name", "type", "visible", "in_flight", "delayed", "dlq"}

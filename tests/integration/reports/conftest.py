@@ -99,3 +99,35 @@ def import_real_rates(engine: sa.Engine) -> None:
     """The ECB's real publications of 2024 in tests/data/ecb."""
     with engine.begin() as conn:
         import_rates(conn, parse((DATA / "eurofxref-hist-2024.csv").read_bytes()), "eurofxref-hist.csv")
+
+
+def settings_on(engine_settings, url: str, replica_url: str | None = None):  # type: ignore[no-untyped-def]
+    """``engine_settings`` with ``url`` as the primary (and ``replica_url`` as the reports' replica)."""
+    from pydantic import SecretStr
+
+    database = engine_settings.database.model_copy(
+        update={"url": SecretStr(url), "replica_url": SecretStr(replica_url) if replica_url else None}
+    )
+    return engine_settings.model_copy(update={"database": database})
+
+
+def container_on(settings):  # type: ignore[no-untyped-def]
+    """A container for ``settings`` with its queues and buckets provisioned."""
+    from engine.adapters.s3 import ensure_buckets
+    from engine.broker.queues import provision
+    from engine.runtime.container import Container
+    from engine.runtime.endpoints import resolve_endpoints
+
+    c = Container(settings=settings, endpoints=resolve_endpoints(settings))
+    provision(c.sqs, settings.queue_prefix, c.queues)
+    ensure_buckets(c.s3, settings)
+    return c
+
+
+@pytest.fixture
+def report_container(engine_settings, fresh_database: str):  # type: ignore[no-untyped-def]
+    """A container whose database is this test's own (reports read whole periods of the ledger)."""
+    c = container_on(settings_on(engine_settings, fresh_database))
+    yield c
+    c.db.dispose()
+    c.reports_db.dispose()

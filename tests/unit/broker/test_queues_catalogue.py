@@ -15,6 +15,7 @@ def test_catalogue_names_are_the_documented_ones() -> None:
         "subscriptions.fifo",
         "settlements.fifo",
         "webhooks.fifo",
+        "reports.fifo",
         "notifications",
     ]
     assert CATALOGUE[0].dlq_name("p-") == "p-payments-dlq.fifo"

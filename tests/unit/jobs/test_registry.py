@@ -41,7 +41,7 @@ def test_the_registry_is_what_the_tables_the_catalogue_and_the_actors_know() -> 
     assert [spec.base for spec in CATALOGUE] == [kind.queue.base for kind in JOB_KINDS] + ["notifications"]
     assert [kind.actor_name for kind in JOB_KINDS] == [f"process_{name}" for name in names]
     assert [task.name for task in TASKS] == [
-        "dlq-sweep", "reconciler", "queue-gauges", "ecb-rates", "stripe-janitor", "subscription-renewals",
+        "dlq-sweep", "reconciler", "queue-gauges", "stripe-janitor", "subscription-renewals", "ecb-rates",
     ]  # fmt: skip
 
 
@@ -59,6 +59,7 @@ def test_one_actor_per_kind_on_its_queue() -> None:
         ("process_subscription", "subscriptions"),
         ("process_settlement", "settlements"),
         ("process_webhook", "webhooks"),
+        ("process_report", "reports"),
     ]
 
 

@@ -1,0 +1,61 @@
+"""``POST /v1/reports`` (admin, operator, viewer): a report job out (202), its files linked from the job when done.
+
+Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body (``validation_error``; then what the fields
+mean: ``report_type_unknown``, ``period_invalid``, ``period_not_started``, ``currency_invalid``,
+``field_not_allowed``, each naming its field in ``param``) → 422/409 key.  Reading reports changes nothing, so the
+read-only role may ask for one; support may not (reports are the merchant's books, not a customer's case).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from engine.adapters.auth import TokenVerifier
+from engine.ingest.accept import JobAcceptor
+from engine.ingest.errors import ApiError
+from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
+from engine.ingest.idempotency import check_key
+from engine.ingest.security import ADMIN, OPERATOR, VIEWER, authenticate
+from engine.reports.generate import ReportRequestError
+from pipelines.report.accept import accept_report
+from pipelines.report.request import ReportRequest
+
+REPORT_ROLES = (ADMIN, OPERATOR, VIEWER)
+
+
+def build_router(verifier: TokenVerifier, acceptor: JobAcceptor, clock: Callable[[], datetime]) -> APIRouter:
+    """The reports router."""
+    router = APIRouter(prefix="/v1")
+
+    @router.post(
+        "/reports",
+        status_code=202,
+        tags=["reports"],
+        openapi_extra=body_schema(ReportRequest),
+        summary="Accept a report job (OSS return, revenue, settlement)",
+    )
+    async def create_report(request: Request) -> JSONResponse:
+        principal = authenticate(request, verifier, REPORT_ROLES)
+        key = check_key(request.headers.get("idempotency-key"))
+        body = await read_json(request)
+        asked: ReportRequest = validate(ReportRequest, body)
+        try:
+            spec = asked.spec(clock().date())
+        except ReportRequestError as exc:
+            raise ApiError(422, exc.code, exc.message, param=exc.param) from None
+        answer = await in_thread(
+            accept_report,
+            acceptor,
+            spec,
+            body,
+            client=principal.sub,
+            key=key,
+            correlation_id=correlation_id(request),
+        )
+        return JSONResponse(answer.body, status_code=answer.status)
+
+    return router
