@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,7 +93,7 @@ class TidyOutput(StageOutput):
     removed: int
 
 
-def spec_of(job: Job, today: Any) -> ReportSpec:
+def spec_of(job: Job, today: date) -> ReportSpec:
     """The report a job asks for.  Raises :class:`engine.reports.generate.ReportRequestError` (its request was
     checked when it was accepted, so only a request edited since can)."""
     return ReportRequest.model_validate(job.request).spec(today)
