@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from engine.db.tables import outbox
 from engine.db.tables_subscriptions import subscription_renewals
 from engine.invoices.store import get_pdf
 from pipelines.subscription.billing import add_intervals
+from tests.fixtures.pdf import pdf_text
 from tests.integration.subscriptions.conftest import World
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -27,16 +26,6 @@ ROOT = Path(__file__).resolve().parents[3]
 def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
-
-def pdf_text(data: bytes) -> bytes:
-    """The page content streams of a PDF, inflated (fpdf2 compresses them)."""
-    out = b""
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            out += zlib.decompress(stream)
-        except zlib.error:
-            out += stream
-    return out
 
 
 def assert_gap_free(world: World) -> None:

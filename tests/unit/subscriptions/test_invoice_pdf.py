@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import zlib
 from typing import Any
 
 import pytest
 
 from engine.invoices.numbering import format_number, invoice_key
 from engine.invoices.pdf import render, scheme_wording
+from tests.fixtures.pdf import pdf_text
 
-
-def _text(data: bytes) -> bytes:
-    out = b""
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
-        try:
-            out += zlib.decompress(stream)
-        except zlib.error:
-            out += stream
-    return out
 
 
 def _doc(scheme: str, **extra: Any) -> dict[str, Any]:
@@ -41,9 +31,9 @@ def _doc(scheme: str, **extra: Any) -> dict[str, Any]:
 def test_reverse_charge_wording_and_determinism() -> None:
     pdf = render(_doc("reverse_charge"))
     assert pdf.startswith(b"%PDF") and pdf == render(_doc("reverse_charge"))
-    text = _text(pdf)
+    text = pdf_text(pdf)
     assert b"Invoice 2027-000042" in text and b"Reverse charge" in text and b"29.00 EUR" in text
-    assert b"Reverse charge" not in _text(render(_doc("domestic")))
+    assert b"Reverse charge" not in pdf_text(render(_doc("domestic")))
     assert "One-Stop Shop" in scheme_wording("oss") and scheme_wording("domestic") == ""
 
 
