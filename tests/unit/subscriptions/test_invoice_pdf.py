@@ -11,7 +11,6 @@ from engine.invoices.pdf import render, scheme_wording
 from tests.fixtures.pdf import pdf_text
 
 
-
 def _doc(scheme: str, **extra: Any) -> dict[str, Any]:
     return {
         "number": "2027-000042",
