@@ -27,7 +27,6 @@ def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-
 def assert_gap_free(world: World) -> None:
     by_year: dict[int, list[int]] = {}
     for row in world.invoices():
