@@ -11,6 +11,7 @@ by writing a line on the child's stdin and reads the answer from a file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -113,22 +114,30 @@ class NoopStage:
         return StageResult()
 
 
-def install_noop_pipeline() -> None:
-    """Make every runner of the ``payment`` pipeline run its stages as no-ops (the baseline).
+@dataclass(frozen=True)
+class NoopFactory:
+    """Builds a :class:`NoopStage` named like the stage it stands for (the container calls it with nothing)."""
 
-    Patched at :class:`engine.jobs.pipeline.PipelineRunner` construction, so whatever builds the payment runner (and
-    whatever runner subclass it uses) keeps its own behaviour around the stages; only the stages' work is gone.
+    name: str
+
+    def __call__(self) -> NoopStage:
+        return NoopStage(self.name)
+
+
+def noop_payment_kinds() -> tuple[Any, ...]:
+    """The registry's job kinds with the ``payment`` pipeline's stages replaced by no-ops (the baseline).
+
+    Same stage names and order, same runner: whatever runs around the stages keeps its own behaviour; only the
+    stages' work is gone.  Handed to ``run_worker_process(kinds=...)``, the way a test swaps a kind's stages.
     """
-    from engine.jobs.pipeline import Pipeline, PipelineRunner
+    from pipelines.registry import JOB_KINDS
 
-    original = PipelineRunner.__init__
-
-    def init(self: PipelineRunner, db: Any, pipeline: Pipeline, *args: Any, **kwargs: Any) -> None:
-        if pipeline.name == "payment":
-            pipeline = Pipeline(pipeline.name, tuple(NoopStage(stage.name) for stage in pipeline.stages))
-        original(self, db, pipeline, *args, **kwargs)
-
-    PipelineRunner.__init__ = init  # type: ignore[method-assign]
+    return tuple(
+        dataclasses.replace(kind, stages=tuple(NoopFactory(name) for name in kind.stage_names))
+        if kind.name == "payment"
+        else kind
+        for kind in JOB_KINDS
+    )
 
 
 def bare_app() -> Any:
@@ -191,10 +200,9 @@ def child_main(argv: list[str]) -> int:
         from cli.worker_cmd import run_worker_process
         from config.settings import get_settings
 
-        if rest == ["noop"]:
-            install_noop_pipeline()
+        kinds = noop_payment_kinds() if rest == ["noop"] else None
         # As `payments worker` runs one process: the actors package, the default thread count, every queue.
-        return run_worker_process(("actors",), get_settings().worker.threads, ())
+        return run_worker_process(("actors",), get_settings().worker.threads, (), kinds=kinds)
     raise SystemExit(f"unknown role {role!r}")
 
 
