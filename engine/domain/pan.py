@@ -1,32 +1,57 @@
-"""The PAN guard: find anything that looks like a card number in a request body, without ever repeating it.
+"""The PAN guard: find anything that looks like a card number in text, a request body or a CSV, without ever
+repeating it.
 
 The rule (``docs/api.md``, "Errors": ``pan_detected``): every string in the body, metadata and object keys included, is
-scanned for 13–19 digits, single spaces or dashes allowed between them, passing the Luhn check → 422 ``pan_detected``.
+*normalised* and then scanned for 13–19 digits passing the Luhn check → 422 ``pan_detected``.
 
-What counts as one candidate: a *maximal* run of ASCII digits in which consecutive digits are joined by nothing,
-one space or one dash.  The run is a candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's
-digits, a 24-digit order id) is not a card number and is not searched for card-number-shaped pieces, which would
-flag roughly one in ten long numbers by chance.  The price: a PAN glued to more digits by a single space
-(``"4242 4242 4242 4242 123"``) is one 19-digit run that fails Luhn and passes.  JSON integers are scanned too
+Normalisation (:func:`normalise`), so that a card number cannot be disguised by its spelling: Unicode NFKC (full-width
+``４１１１`` and other compatibility digits become ASCII, a non-breaking or ideographic space becomes a space), every
+other decimal digit (Arabic-Indic, Devanagari, …) becomes its ASCII digit, and invisible format characters
+(zero-width space and joiners, soft hyphen, word joiner, BOM, bidi marks) are removed.
+
+What counts as one candidate: a *maximal* run of digits in which consecutive digits are joined by nothing or by up to
+five separator characters: whitespace of any kind (space, tab, newline; in a CSV line not the line break), ``.``,
+``-``, ``/``, ``\\``, ``_``, ``|``, ``·``, ``•`` and the Unicode dashes.  So ``4111.1111.1111.1111``,
+``4111 - 1111 - 1111 - 1111``, ``4111/1111/1111/1111``, ``4111\t1111…`` and double spaces are all one run.  The run is a
+candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's digits, a 24-digit order id) is not a card
+number and is not searched for card-number-shaped pieces, which would flag roughly one in ten long numbers by chance.
+The price: a PAN glued to more digits by a separator (``"4242 4242 4242 4242 123"``) is one 22-digit run that passes.
+Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too
 (a PAN typed as a number is still a PAN); floats and booleans are not.
 
-Speed: the ingest runs this on every request.  Strings shorter than 13 characters are skipped before any regex
-work, and the regex only matches runs of 13+ digits; ``python -m engine.domain.pan`` prints the cost per typical
-payment body (12–20 µs on the 2-core test machine, ~500-byte body).
+Speed: the ingest runs this on every request and the worker on every message.  ASCII strings shorter than 13
+characters are skipped before any regex work, ASCII strings skip normalisation (they are already normal), and the
+regex only matches runs of 13+ digits; ``python -m engine.domain.pan`` prints the cost per typical payment body.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["find_pan", "is_valid_card_last4", "luhn_valid", "validate_card_last4"]
+__all__ = [
+    "contains_pan",
+    "find_pan",
+    "find_pan_in_csv_bytes",
+    "is_valid_card_last4",
+    "luhn_valid",
+    "normalise",
+    "validate_card_last4",
+]
 
-# 13+ ASCII digits, each pair joined by nothing, one space or one dash.  Greedy from the run's first digit, so
-# every match is a whole run; runs of 20+ digits match too and are rejected by length below.
-_RUN = re.compile(r"[0-9](?:[ -]?[0-9]){12,}")
-_SEPARATORS = str.maketrans("", "", " -")
+# What may stand between two digits of one run.  \s covers every Unicode space and line break.
+_SEP_CHARS = r"._/\\|\-\u00b7\u2010-\u2015\u2022\u2212\u30fb"
+_MAX_SEP = 5
+# 13+ digits, each pair joined by nothing or up to five separators.  Greedy from the run's first digit, so every
+# match is a whole run; runs of 20+ digits match too and are rejected by length below.
+_RUN = re.compile(rf"[0-9](?:[\s{_SEP_CHARS}]{{0,{_MAX_SEP}}}[0-9]){{12,}}")
+# The same inside one CSV line: the line break is never a separator (cells of two records are not one number).
+_CSV_RUN = re.compile(rf"[0-9](?:(?:[^\S\r\n]|[{_SEP_CHARS}]){{0,{_MAX_SEP}}}[0-9]){{12,}}")
+_CSV_RUN_BYTES = re.compile(rb"[0-9](?:[ \t\x0b\x0c._/\\|-]{0,%d}[0-9]){12,}" % _MAX_SEP)
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_NOT_DIGIT_BYTES = re.compile(rb"[^0-9]")
 # Luhn: the doubled digit's digit sum, by digit.
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 _MIN_DIGITS, _MAX_DIGITS = 13, 19
@@ -50,14 +75,67 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _has_pan(text: str) -> bool:
-    if len(text) < _MIN_DIGITS:
-        return False
-    for match in _RUN.finditer(text):
-        digits = match.group().translate(_SEPARATORS)
+def normalise(text: str) -> str:
+    """``text`` as the scan sees it: NFKC, every Unicode decimal digit as its ASCII digit, format characters
+    (zero-width space, joiners, soft hyphen, BOM, bidi marks: Unicode category Cf) removed.  ASCII comes back as is."""
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        return text
+    out = []
+    for ch in text:
+        if ch.isascii():
+            out.append(ch)
+        elif ch.isdecimal():
+            out.append(chr(48 + unicodedata.decimal(ch)))
+        elif unicodedata.category(ch) != "Cf":
+            out.append(ch)
+    return "".join(out)
+
+
+def _any_card(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    for match in pattern.finditer(text):
+        digits = _NOT_DIGIT.sub("", match.group())
         if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
-            return True
-    return False
+            return match
+    return None
+
+
+def contains_pan(text: str) -> bool:
+    """True when ``text`` (after :func:`normalise`) holds a card number: a run of 13–19 digits passing Luhn."""
+    if text.isascii():
+        if len(text) < _MIN_DIGITS:
+            return False
+    else:
+        text = normalise(text)
+        if len(text) < _MIN_DIGITS:
+            return False
+    return _any_card(_RUN, text) is not None
+
+
+def find_pan_in_csv_bytes(data: bytes) -> int | None:
+    """The 0-based index of the line of ``data`` (complete CSV lines, UTF-8) holding the first card number, or None.
+
+    Same rule as :func:`contains_pan` except that a line break never joins digits.  Bytes that are not UTF-8 are
+    read as U+FFFD (not a digit, not a separator).
+    """
+    if data.isascii():
+        for match in _CSV_RUN_BYTES.finditer(data):
+            digits = _NOT_DIGIT_BYTES.sub(b"", match.group()).decode()
+            if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
+                return data.count(b"\n", 0, match.start())
+        return None
+    text = data.decode("utf-8", "replace")
+    # Per line: NFKC never adds or removes a "\n", but normalising line by line keeps the count exact regardless.
+    for index, line in enumerate(text.split("\n")):
+        if _any_card(_CSV_RUN, normalise(line)) is not None:
+            return index
+    return None
+
+
+def _is_big_int(node: Any) -> bool:
+    return isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _MIN_INT
 
 
 def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
@@ -69,21 +147,19 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, 
         if node is _KEY_HIT:
             yield where
         elif isinstance(node, str):
-            if _has_pan(node):
+            if contains_pan(node):
                 yield where
         elif isinstance(node, dict):
             children: list[tuple[Any, tuple[str | int, ...]]] = []
             for key, child in node.items():
-                if isinstance(key, str) and _has_pan(key):
+                if isinstance(key, str) and contains_pan(key):
                     # Report the object holding the key (the key itself is the secret), in document order.
                     children.append((_KEY_HIT, where))
                 children.append((child, (*where, key)))
             stack.extend(reversed(children))
         elif isinstance(node, (list, tuple)):
             stack.extend((child, (*where, i)) for i, child in reversed(list(enumerate(node))))
-        elif (
-            isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _MIN_INT and _has_pan(str(abs(node)))
-        ):
+        elif _is_big_int(node) and contains_pan(str(abs(node))):
             yield where
 
 

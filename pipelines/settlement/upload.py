@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.adapters.s3_stream import PART_SIZE, S3StreamWriter
-from engine.domain.pan import luhn_valid
+from engine.domain.pan import find_pan_in_csv_bytes
 from engine.errors import InvalidInput
 from pipelines.settlement.rows import COLUMNS, InvalidHeader, parse_header
 
@@ -38,8 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/csv"
-# Same shape as engine.domain.pan: a maximal run of 13+ digits joined by nothing, one space or one dash.
-_RUN = re.compile(rb"[0-9](?:[ -]?[0-9]){12,}")
+# Bytes a digit run may hold or a multi-byte character may start/continue with: a long line is never cut there.
+_RUN_BYTES = b"0123456789 \t\x0b\x0c._/\\|-" + bytes(range(0x80, 0x100))
 _MAX_CARRY = 1024 * 1024
 _MAX_HEADER = 64 * 1024
 
@@ -75,7 +74,7 @@ class PanScanner:
         cut = buf.rfind(b"\n") + 1
         if cut == 0 and len(buf) > _MAX_CARRY:
             # A very long line: scan up to the last byte that no digit run can cross.
-            cut = len(buf.rstrip(b"0123456789 -")) or len(buf) - 64
+            cut = len(buf.rstrip(_RUN_BYTES)) or _utf8_boundary(buf, len(buf) - 64)
         clean, self._carry = buf[:cut], buf[cut:]
         self._scan(clean)
         return clean
@@ -89,11 +88,18 @@ class PanScanner:
     def _scan(self, data: bytes) -> None:
         if not data:
             return
-        for match in _RUN.finditer(data):
-            digits = match.group().replace(b" ", b"").replace(b"-", b"")
-            if 13 <= len(digits) <= 19 and luhn_valid(digits.decode()):
-                raise PanDetected(self._lines + data.count(b"\n", 0, match.start()) + 1)
+        # engine.domain.pan's rule (normalised: full-width digits, NBSP, zero-width characters, dots, slashes …).
+        index = find_pan_in_csv_bytes(data)
+        if index is not None:
+            raise PanDetected(self._lines + index + 1)
         self._lines += data.count(b"\n")
+
+
+def _utf8_boundary(buf: bytes, cut: int) -> int:
+    """``cut`` moved back to the start of a UTF-8 character (never inside a multi-byte sequence)."""
+    while cut > 0 and 0x80 <= buf[cut] < 0xC0:
+        cut -= 1
+    return cut
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,14 @@ def test_validation_errors_name_the_field(api, auth, container, change, param) -
     assert _queue_messages(container) == []
 
 
-@pytest.mark.parametrize("pan", ["4242424242424242", "4242 4242 4242 4242", "4000-0566-5566-5556", "378282246310005"])
+@pytest.mark.parametrize(
+    "pan",
+    ["4242424242424242", "4242 4242 4242 4242", "4000-0566-5566-5556", "378282246310005",
+     # issue 14 item 1: the spellings that used to pass
+     "4111.1111.1111.1111", "4111  1111  1111  1111", "4111\t1111\t1111\t1111", "4111/1111/1111/1111",
+     "4111 - 1111 - 1111 - 1111", "4111\u00a01111\u00a01111\u00a01111", "4111\u200b1111\u200b1111\u200b1111",
+     "\uff14\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11\uff11"],
+)  # fmt: skip
 def test_card_numbers_are_refused_and_never_echoed(api, auth, container, caplog, pan) -> None:  # type: ignore[no-untyped-def]
     body = copy.deepcopy(PAYMENT)
     body["metadata"] = {"note": f"card {pan} thanks"}

@@ -207,9 +207,10 @@ def test_fees_are_booked_per_terminal_and_currency(container, api, headers, term
     assert verify(container.db).ok
 
 
-def test_card_number_refused_before_anything_is_stored(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("number", ["4111 1111 1111 1111", "4111.1111.1111.1111", "4111\u00a01111\u200b1111/1111"])
+def test_card_number_refused_before_anything_is_stored(api, headers, container, terminal, number) -> None:  # type: ignore[no-untyped-def]
     before = _objects(container)
-    pan = (terminal, "4111 1111 1111 1111", TS, "sale", 100, "eur", "1111", "", "")
+    pan = (terminal, number, TS, "sale", 100, "eur", "1111", "", "")
     key = f"pan-{terminal}"
     answer = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 100, "eur", "1111", "", ""), pan]), key=key)
     assert answer.status_code == 422

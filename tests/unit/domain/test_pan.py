@@ -7,7 +7,15 @@ import random
 import pytest
 from stdnum import luhn as stdnum_luhn
 
-from engine.domain.pan import find_pan, is_valid_card_last4, luhn_valid, validate_card_last4
+from engine.domain.pan import (
+    contains_pan,
+    find_pan,
+    find_pan_in_csv_bytes,
+    is_valid_card_last4,
+    luhn_valid,
+    normalise,
+    validate_card_last4,
+)
 
 # Stripe's test cards (Luhn-valid) of 13, 15, 16 and 19 digits.
 VISA = "4242424242424242"
@@ -49,15 +57,80 @@ def test_card_numbers_are_found(text: str) -> None:
     "text",
     ["4242424242424241",  # Luhn fails
      "424242424242",  # 12 digits
-     "4242  4242 4242 4242",  # a double space splits the run: 4 + 12 digits
-     "4242 / 4242 / 4242 / 4242",
-     "4242_4242_4242_4242",
+     "4242,4242,4242,4242",  # commas do not join digits (amounts, CSV cells)
+     "4242:4242:4242:4242",  # nor colons (clock times)
+     "4242 4242 4242 4242 123",  # glued to more digits: one 19+ digit run failing Luhn (the documented price)
      "DE89370400440532013000",  # IBAN: 20 digits after the letters
      "DE89 3704 0044 0532 0130 00",  # grouped IBAN: one run of 20 digits
      "2026-11-26T03:20:32Z", "+353 1 234 5678", ""],
 )  # fmt: skip
 def test_other_numbers_are_not_flagged(text: str) -> None:
     assert find_pan({"description": text, "metadata": {"k": text}}) is None
+
+
+def _disguised(number: str) -> list[str]:
+    """The spellings of issue 14 item 1, each of which must still be found."""
+    groups = [number[i : i + 4] for i in range(0, len(number), 4)]
+    fullwidth = number.translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    arabic = number.translate({ord(d): 0x0660 + int(d) for d in "0123456789"})
+    return [
+        ".".join(groups),
+        "  ".join(groups),
+        "\t".join(groups),
+        "/".join(groups),
+        " / ".join(groups),
+        " - ".join(groups),
+        "_".join(groups),
+        "\u00a0".join(groups),  # non-breaking space
+        "\u200b".join(groups),  # zero-width space
+        "\u200b".join(number),
+        "\u2060".join(groups),  # word joiner
+        "\u00ad".join(groups),  # soft hyphen
+        "\u3000".join(groups),  # ideographic space
+        "\u2013".join(groups),  # en dash
+        "\n".join(groups),
+        fullwidth,
+        " ".join(fullwidth[i : i + 4] for i in range(0, len(number), 4)),
+        arabic,
+        "\ufeff" + number,
+    ]
+
+
+@pytest.mark.parametrize("number", [VISA, VISA_13, AMEX, UNIONPAY_19])
+def test_disguised_card_numbers_are_found(number: str) -> None:
+    for text in _disguised(number):
+        assert find_pan({"metadata": {"note": f"card {text} ok"}}) == "metadata.note", repr(text)
+        assert find_pan({"metadata": {text: 1}}) == "metadata", repr(text)
+        assert contains_pan(text), repr(text)
+
+
+def test_normalise_keeps_ascii_and_folds_the_rest() -> None:
+    assert normalise("abc 123") == "abc 123"
+    assert normalise("\uff14\uff12") == "42"
+    assert normalise("4\u200b2\u00ad4") == "424"
+    assert normalise("a\u00a0b") == "a b"
+    assert normalise("\u0664\u0662") == "42"
+
+
+def test_short_compatibility_text_expanding_to_a_card_number_is_found() -> None:
+    # NFKC expands some characters to several digits: the length shortcut must not skip them.
+    number = VISA
+    circled = {"42": "\u32b7"}  # CIRCLED NUMBER FORTY TWO
+    text = number.replace("42", circled["42"])
+    assert len(text) < 13
+    assert contains_pan(text)
+
+
+@pytest.mark.parametrize("number", [VISA, AMEX])
+def test_csv_scan_finds_disguised_numbers_on_their_line(number: str) -> None:
+    for text in _disguised(number):
+        if "\n" in text:
+            continue
+        data = f"h1,h2\nx,ok\ny,{text}\n".encode()
+        assert find_pan_in_csv_bytes(data) == 2, repr(text)
+    # A line break never joins digits of two records.
+    half = len(number) // 2
+    assert find_pan_in_csv_bytes(f"a,{number[:half]}\n{number[half:]},b\n".encode()) is None
 
 
 def test_luhn_valid_run_longer_than_19_digits_is_not_a_card() -> None:
