@@ -6,7 +6,7 @@ import time
 
 import click
 
-from cli.output import fail, is_terminal, print_json, print_table
+from cli.output import EXIT_USAGE, fail, is_terminal, print_json, print_table
 
 
 @click.command()
@@ -33,7 +33,10 @@ def demo(count: int, concurrency: int, url: str | None, timeout: float, seed: in
     base = url or resolve_endpoints(settings).ingest_url
     if not base:
         fail("no ingest is running (start it with `payments run`) and --url was not given")
-    token = mint(settings, "payment_operator", sub="demo", ttl_seconds=3600)
+    try:
+        token = mint(settings, "payment_operator", sub="demo")
+    except ValueError as exc:  # a deployment with its own identity provider: the demo cannot sign for it
+        fail(str(exc), EXIT_USAGE)
     payments = mix(count, seed)
     show = is_terminal() and not as_json
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:

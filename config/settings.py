@@ -96,10 +96,22 @@ class RetrySettings(BaseModel):
 
 
 class JwtSettings(BaseModel):
-    secret: SecretStr | None = Field(
-        default=None, description="HS256 secrets, comma-separated (the first signs, all verify)."
+    issuer: str | None = Field(
+        default=None,
+        description="The identity provider's `iss`; set: only its RS256/ES256 tokens are accepted (production).",
     )
-    public_key: str | None = Field(default=None, description="PEM public key for RS256 tokens.")
+    jwks_url: str | None = Field(default=None, description="The issuer's JWKS URL (keys chosen by the token's `kid`).")
+    public_keys: dict[str, str] = Field(
+        default_factory=dict, description='The issuer\'s PEM public keys by `kid`, as JSON: {"kid": "-----BEGIN…"}.'
+    )
+    audience: str = Field(default="payments-engine", description="The `aud` every token must carry.")
+    max_lifetime_seconds: int = Field(
+        default=900, ge=1, description="Longest token lifetime accepted (`exp` − `iat`): 15 minutes unless set."
+    )
+    secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 secrets, comma-separated (the first signs, all verify); ignored when an issuer is set.",
+    )
 
 
 class SellerSettings(BaseModel):

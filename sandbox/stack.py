@@ -210,7 +210,7 @@ class Stack:
             f"  metrics    {ingest}/metrics",
             f"  data dir   {self.settings.data_dir}",
             "",
-            "Try (a token valid for 24 h, then a payment):",
+            "Try (a token valid for 15 minutes; `payments token --role operator` mints another), then a payment:",
             f"  export PAYMENTS_TOKEN={self._example_token()}",
             f'  curl -s {ingest}/v1/payments -H "Authorization: Bearer $PAYMENTS_TOKEN" \\',
             "    -H \"Idempotency-Key: $(date +%s%N)\" -H 'Content-Type: application/json' \\",

@@ -235,8 +235,21 @@ def test_secrets_come_from_secrets_manager_never_the_environment() -> None:
         container = SERVICES["Resources"][k]["Properties"]["ContainerDefinitions"][0]
         plain = {e["Name"] for e in container["Environment"]}
         secret = {s["Name"] for s in container["Secrets"] if isinstance(s, dict) and "Name" in s}
-        assert {"PAYMENTS_DATABASE_URL", "PAYMENTS_STRIPE_API_KEY", "PAYMENTS_JWT_SECRET"} <= secret
+        assert {"PAYMENTS_DATABASE_URL", "PAYMENTS_STRIPE_API_KEY"} <= secret
         assert not plain & secret and not any("SECRET" in n or "KEY" in n for n in plain)
+
+
+def test_api_tokens_come_from_the_identity_provider_never_a_shared_secret() -> None:
+    for k in ("WebTaskDefinition", "WorkerTaskDefinition", "SchedulerTaskDefinition"):
+        container = SERVICES["Resources"][k]["Properties"]["ContainerDefinitions"][0]
+        names = {e["Name"] for e in container["Environment"]} | {
+            s["Name"] for s in container["Secrets"] if isinstance(s, dict) and "Name" in s
+        }
+        assert "PAYMENTS_JWT_SECRET" not in names
+    web = SERVICES["Resources"]["WebTaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    plain = {e["Name"]: e["Value"] for e in web["Environment"]}
+    assert plain["PAYMENTS_JWT_ISSUER"] == {"Ref": "JwtIssuer"}
+    assert plain["PAYMENTS_JWT_JWKS_URL"] == {"Ref": "JwtJwksUrl"}
 
 
 # --- Dockerfile ------------------------------------------------------------------------------------------------
