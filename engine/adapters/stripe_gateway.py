@@ -215,11 +215,15 @@ class StripeGateway:
                 return found
             params["starting_after"] = page.data[-1].id
 
+    def retrieve_refund(self, job_id: str, refund_id: str) -> Any:
+        """Stripe's current refund object (raises the SDK's errors; ``InvalidRequestError`` 404 when unknown)."""
+        return self.call(job_id, self.client.v1.refunds.retrieve, refund_id)
+
     def find_refund(self, job_id: str, payment_intent: str, recorded: str | None = None) -> Any | None:
         """The refund made for ``job_id``: the recorded id first, then the intent's refunds filtered on
         ``metadata.job_id``.  None when Stripe has none (safe to create one under a new key generation)."""
         if recorded:
-            return self.call(job_id, self.client.v1.refunds.retrieve, recorded)
+            return self.retrieve_refund(job_id, recorded)
         mine = [
             r
             for r in self.list_refunds(job_id, payment_intent=payment_intent)

@@ -20,6 +20,9 @@ ENABLED_EVENTS = (
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "charge.refunded",
+    "charge.refund.updated",
+    "refund.updated",
+    "refund.failed",
     "charge.dispute.created",
 )
 

@@ -4,12 +4,16 @@
 
 * an engine refund (``source = 'engine'``, ``id`` = the refund job's id) is ``held`` while its payment is not yet
   settled, ``released`` when the payment settles, ``reserved`` once its amount and VAT split are decided under the
-  payment's row lock, then ``succeeded`` (booked) or ``failed`` (the reservation no longer counts);
+  payment's row lock, then ``pending`` (booked while Stripe has not settled the refund) or ``succeeded``
+  (booked), or ``failed`` (the reservation no longer counts); a ``pending`` refund becomes ``succeeded`` when Stripe
+  settles it, or ``reversed`` (its booking reversed in the ledger, it no longer counts) when Stripe says it failed
+  (migration ``0009``);
 * a refund made outside the engine (the Stripe dashboard, ``source = 'stripe'``, ``id`` = Stripe's refund id)
-  is inserted ``succeeded`` by the ``charge.refunded`` handler together with its ledger transaction.
+  is inserted ``succeeded`` (or ``pending``) by the ``charge.refunded`` handler together with its ledger
+  transaction, and settles or is reversed the same way.
 
-What a payment has refunded so far is the sum over its ``reserved`` and ``succeeded`` rows: a reservation counts
-from the moment it is decided, so two refunds racing can never exceed the captured amount.
+What a payment has refunded so far is the sum over its ``reserved``, ``pending`` and ``succeeded`` rows: a
+reservation counts from the moment it is decided, so two refunds racing can never exceed the captured amount.
 
 ``stripe_events`` records every Stripe event id the ingest accepted (unique), so each event is processed once
 however often Stripe delivers it.
@@ -21,10 +25,12 @@ import sqlalchemy as sa
 
 from engine.db.metadata import metadata
 
-REFUND_STATUSES = ("held", "released", "reserved", "succeeded", "failed")
+REFUND_STATUSES = ("held", "released", "reserved", "pending", "succeeded", "failed", "reversed")
 REFUND_SOURCES = ("engine", "stripe")
 #: Statuses whose amount counts against what remains refundable.
-COUNTED_STATUSES = ("reserved", "succeeded")
+COUNTED_STATUSES = ("reserved", "pending", "succeeded")
+#: Statuses of a refund booked in the ledger and not reversed.
+BOOKED_STATUSES = ("pending", "succeeded")
 
 refunds = sa.Table(
     "refunds",

@@ -1,8 +1,9 @@
 """Stage ``amount``: decide how much is refunded and its VAT split, under the payment's row lock.
 
-What remains refundable is the payment's total less every ``reserved`` or ``succeeded`` refund of it (the engine's
-and the dashboard's).  The decision and the reservation commit together while the payment row is locked, so two
-refunds racing for the same payment are decided one after the other and can never exceed what was captured.
+What remains refundable is the payment's total less every ``reserved``, ``pending`` or ``succeeded`` refund of it
+(the engine's and the dashboard's).  The decision and the reservation commit together while the payment row is
+locked, so two refunds racing for the same payment are decided one after the other and can never exceed what was
+captured.
 The VAT split is proportional with cumulative rounding (:func:`engine.domain.vat.proportional_vat`): the refund that
 empties the payment takes exactly the VAT that remains.
 """
@@ -157,7 +158,7 @@ def _failed(conn: sa.Connection, job: Job, code: str, message: str) -> StageResu
     """End the refund with a business failure; a hold or reservation of it stops counting."""
     conn.execute(
         refunds.update()
-        .where(refunds.c.id == job.id, refunds.c.status != "succeeded")
+        .where(refunds.c.id == job.id, refunds.c.status.not_in(("pending", "succeeded", "reversed")))
         .values(status="failed", updated_at=sa.func.now())
     )
     return StageResult(

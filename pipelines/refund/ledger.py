@@ -1,7 +1,10 @@
 """Stage ``ledger``: book the refund (refunds net, VAT payable back, Stripe clearing total) and mark it done.
 
 The write runs in the transaction of the final checkpoint, with the job's outbox event: the ledger transaction,
-the refund row turning ``succeeded`` and the job's status commit together or not at all.
+the refund row turning ``succeeded`` (``pending`` while Stripe has not settled the refund: a later failure reverses
+it, pipelines/refund/booking.py) and the job's status commit together or not at all.  The booking is idempotent on
+its effect key, so a ``charge.refunded`` webhook that booked the same refund first leaves nothing to add.  A refund
+that Stripe reported failed before it was booked ends the job ``failed`` (``refund_failed``) and books nothing.
 """
 
 from __future__ import annotations
@@ -14,21 +17,31 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import record
 from engine.db.tables_refunds import refunds
 from engine.domain.ledger import refund_issued
+from engine.errors import TransientError
 from engine.jobs.job import Job
 from engine.jobs.output import LedgerOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.refund.amount import AmountOutput
+from pipelines.refund.booking import row_status
 from pipelines.refund.stripe_refund import RefundOutput
 
 
 @dataclass
 class LedgerStage:
+    db: sa.Engine
     name: str = "ledger"
 
     def run(self, job: Job) -> StageResult:
         d = job.output(AmountOutput)
         refunded = job.output_or_none(RefundOutput)
         stripe_refund = refunded.refund if refunded else None
+        with self.db.connect() as conn:
+            now = conn.execute(sa.select(refunds.c.status).where(refunds.c.id == job.id)).scalar_one_or_none()
+        if now == "failed":
+            # refund.failed arrived between the refund stage and this one: nothing was booked, nothing is owed.
+            message = f"Stripe refund {stripe_refund} failed before it was booked."
+            return StageResult(data={}, status="failed", error={"code": "refund_failed", "message": message})
+        booked_as = row_status(refunded.status) if refunded else "succeeded"
         txn = refund_issued(
             job.id,
             str(d.customer),
@@ -44,11 +57,18 @@ class LedgerStage:
 
         def write(conn: sa.Connection) -> None:
             ledger_id = record(conn, txn)
-            conn.execute(
+            # Only a reservation turns booked: a row the webhook already booked, settled or reversed keeps its state.
+            moved = conn.execute(
                 refunds.update()
-                .where(refunds.c.id == job.id)
-                .values(status="succeeded", stripe_refund_id=stripe_refund, updated_at=sa.func.now())
-            )
+                .where(refunds.c.id == job.id, refunds.c.status == "reserved")
+                .values(status=booked_as, stripe_refund_id=stripe_refund, updated_at=sa.func.now())
+                .returning(refunds.c.id)
+            ).first()
+            if moved is None:
+                state = conn.execute(sa.select(refunds.c.status).where(refunds.c.id == job.id)).scalar_one_or_none()
+                if state == "failed":
+                    # Lost a race with refund.failed: roll the booking back; the next delivery fails the job.
+                    raise TransientError(f"Stripe refund {stripe_refund} failed while it was being booked")
             job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
         return StageResult(data=LedgerOutput(txn.effect_key), write=write)

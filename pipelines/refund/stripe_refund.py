@@ -1,10 +1,13 @@
 """Stage ``refund``: one Stripe refund per job, created exactly once.
 
 The idempotency key is ``{job_id}:refund:g{generation}`` and the refund carries ``metadata.job_id`` (which also
-tells the ``charge.refunded`` webhook that the engine made it, so it is not booked twice).  After a 5xx or an unknown
-outcome the stage first looks the refund up (recorded id, then the PaymentIntent's refunds filtered on
-``metadata.job_id``) and only when Stripe has none creates one under the next generation — Stripe saves a 500 under
-its key, so the same key would only replay the 500.  The refund id is checkpointed at once.
+lets the ``charge.refunded`` webhook book it if this job never does).  Every delivery looks Stripe up first (the
+recorded id, else every page of the PaymentIntent's refunds filtered on ``metadata.job_id``) and creates only when
+Stripe has none: a worker killed between the create and the checkpoint, a dead-letter replay after Stripe's 24-hour
+key window, or a second copy of the job running at once would otherwise refund twice.  After a 5xx or an unknown
+outcome a refund Stripe does not have is created under the next generation (Stripe saves a 500 under its key, so the
+same key would only replay the 500).  A refund found or replayed must carry the job's amount and currency; one that
+does not is an incident (dead letter), never a reason to refund again.  The refund id is checkpointed at once.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from stripe import InvalidRequestError, StripeError
 
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db.tables_refunds import refunds
+from engine.errors import PoisonError
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
@@ -57,11 +61,10 @@ class RefundStage:
             return _fail(job.id, "payment_not_captured", f"Payment {decided.payment} has no PaymentIntent to refund.")
         generation = progress.generation
         try:
-            refund = None
-            if progress.uncertain or progress.object_id:
-                refund = self.stripe.find_refund(job.id, intent, progress.object_id)
-                if refund is None:
-                    generation += 1
+            # Look first, on every delivery: only Stripe knows about a refund made just before a crash.
+            refund = self.stripe.find_refund(job.id, intent, progress.object_id)
+            if refund is None and (progress.uncertain or progress.object_id):
+                generation += 1
             if refund is None:
                 metadata = {**(job.request.get("metadata") or {}), "payment_job_id": decided.payment}
                 refund = retry_in_process(self.stripe.create_refund)(
@@ -80,11 +83,22 @@ class RefundStage:
             self._effect.failed(job, exc, generation)
         except StripeError as exc:
             self._effect.failed(job, exc, generation)
+        _check_matches(job.id, refund, decided)
         data = RefundOutput(refund.id, refund.status, generation)
         if refund.status in ("failed", "canceled"):
             return _fail(job.id, "refund_failed", f"Stripe refund {refund.id} {refund.status}.", data)
         # succeeded, or pending (Stripe settles card refunds later; a later failure arrives as refund.failed).
         return StageResult(data=data, public={"stripe": {"refund": refund.id}}, checkpoint=True)
+
+
+def _check_matches(job_id: str, refund: object, decided: AmountOutput) -> None:
+    """Raises :class:`PoisonError` when the refund Stripe holds for the job is not the one the job decided."""
+    amount, currency = int(getattr(refund, "amount", 0) or 0), str(getattr(refund, "currency", "") or "").lower()
+    if amount != decided.amount or currency != decided.currency.lower():
+        raise PoisonError(
+            f"incident: Stripe refund {getattr(refund, 'id', '?')} of job {job_id} is {amount} {currency}, the job "
+            f"decided {decided.amount} {decided.currency}; not refunding again"
+        )
 
 
 def _fail(job_id: str, code: str, message: str, data: RefundOutput | None = None) -> StageResult:

@@ -13,7 +13,7 @@ from engine.adapters.stripe_gateway import StripeGateway
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from pipelines.webhook import charge_refunded, dispute, payment_intent
+from pipelines.webhook import charge_refunded, dispute, payment_intent, refund_updated
 from pipelines.webhook.context import HandlerContext
 
 Handler = Callable[[HandlerContext, dict[str, Any]], dict[str, Any]]
@@ -22,6 +22,10 @@ HANDLERS: dict[str, Handler] = {
     "payment_intent.succeeded": payment_intent.handle,
     "payment_intent.payment_failed": payment_intent.handle,
     "charge.refunded": charge_refunded.handle,
+    # A refund Stripe settles later: pending → succeeded, or failed (its booking is reversed).
+    "charge.refund.updated": refund_updated.handle,
+    "refund.updated": refund_updated.handle,
+    "refund.failed": refund_updated.handle,
     "charge.dispute.created": dispute.handle,
 }
 

@@ -302,6 +302,15 @@ class SandboxApp:
                 finally:
                     self.store.flush()
                 return _json(200, public(intent))
+        if len(segments) == 3 and segments[0] == "refunds" and segments[2] == "settle":
+            if method != "POST":
+                return _json(405, {"error": {"type": "invalid_request_error", "message": "POST"}})
+            with self.store.lock:
+                try:
+                    refund = self.api.settle_refund(segments[1], str(payload.get("result", "succeeded")))
+                finally:
+                    self.store.flush()
+                return _json(200, public(refund))
         if len(segments) == 1 and segments[0] in _SIM_LISTS and method == "GET":
             return _json(200, {"object": "list", "data": self._introspect(_SIM_LISTS[segments[0]], query)})
         return _json(404, {"error": {"type": "invalid_request_error", "message": f"unknown sandbox route {path}"}})

@@ -6,6 +6,8 @@ fault happens at Stripe: ``down`` and ``drop_rate`` (the connection fails; nothi
 then the latency, then the endpoint itself, where ``fail_payment_methods`` and ``decline_payment_methods`` act (a
 500 made there is saved under the key, as Stripe does).  ``drop_after_rate`` loses the connection after the
 endpoint ran: the client cannot know the outcome, which a retry with the same key then replays.
+``pending_refunds`` makes new refunds stay ``pending`` (as card refunds can at Stripe) until
+``POST /_sim/refunds/{id}/settle`` says ``succeeded`` or ``failed``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Knobs:
     down: bool = False
     fail_payment_methods: list[str] = field(default_factory=list)
     decline_payment_methods: dict[str, str] = field(default_factory=dict)
+    pending_refunds: bool = False  # new refunds stay pending until /_sim/refunds/{id}/settle
     webhook_retry_base_seconds: float = 1.0
     webhook_retry_max_seconds: float = 60.0
     webhook_max_attempts: int = 8
@@ -70,9 +73,9 @@ def _coerce(name: str, value: Any) -> Any:
         if value not in ("uniform", "exponential"):
             raise KnobError("latency_distribution is 'uniform' or 'exponential'")
         return value
-    if name == "down":
+    if name in ("down", "pending_refunds"):
         if not isinstance(value, bool):
-            raise KnobError("down must be true or false")
+            raise KnobError(f"{name} must be true or false")
         return value
     if name == "should_retry_429":
         if value is not None and not isinstance(value, bool):

@@ -106,7 +106,7 @@ class RefundEndpoints(ApiBase):
             "reason": reason,
             "receipt_number": None,
             "source_transfer_reversal": None,
-            "status": "succeeded",
+            "status": "pending" if self.faults.knobs.pending_refunds else "succeeded",
             "transfer_reversal": None,
         }
         self.store.put("refund", refund)
@@ -117,6 +117,37 @@ class RefundEndpoints(ApiBase):
         self.store.put("charge", charge)
         self.emit("refund.created", refund, req)
         self.emit("charge.refunded", charge, req, previous)
+        return refund
+
+    def settle_refund(self, refund_id: str, result: str) -> dict[str, Any]:
+        """Settle a ``pending`` refund (``POST /_sim/refunds/{id}/settle``), as the card network eventually does.
+
+        ``succeeded`` completes it; ``failed`` gives the money back to the merchant's charge (the amount becomes
+        refundable again) with ``failure_reason``.  Emits ``refund.updated`` and ``charge.refund.updated``, and
+        ``refund.failed`` for a failure.  Raises StripeError (404 unknown refund, 400 not pending or bad result).
+        """
+        refund = self._get("refund", refund_id, "refund")
+        if result not in ("succeeded", "failed"):
+            raise invalid_request("result is 'succeeded' or 'failed'", param="result")
+        if refund["status"] != "pending":
+            raise state_error(
+                f"Refund {refund_id} is {refund['status']}; only a pending refund settles.", code="refund_not_pending"
+            )
+        previous = {"status": "pending"}
+        refund["status"] = result
+        if result == "failed":
+            refund["failure_reason"] = "expired_or_canceled_card"
+            refund["failure_balance_transaction"] = new_id("txn")
+            charge = self._get("charge", refund["charge"], "charge")
+            charge["_sim"]["refunded_by_refunds"] = charge["_sim"].get("refunded_by_refunds", 0) - refund["amount"]
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = charge["_sim"]["refunded_by_refunds"] >= charge["amount_captured"]
+            self.store.put("charge", charge)
+        self.store.put("refund", refund)
+        self.emit("refund.updated", refund, None, previous)
+        self.emit("charge.refund.updated", refund, None, previous)
+        if result == "failed":
+            self.emit("refund.failed", refund, None, previous)
         return refund
 
     def retrieve_refund(self, req: ApiRequest, id: str) -> dict[str, Any]:
