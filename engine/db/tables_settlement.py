@@ -51,6 +51,14 @@ sa.Index(
     pos_transactions.c.job_id,
     postgresql_where=pos_transactions.c.type != "sale",
 )
+# The sum of a sale's refunds and voids across batches is checked at post (migration 0009): the earlier batches'
+# refunds and voids of a sale are found by (terminal, original) without indexing the sales.
+sa.Index(
+    "pos_transactions_original_idx",
+    pos_transactions.c.terminal_id,
+    pos_transactions.c.original_transaction_id,
+    postgresql_where=pos_transactions.c.type != "sale",
+)
 
 settlement_outcomes = sa.Table(
     "settlement_outcomes",

@@ -6,8 +6,9 @@ reason.  The same ``seed``, arguments and ``base`` always give the same bytes (t
 day), so uploading a batch "again" is exact.
 
 Faults, each at its own rate: malformed rows of several kinds, exact repeats of an earlier sale (``duplicate``),
-voids of sales that never existed (``unknown_original_transaction``).  Valid refunds and voids refer to earlier
-sales of the same terminal and currency.
+voids of sales that never existed (``unknown_original_transaction``).  Refunds and voids refer to earlier sales of
+the same terminal and currency; one that would take its sale's refunds and voids above the sale is expected to be
+rejected (``refunds_exceed_original``), as the settlement's sum check decides.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def generate(
     # All rows within one day of ``start`` (a million rows one second apart would run into the future).
     spacing = timedelta(microseconds=max(1, 86_400_000_000 // max(rows, 1)))
     recent: list[list[str]] = []  # a bounded window of valid sales to refund, void or repeat
+    left: dict[str, int] = {}  # what is left to refund or void of each sale in ``recent``
     out: list[str] = [",".join(COLUMNS) + "\n"]
     size = len(out[0])
     for i in range(rows):
@@ -109,9 +111,13 @@ def generate(
             kind = "refund" if rng.random() < 0.7 else "void"
             amount = int(sale[4]) if kind == "void" else max(int(sale[4]) // 2 // _step(sale[5]), 1) * _step(sale[5])
             row = [sale[0], f"{prefix}R{i:09d}", ts, kind, str(amount), sale[5], sale[6], "", sale[1]]
-            exp.accepted += 1
-            cell = exp.sums.setdefault((sale[0], sale[5].lower()), [0, 0, 0])
-            cell[1 if kind == "refund" else 2] += amount
+            if amount > left[sale[1]]:
+                exp.rejected["refunds_exceed_original"] += 1
+            else:
+                left[sale[1]] -= amount
+                exp.accepted += 1
+                cell = exp.sums.setdefault((sale[0], sale[5].lower()), [0, 0, 0])
+                cell[1 if kind == "refund" else 2] += amount
         else:
             terminal = f"{prefix}-{rng.randrange(terminals):03d}"
             cur, step = _CURRENCIES[rng.randrange(len(_CURRENCIES))]
@@ -125,10 +131,13 @@ def generate(
             else:
                 exp.accepted += 1
                 exp.sums.setdefault((terminal, cur), [0, 0, 0])[0] += amount
+                left[row[1]] = amount
                 if len(recent) < 1000:
                     recent.append(row)
                 else:
-                    recent[rng.randrange(1000)] = row
+                    slot = rng.randrange(1000)
+                    del left[recent[slot][1]]
+                    recent[slot] = row
         line = ",".join(row) + "\n"
         out.append(line)
         size += len(line)

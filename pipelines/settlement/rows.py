@@ -72,6 +72,10 @@ REASONS: dict[str, str] = {
     "unknown_original_transaction": "a refund or void whose original is not a known sale of the same terminal",
     "original_currency_mismatch": "a refund or void in another currency than its original sale",
     "exceeds_original_amount": "a refund or void of more than its original sale",
+    "refunds_exceed_original": (
+        "a refund or void that, with the refunds and voids of its sale already settled (this batch's earlier rows, "
+        "earlier batches), adds up to more than the sale"
+    ),
 }
 
 _TERMINAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")

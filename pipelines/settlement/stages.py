@@ -285,8 +285,9 @@ _POST_FIELDS = ("counts", "totals", "rejects", "ledger_transactions")
 
 
 class PostStage:
-    """Rejects refunds and voids without a known sale and books the ledger, in one transaction with the
-    checkpoint (``stage = post``).  Commits on its own because what it books depends on what the DELETE found."""
+    """Rejects refunds and voids without a known sale or beyond what is left of it, and books the ledger, in one
+    transaction with the checkpoint (``stage = post``).  Commits on its own because what it books depends on what
+    the DELETEs found."""
 
     name = "post"
 
@@ -303,7 +304,11 @@ class PostStage:
                 return StageResult(data=stored.output_or_none(PostOutput) or {}, public=done)
             progress = stored.stage_results.get(PROGRESS_KEY) or {}
             tally = store.Tally.from_json(progress.get("tally"))
+            # Lock the sales first: the two checks below then see every other batch's refunds as that batch left
+            # them (a concurrent post of refunds of the same sale commits before this one reads, or waits).
+            store.lock_originals(conn, job.id)
             store.reject_unknown_originals(conn, job.id, tally)
+            store.reject_excess_reversals(conn, job.id, tally)
             txns = []
             totals = tally.totals()
             for total in totals:

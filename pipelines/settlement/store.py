@@ -11,9 +11,15 @@ Per chunk (:func:`copy_chunk` then :func:`settle_chunk`, one transaction with th
    chunk's sums per terminal, currency and type.  Rows are inserted in key order, so two batches racing over the
    same transactions lock them in the same order and cannot deadlock.
 
-At the end (:func:`reject_unknown_originals`), one statement deletes the batch's refunds and voids whose original
-is not a sale of the same terminal (settled earlier or anywhere in this batch — so a refund may precede its sale in
-the file), in another currency, or smaller than the refund, records them as rejected and returns their sums.
+At the end, in the ``post`` transaction:
+
+* :func:`lock_originals` locks the sales the batch's refunds and voids name (``FOR UPDATE``, in key order), so two
+  batches posting refunds of one sale are serialised and the second sees what the first kept and deleted;
+* :func:`reject_unknown_originals` — one statement deletes the batch's refunds and voids whose original is not a
+  sale of the same terminal (settled earlier or anywhere in this batch — so a refund may precede its sale in the
+  file), in another currency, or smaller than the refund, records them as rejected and returns their sums;
+* :func:`reject_excess_reversals` compares, per sale, the sum of its refunds and voids — of earlier batches and of
+  this one — with the sale, and rejects this batch's rows that do not fit (``refunds_exceed_original``).
 """
 
 from __future__ import annotations
@@ -101,6 +107,65 @@ SELECT terminal_id, currency, type, count(*) AS n, sum(amount) AS amount,
 FROM bad GROUP BY terminal_id, currency, type
 """
 )
+
+
+_LOCK_ORIGINALS = sa.text(
+    """
+SELECT o.terminal_id, o.transaction_id
+FROM pos_transactions o
+WHERE (o.terminal_id, o.transaction_id) IN (
+    SELECT p.terminal_id, p.original_transaction_id FROM pos_transactions p
+    WHERE p.job_id = :job_id AND p.type <> 'sale'
+)
+ORDER BY o.terminal_id, o.transaction_id
+FOR UPDATE OF o
+"""
+)
+
+# The batch's refunds and voids of every sale whose refunds and voids (earlier batches' plus this one's) add up to
+# more than the sale, with the sale's amount and what earlier batches already took from it.
+_OVER_SALE = sa.text(
+    """
+WITH mine AS (
+    SELECT terminal_id, transaction_id, original_transaction_id AS original, row_no, type, amount, currency
+    FROM pos_transactions
+    WHERE job_id = :job_id AND type <> 'sale'
+), sums AS (
+    SELECT terminal_id, original, sum(amount) AS mine FROM mine GROUP BY terminal_id, original
+), over AS (
+    SELECT s.terminal_id, s.original, o.amount AS sale, x.others
+    FROM sums s
+    JOIN pos_transactions o ON o.terminal_id = s.terminal_id AND o.transaction_id = s.original
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(e.amount), 0) AS others FROM pos_transactions e
+        WHERE e.terminal_id = s.terminal_id AND e.original_transaction_id = s.original AND e.type <> 'sale'
+          AND e.job_id <> :job_id
+          -- Only batches that posted: an unposted batch's refunds may still be rejected by its own post, which
+          -- counts this batch's (posted by then) — under the sale's lock, the posts take turns.
+          AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = e.job_id AND j.stage_results -> 'post' IS NOT NULL)
+    ) x
+    WHERE x.others + s.mine > o.amount
+)
+SELECT v.terminal_id, v.original, v.sale, v.others, m.transaction_id, m.row_no, m.type, m.amount, m.currency
+FROM over v JOIN mine m ON m.terminal_id = v.terminal_id AND m.original = v.original
+ORDER BY v.terminal_id, v.original, m.row_no
+"""
+)
+
+_REJECT_ROWS = sa.text(
+    """
+WITH gone AS (
+    DELETE FROM pos_transactions d
+    USING unnest(CAST(:terminals AS text[]), CAST(:txns AS text[])) AS r(terminal_id, transaction_id)
+    WHERE d.job_id = :job_id AND d.terminal_id = r.terminal_id AND d.transaction_id = r.transaction_id
+    RETURNING d.row_no, d.terminal_id, d.transaction_id
+)
+INSERT INTO settlement_outcomes (job_id, row_no, terminal_id, transaction_id, outcome, reason)
+SELECT :job_id, row_no, terminal_id, transaction_id, 'rejected', :reason FROM gone
+"""
+)
+
+EXCESS_REASON = "refunds_exceed_original"
 
 
 @dataclass
@@ -233,6 +298,50 @@ def reject_unknown_originals(conn: sa.Connection, job_id: str, tally: Tally) -> 
     tally.accepted -= moved
     tally.rejected += moved
     return moved
+
+
+def lock_originals(conn: sa.Connection, job_id: str) -> int:
+    """Lock (``FOR UPDATE``) every settled sale that one of the batch's refunds or voids names, in key order (two
+    batches lock shared sales in the same order, so they cannot deadlock).  Held until the ``post`` transaction
+    ends: another batch's post of refunds of the same sale waits, then sees this batch's outcome.  Must run before
+    :func:`reject_excess_reversals`, as a statement of its own (that statement's snapshot then includes whatever a
+    batch that held the lock before committed).  Returns how many sales were locked."""
+    return len(conn.execute(_LOCK_ORIGINALS, {"job_id": job_id}).all())
+
+
+def reject_excess_reversals(conn: sa.Connection, job_id: str, tally: Tally) -> int:
+    """Reject the batch's refunds and voids that would take the refunds and voids of their sale above the sale.
+
+    Per sale, the refunds and voids of batches that posted before count first (a batch still ingesting or waiting
+    for the lock counts this one's when it posts), then this batch's in row order: a row is kept while the running sum stays within the sale, otherwise rejected
+    with ``refunds_exceed_original`` (a later smaller row that still fits is kept).  Run after
+    :func:`lock_originals` and :func:`reject_unknown_originals` (the originals are known sales in the same
+    currency).  Moves the rejected rows from accepted to rejected in ``tally`` and out of its sums; returns how
+    many."""
+    terminals: list[str] = []
+    txns: list[str] = []
+    used: dict[tuple[str, str], int] = {}
+    for terminal, original, sale, others, txn, _row, kind, amount, cur in conn.execute(
+        _OVER_SALE, {"job_id": job_id}
+    ).all():
+        key = (terminal, original)
+        taken = used.setdefault(key, int(others))
+        if taken + amount <= sale:
+            used[key] = taken + amount
+            continue
+        terminals.append(terminal)
+        txns.append(txn)
+        tally.add(terminal, cur, kind, -1, -int(amount))
+    if not txns:
+        return 0
+    result = conn.execute(
+        _REJECT_ROWS, {"job_id": job_id, "terminals": terminals, "txns": txns, "reason": EXCESS_REASON}
+    )
+    # Every row chosen is this batch's and was settled a statement ago under the sale's lock.
+    assert result.rowcount == len(txns), (result.rowcount, len(txns))
+    tally.accepted -= len(txns)
+    tally.rejected += len(txns)
+    return len(txns)
 
 
 def first_rejects(conn: sa.Connection, job_id: str, limit: int = 1000) -> list[dict[str, object]]:

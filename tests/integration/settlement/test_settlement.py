@@ -346,3 +346,133 @@ def test_a_late_second_delivery_reaching_post_books_nothing(api, headers, contai
     assert again.public["counts"] == {"rows": 2, "accepted": 1, "rejected": 1, "duplicate": 0}
     assert again.public["totals"][0]["voids"] == 0
     assert _ledger(container, job["id"]) == booked
+
+
+def test_refunds_and_voids_of_one_sale_add_up_to_at_most_the_sale(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    """A 10.00 sale with two 10.00 refunds and a 10.00 void in one batch settles the sale and one refund."""
+    rows = [
+        (terminal, "R1", TS, "refund", 1000, "eur", "4242", "", "S1"),  # before its sale in the file: still fine
+        (terminal, "S1", TS, "sale", 1000, "eur", "4242", "A1", ""),
+        (terminal, "R2", TS, "refund", 1000, "eur", "4242", "", "S1"),
+        (terminal, "V1", TS, "void", 1000, "eur", "4242", "", "S1"),
+    ]
+    job = _upload(api, headers, csv_body(rows)).json()
+    container.run_job("settlement", envelope_for(job))
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, job["id"]).view()
+        settled = conn.execute(
+            sa.select(pos_transactions.c.transaction_id).where(pos_transactions.c.terminal_id == terminal)
+        ).scalars()
+        kept = sorted(settled)
+    assert view["counts"] == {"rows": 4, "accepted": 2, "rejected": 2, "duplicate": 0}
+    assert [(r["row"], r["transaction_id"], r["reason"]) for r in view["rejects"]] == [
+        (3, "R2", "refunds_exceed_original"),
+        (4, "V1", "refunds_exceed_original"),
+    ]
+    assert kept == ["R1", "S1"]
+    assert view["totals"] == [
+        {"terminal_id": terminal, "currency": "eur", "sales": 1000, "refunds": 1000, "voids": 0, "fee": 0, "net": 0}
+    ]
+    assert _ledger(container, job["id"]) == sorted(
+        [
+            (f"pos_clearing:{terminal}", "eur", 1000),
+            ("revenue", "eur", -1000),
+            ("refunds", "eur", 1000),
+            (f"pos_clearing:{terminal}", "eur", -1000),
+        ]
+    )
+    report = _s3_json(container, view["report"]["json"])
+    assert [(r["row"], r["reason"]) for r in report["rejects"]] == [
+        (3, "refunds_exceed_original"),
+        (4, "refunds_exceed_original"),
+    ]
+    assert verify(container.db).ok
+
+
+def test_refunds_of_one_sale_are_summed_across_batches(api, headers, container, terminal) -> None:  # type: ignore[no-untyped-def]
+    """What earlier batches refunded counts: a later smaller refund that still fits is kept, one that does not is
+    rejected."""
+    first = _upload(
+        api,
+        headers,
+        csv_body(
+            [
+                (terminal, "S1", TS, "sale", 1000, "eur", "4242", "A1", ""),
+                (terminal, "R1", TS, "refund", 600, "eur", "4242", "", "S1"),
+            ]
+        ),
+    ).json()
+    container.run_job("settlement", envelope_for(first))
+    rows = [
+        (terminal, "R2", TS, "refund", 500, "eur", "4242", "", "S1"),  # 600 + 500 > 1000
+        (terminal, "V1", TS, "void", 300, "eur", "4242", "", "S1"),  # 600 + 300 fits
+        (terminal, "R3", TS, "refund", 200, "eur", "4242", "", "S1"),  # 900 + 200 > 1000
+    ]
+    second = _upload(api, headers, csv_body(rows)).json()
+    container.run_job("settlement", envelope_for(second))
+    with container.db.connect() as conn:
+        view = job_repo.get(conn, second["id"]).view()
+    assert view["counts"] == {"rows": 3, "accepted": 1, "rejected": 2, "duplicate": 0}
+    assert [(r["row"], r["reason"]) for r in view["rejects"]] == [
+        (1, "refunds_exceed_original"),
+        (3, "refunds_exceed_original"),
+    ]
+    assert view["totals"][0]["voids"] == 300 and view["totals"][0]["refunds"] == 0
+    assert verify(container.db).ok
+
+
+def test_two_batches_posting_refunds_of_one_sale_at_once_keep_within_the_sale(  # type: ignore[no-untyped-def]
+    api, headers, container, terminal, settle
+) -> None:
+    """Two batches each refund the whole of one sale and post concurrently: the sale's row lock serialises the
+    two posts, so exactly one refund is settled, whatever the interleaving."""
+    import threading
+
+    from pipelines.settlement import store
+
+    sale = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 1000, "eur", "4242", "", "")])).json()
+    assert settle(sale["id"]).status == "succeeded"
+    jobs_ = [
+        _upload(api, headers, csv_body([(terminal, f"R{i}", TS, "refund", 1000, "eur", "4242", "", "S1")])).json()
+        for i in range(2)
+    ]
+    # Hold the first batch's post inside its transaction right after it took the lock, start the second, let go.
+    locked, release = threading.Event(), threading.Event()
+    real_lock = store.lock_originals
+
+    def slow_lock(conn, job_id):  # type: ignore[no-untyped-def]
+        n = real_lock(conn, job_id)
+        if job_id == jobs_[0]["id"]:
+            locked.set()
+            release.wait(10)
+        return n
+
+    store.lock_originals = slow_lock  # type: ignore[assignment]
+    try:
+        results: dict[int, Any] = {}
+        first = threading.Thread(target=lambda: results.__setitem__(0, settle(jobs_[0]["id"])))
+        first.start()
+        assert locked.wait(30)
+        second = threading.Thread(target=lambda: results.__setitem__(1, settle(jobs_[1]["id"])))
+        second.start()
+        second.join(1.0)
+        assert second.is_alive(), "the second post must wait for the sale's lock"
+        release.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        store.lock_originals = real_lock  # type: ignore[assignment]
+    assert results[0].status == results[1].status == "succeeded"
+    with container.db.connect() as conn:
+        views = [job_repo.get(conn, j["id"]).view() for j in jobs_]
+        refunds = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(pos_transactions.c.amount), 0)).where(
+                pos_transactions.c.terminal_id == terminal, pos_transactions.c.type != "sale"
+            )
+        ).scalar_one()
+    assert [v["counts"]["accepted"] for v in views] == [1, 0]
+    assert views[1]["rejects"][0]["reason"] == "refunds_exceed_original"
+    assert refunds == 1000
+    booked = [x for j in jobs_ for x in _ledger(container, j["id"]) if x[0] == "refunds"]
+    assert booked == [("refunds", "eur", 1000)]
+    assert verify(container.db).ok
