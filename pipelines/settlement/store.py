@@ -313,11 +313,11 @@ def reject_excess_reversals(conn: sa.Connection, job_id: str, tally: Tally) -> i
     """Reject the batch's refunds and voids that would take the refunds and voids of their sale above the sale.
 
     Per sale, the refunds and voids of batches that posted before count first (a batch still ingesting or waiting
-    for the lock counts this one's when it posts), then this batch's in row order: a row is kept while the running sum stays within the sale, otherwise rejected
-    with ``refunds_exceed_original`` (a later smaller row that still fits is kept).  Run after
-    :func:`lock_originals` and :func:`reject_unknown_originals` (the originals are known sales in the same
-    currency).  Moves the rejected rows from accepted to rejected in ``tally`` and out of its sums; returns how
-    many."""
+    for the lock counts this one's when it posts), then this batch's in row order: a row is kept while the running
+    sum stays within the sale, otherwise rejected with ``refunds_exceed_original`` (a later smaller row that still
+    fits is kept).  Run after :func:`lock_originals` and :func:`reject_unknown_originals` (the originals are known
+    sales in the same currency).  Moves the rejected rows from accepted to rejected in ``tally`` and out of its
+    sums; returns how many."""
     terminals: list[str] = []
     txns: list[str] = []
     used: dict[tuple[str, str], int] = {}
