@@ -51,7 +51,7 @@ sa.Index(
     pos_transactions.c.job_id,
     postgresql_where=pos_transactions.c.type != "sale",
 )
-# The sum of a sale's refunds and voids across batches is checked at post (migration 0009): the earlier batches'
+# The sum of a sale's refunds and voids across batches is checked at post (migration 0010): the earlier batches'
 # refunds and voids of a sale are found by (terminal, original) without indexing the sales.
 sa.Index(
     "pos_transactions_original_idx",

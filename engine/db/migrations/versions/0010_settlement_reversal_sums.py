@@ -1,7 +1,7 @@
 """Settlement: an index of refunds and voids by their original sale, for the sum check across batches.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 
 ``post`` compares the sum of every refund and void of a sale — settled by this batch or any earlier one — with the
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
