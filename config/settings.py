@@ -80,6 +80,13 @@ class StripeSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Ingest bind address.")
     port: int = Field(default=8000, description="Ingest HTTP port.")
+    max_json_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest JSON request body (413 above).")
+    max_webhook_bytes: int = Field(
+        default=64 * 1024, ge=1, description="Largest Stripe webhook body (413 above; Stripe's events are far smaller)."
+    )
+    max_settlement_bytes: int = Field(
+        default=512 * 1024 * 1024, ge=1, description="Largest settlement CSV upload (413 above)."
+    )
 
 
 class MetricsSettings(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from engine.ingest.body_limit import BodyLimitMiddleware, BodyLimits
 from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.ratelimit import RateLimiter
@@ -27,6 +28,14 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     _install_rate_limit(app, c)
     _install_timing(app)
+    http = c.settings.http
+    # Added last, so it runs first: a body above its limit is refused before any other work is done for it.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=BodyLimits(
+            json=http.max_json_bytes, webhook=http.max_webhook_bytes, settlement=http.max_settlement_bytes
+        ),
+    )
     # Each kind's routes, built by the container (their parameters name what they need).
     for kind in c.kinds:
         if kind.routes is not None:
