@@ -56,13 +56,14 @@ def ls(as_json: bool) -> None:
 
 def _decide(job_id: str, decision: str, reviewer: str, as_json: bool) -> None:
     from engine.db.jobs import JobNotFound
+    from engine.errors import TransientError
     from engine.ops.review import NotInReview, decide
 
     try:
         job = decide(_container(), job_id, decision, reviewer)
     except JobNotFound:
         fail(f"no job {job_id}", EXIT_USAGE)
-    except NotInReview as exc:
+    except (NotInReview, TransientError) as exc:  # ChargedAtStripe is a NotInReview
         fail(str(exc))
     if as_json:
         print_json(job.view())

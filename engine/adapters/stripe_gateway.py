@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import time
 from typing import Any
@@ -16,8 +17,10 @@ import redis
 import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
-from engine.errors import classify_stripe_error
+from engine.errors import PoisonError, classify_stripe_error
 from engine.runtime import metrics
+
+log = logging.getLogger(__name__)
 
 
 class StripeGateway:
@@ -154,24 +157,57 @@ class StripeGateway:
     def retrieve_intent(self, job_id: str, intent_id: str) -> Any:
         return self.call(job_id, self.client.v1.payment_intents.retrieve, intent_id)
 
-    def find_intent(self, job_id: str, customer: str | None, recorded: str | None = None) -> Any | None:
-        """The PaymentIntent made for ``job_id``: the recorded id first, then the customer's intents filtered on
-        ``metadata.job_id``, search last.  The most advanced one wins (succeeded over the rest).  None if none."""
-        if recorded:
-            return self.retrieve_intent(job_id, recorded)
+    def intents_for_job(self, job_id: str, customer: str | None) -> list[Any]:
+        """Every PaymentIntent whose ``metadata.job_id`` is ``job_id``: all pages of the customer's intents (a
+        consistent read), and when those have none, all pages of a search (which covers an intent made for another
+        customer, but is eventually consistent on Stripe)."""
         found: list[Any] = []
         if customer:
-            page = self.call(job_id, self.client.v1.payment_intents.list, params={"customer": customer, "limit": 100})
-            found = [pi for pi in page.data if metadata_of(pi).get("job_id") == job_id]
+            found = self._all_pages(job_id, self.client.v1.payment_intents.list, {"customer": customer, "limit": 100})
+            found = [pi for pi in found if metadata_of(pi).get("job_id") == job_id]
         if not found:
-            result = self.call(
-                job_id, self.client.v1.payment_intents.search, params={"query": f"metadata['job_id']:'{job_id}'"}
-            )
-            found = list(result.data)
-        if not found:
-            return None
-        order = {"succeeded": 0, "requires_capture": 1, "processing": 2, "requires_action": 3}
-        return sorted(found, key=lambda pi: (order.get(pi.status, 9), -int(pi.created or 0)))[0]
+            params: dict[str, Any] = {"query": f"metadata['job_id']:'{job_id}'", "limit": 100}
+            while True:
+                result = self.call(job_id, self.client.v1.payment_intents.search, params=params)
+                found.extend(result.data)
+                if not result.has_more or not getattr(result, "next_page", None):
+                    break
+                params["page"] = result.next_page
+        unique: dict[str, Any] = {}
+        for pi in found:
+            unique.setdefault(pi.id, pi)
+        return list(unique.values())
+
+    def find_intent(self, job_id: str, customer: str | None, recorded: str | None = None) -> Any | None:
+        """The PaymentIntent made for ``job_id``: the recorded id if there is one, else the only intent
+        :meth:`intents_for_job` finds.  None if Stripe has none.
+
+        Raises :class:`DuplicateIntents` (after counting and logging the incident) when several intents carry the
+        job's id: which one the ledger should book is an operator's decision, never this code's.
+        """
+        if recorded:
+            return self.retrieve_intent(job_id, recorded)
+        found = self.intents_for_job(job_id, customer)
+        if len(found) > 1:
+            ids = sorted(pi.id for pi in found)
+            metrics.STRIPE_INCIDENTS.labels("payment", "several_intents").inc()
+            log.error(
+                "INCIDENT: %d PaymentIntents carry job_id %s: %s", len(ids), job_id, ", ".join(ids),
+                extra={"job_id": job_id},
+            )  # fmt: skip
+            raise DuplicateIntents(job_id, ids)
+        return found[0] if found else None
+
+    def _all_pages(self, job_id: str, fn: Any, params: dict[str, Any]) -> list[Any]:
+        """Every object of a cursor-paginated list call."""
+        params = dict(params)
+        found: list[Any] = []
+        while True:
+            page = self.call(job_id, fn, params=params)
+            found.extend(page.data)
+            if not page.has_more or not page.data:
+                return found
+            params["starting_after"] = page.data[-1].id
 
     # -- refunds -----------------------------------------------------------------------------------------------
     def create_refund(
@@ -233,6 +269,19 @@ class StripeGateway:
             return None
         order = {"succeeded": 0, "pending": 1, "requires_action": 2}
         return sorted(mine, key=lambda r: (order.get(r.status, 9), -int(r.created or 0)))[0]
+
+
+class DuplicateIntents(PoisonError):
+    """Several PaymentIntents carry one job's id: a possible double charge, for an operator to resolve (the job is
+    dead-lettered with this reason; ``payments_stripe_incidents_total`` counts it)."""
+
+    def __init__(self, job_id: str, intent_ids: list[str]) -> None:
+        super().__init__(
+            f"incident: {len(intent_ids)} PaymentIntents carry job_id {job_id} ({', '.join(intent_ids)}); "
+            "refund the extra one(s) at Stripe, then resolve the job"
+        )
+        self.job_id = job_id
+        self.intent_ids = intent_ids
 
 
 def metadata_of(obj: Any) -> dict[str, str]:

@@ -12,12 +12,46 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from engine.db.tables import jobs
-from engine.errors import NotFoundError
-from engine.jobs.job import Job
+from engine.errors import NotFoundError, PaymentsError
+from engine.jobs.job import TERMINAL, Job
 
 
 class JobNotFound(NotFoundError):
     """No job has this id."""
+
+
+class StaleCopy(PaymentsError):
+    """A fenced write found the job moved on (another copy checkpointed it, or it reached a terminal status): this
+    copy lost the race and must stop without writing anything else."""
+
+    def __init__(self, job_id: str, expected_stage: str | None) -> None:
+        super().__init__(f"job {job_id} is no longer at stage {expected_stage!r} and running: a stale copy")
+        self.job_id = job_id
+        self.expected_stage = expected_stage
+
+
+class _Any:
+    """The default of ``expected_stage``: no fencing (operator actions and webhooks, which lock the row)."""
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+ANY: Any = _Any()
+
+
+def _fenced(stmt: Any, expected_stage: Any) -> Any:
+    """``stmt`` restricted to a running job still at ``expected_stage`` (unless ``expected_stage`` is :data:`ANY`).
+
+    The fence a worker's checkpoint needs: a visibility expiry or a replay can run two copies of a job at once,
+    and the stale one must not rewind the recovery point or move a settled job back to ``processing``.
+    """
+    if expected_stage is ANY:
+        return stmt
+    return stmt.where(
+        jobs.c.stage.is_not_distinct_from(expected_stage),
+        jobs.c.status.not_in(sorted(TERMINAL)),
+    )
 
 
 def row_to_job(row: sa.RowMapping) -> Job:
@@ -98,10 +132,13 @@ def checkpoint(
     status: str | None = None,
     error: dict[str, Any] | None = None,
     clear_error: bool = False,
+    expected_stage: Any = ANY,
 ) -> None:
     """Record completed stages in one UPDATE: results merged, public fields merged, status/stage/error set.
 
-    Called inside the caller's transaction so local writes of a stage (ledger, outbox) commit with it.
+    Called inside the caller's transaction so local writes of a stage (ledger, outbox) commit with it.  With
+    ``expected_stage`` (a stage name or None) the UPDATE applies only while the job is at that stage and not
+    terminal; raises :class:`StaleCopy` otherwise, and the caller's transaction must roll back.
     """
     values: dict[str, Any] = {
         "stage_results": jobs.c.stage_results.op("||")(sa.cast(stage_results, JSONB)),
@@ -117,7 +154,9 @@ def checkpoint(
         values["error"] = error
     elif clear_error:
         values["error"] = None
-    conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+    stmt = _fenced(jobs.update().where(jobs.c.id == job_id), expected_stage)
+    if conn.execute(stmt.values(**values)).rowcount == 0 and expected_stage is not ANY:
+        raise StaleCopy(job_id, expected_stage)
 
 
 def merge_result(conn: sa.Connection, job_id: str, fields: dict[str, Any], *, touch: bool = False) -> None:
@@ -198,17 +237,22 @@ def page(
     return rows, has_more, next_cursor
 
 
-def note(conn: sa.Connection, job_id: str, key: str, value: dict[str, Any]) -> None:
-    """Keep ``value`` under ``stage_results[key]`` without moving the recovery point (failure-path notes)."""
-    conn.execute(
-        jobs.update()
-        .where(jobs.c.id == job_id)
-        .values(
+def note(conn: sa.Connection, job_id: str, key: str, value: dict[str, Any], *, expected_stage: Any = ANY) -> None:
+    """Keep ``value`` under ``stage_results[key]`` without moving the recovery point (failure-path notes).
+
+    Fenced like :func:`checkpoint` when ``expected_stage`` is given: raises :class:`StaleCopy` when the job moved
+    on, so a stale copy never overwrites the progress of the copy that won.
+    """
+    stmt = _fenced(jobs.update().where(jobs.c.id == job_id), expected_stage)
+    changed = conn.execute(
+        stmt.values(
             stage_results=jobs.c.stage_results.op("||")(sa.func.jsonb_build_object(key, sa.cast(value, JSONB))),
             attempts=jobs.c.attempts + 1,
             updated_at=sa.func.now(),
         )
-    )
+    ).rowcount
+    if changed == 0 and expected_stage is not ANY:
+        raise StaleCopy(job_id, expected_stage)
 
 
 def insert_if_absent(conn: sa.Connection, job: Job) -> Job:

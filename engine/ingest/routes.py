@@ -75,7 +75,8 @@ def build_router(c: Container) -> APIRouter:
         summary="Approve or decline a job parked in_review",
     )
     async def review_job(job_id: str, request: Request) -> JSONResponse:
-        from engine.ops.review import NotInReview, decide
+        from engine.errors import TransientError
+        from engine.ops.review import ChargedAtStripe, NotInReview, decide
 
         principal = authenticate(request, verifier, (ADMIN, SUPPORT))
         body = await read_json(request)
@@ -84,8 +85,12 @@ def build_router(c: Container) -> APIRouter:
             job = await in_thread(decide, c, job_id, decision.decision, principal.sub)
         except job_repo.JobNotFound:
             raise ApiError(404, "not_found", f"No job {job_id}.", param="id") from None
+        except ChargedAtStripe as exc:
+            raise ApiError(409, "job_charged_at_stripe", str(exc), error_type="invalid_request_error") from None
         except NotInReview as exc:
             raise ApiError(409, "job_not_in_review", str(exc), error_type="invalid_request_error") from None
+        except TransientError as exc:
+            raise ApiError(503, "stripe_unavailable", str(exc), error_type="api_error") from None
         return JSONResponse(job.view())
 
     return router

@@ -4,7 +4,14 @@ Rules (after Brandur Leach's "Implementing Stripe-like Idempotency Keys in Postg
 
 * A stage that only computes (fraud score, VAT) is cheap to redo; its result is persisted with the next
   checkpoint (``StageResult.checkpoint = False``), saving a commit per job.
-* A stage with an external effect (Stripe) checkpoints at once so the external object id is never lost.
+* A stage with an external effect (Stripe) declares ``persist_before = True``: the decisions computed before it
+  (fraud verdict, VAT split) are committed before the effect runs, so a redelivery after the effect reuses them
+  instead of recomputing them from data that changed meanwhile (a velocity window, an OSS threshold).  The effect
+  itself is recoverable from its idempotency key (Stripe replays the answer), so it may ride on the next
+  checkpoint; a stage that cannot recover its effect that way checkpoints at once (``checkpoint = True``).
+* Every checkpoint is fenced: it applies only while the job is still at the stage this copy read and not terminal
+  (:func:`engine.db.jobs.checkpoint`).  Two copies of a job (a visibility expiry, a replay) may run at once; the
+  one that loses the race stops quietly (:class:`engine.db.jobs.StaleCopy`) and writes nothing else.
 * A stage that writes locally (ledger) hands its writes to the runner (``StageResult.write``), which commits them
   with the next checkpoint in one transaction.
 * When a job reaches a status that ends the pipeline, an outbox event ``job.{status}`` with the job's view is
@@ -53,7 +60,11 @@ class StageResult:
 
 
 class Stage(Protocol):
-    """One step of a pipeline.  ``run`` sees the job with every earlier stage's output (:meth:`Job.output`)."""
+    """One step of a pipeline.  ``run`` sees the job with every earlier stage's output (:meth:`Job.output`).
+
+    A stage may also have ``persist_before = True`` (read with ``getattr``): what the stages before it computed is
+    committed before it runs.
+    """
 
     name: str
 
@@ -102,14 +113,32 @@ class PipelineRunner:
         if job.status in SETTLED:
             log.info("job %s already %s; nothing to do", job.id, job.status, extra={"job_id": job.id})
             return job
-        pending: dict[str, Any] = {}
-        public: dict[str, Any] = {}
-        writes: list[Callable[[sa.Connection], None]] = []
         remaining = self.pipeline.after(job.stage)
         if not remaining:
             # Every stage was checkpointed but the job did not settle (cannot happen with a final last stage).
             return job
+        try:
+            return self._run_stages(job, remaining)
+        except job_repo.StaleCopy as exc:
+            # Another copy of this job moved it on first: this one has nothing to add (its writes rolled back).
+            log.info("job %s: %s; this copy stops", job.id, exc, extra={"job_id": job.id})
+            metrics.STALE_COPIES.labels(job.kind).inc()
+            with self._db.connect() as conn:
+                return job_repo.get(conn, job_id)
+
+    def _run_stages(self, job: Job, remaining: tuple[Stage, ...]) -> Job:
+        """Run ``remaining`` on ``job``, committing as the rules say.  Raises :class:`engine.db.jobs.StaleCopy`
+        when a fenced write finds the job moved on, and whatever a stage raises."""
+        pending: dict[str, Any] = {}
+        public: dict[str, Any] = {}
+        writes: list[Callable[[sa.Connection], None]] = []
         for index, stage in enumerate(remaining):
+            if pending and getattr(stage, "persist_before", False):
+                # The decisions this effect depends on are made once: commit them before the effect runs.
+                done = remaining[index - 1].name
+                self._commit(job, done, pending, public, "processing", None, writes, final=False)
+                job.stage, job.status = done, "processing"
+                pending, public, writes = {}, {}, []
             started = time.perf_counter()
             try:
                 result = stage.run(job)
@@ -160,11 +189,11 @@ class PipelineRunner:
         final: bool,
     ) -> None:
         with self._db.begin() as conn:
-            for write in writes:
-                write(conn)
+            # The fence first: a stale copy must not run the stage's local writes either.
             job_repo.checkpoint(
                 conn,
                 job.id,
+                expected_stage=job.stage,
                 stage=stage,
                 stage_results=pending,
                 public=public,
@@ -172,6 +201,8 @@ class PipelineRunner:
                 error=error,
                 clear_error=error is None and status in ("processing", "succeeded"),
             )
+            for write in writes:
+                write(conn)
             if final:
                 view = job_repo.get(conn, job.id).view()
                 add_event(

@@ -3,9 +3,11 @@
 * **The breaker first.** While the Stripe circuit breaker is open the stage waits (at most
   :data:`BREAKER_WAIT_SECONDS`) and then gives the message back with :class:`DependencyDown`, burning no receive.
 * **Generations of the idempotency key.** Stripe saves the answer of any request that reached it under its key,
-  500s included, so after an unknown outcome the stage looks its object up and only when Stripe has none uses the
-  next generation (``{job_id}:{stage}:g{n}``).  The generation travels in the job's progress note
-  (``stage_results["{stage}_progress"]``), committed on failure paths only.
+  500s included.  After a timeout or a dropped connection the stage repeats the same key (a replay, or a 409 while
+  Stripe is still processing the first request); a stage moves to the next generation (``{job_id}:{stage}:g{n}``)
+  only when Stripe :func:`replayed` a saved 5xx under the old key and a lookup finds no object.  The generation
+  travels in the job's progress note (``stage_results["{stage}_progress"]``), committed on failure paths only and
+  fenced on the job's stage.
 * **In-process retries** (:data:`retry_in_process`) for what is safe to repeat at once with the same key.
 * **Failures classified once** (:meth:`StripeEffect.failed`): poison (our request is wrong) or transient, noting
   an unknown outcome first so the next delivery looks before it creates.
@@ -38,8 +40,15 @@ def safe_to_repeat_now(exc: BaseException) -> bool:
             return False
     if isinstance(exc, stripe.RateLimitError):
         return True
-    # 409: a concurrent request with this key is still in flight at Stripe.
-    return isinstance(exc, stripe.InvalidRequestError) and exc.http_status == 409
+    # 409: a concurrent request with this key is still in flight at Stripe (the SDK raises it as an APIError).
+    return isinstance(exc, stripe.StripeError) and exc.http_status == 409
+
+
+def replayed(exc: stripe.StripeError) -> bool:
+    """True when Stripe answered with a response it had saved under the idempotency key (``Idempotent-Replayed``):
+    the outcome of the key's first request, which repeating the key can never change."""
+    headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
+    return headers.get("idempotent-replayed") == "true"
 
 
 #: Wraps a gateway call: up to four tries, jittered, for the errors :func:`safe_to_repeat_now` accepts.
@@ -88,10 +97,13 @@ class StripeEffect:
             uncertain=bool(progress.get("uncertain")),
         )
 
-    def note(self, job_id: str, value: dict[str, Any]) -> None:
-        """Commit ``value`` as the job's progress note at once (failure paths only: a checkpoint carries the rest)."""
+    def note(self, job_id: str, value: dict[str, Any], *, expected_stage: Any = job_repo.ANY) -> None:
+        """Commit ``value`` as the job's progress note at once (failure paths only: a checkpoint carries the rest).
+
+        Raises :class:`engine.db.jobs.StaleCopy` when ``expected_stage`` is given and the job moved on.
+        """
         with self.db.begin() as conn:
-            job_repo.note(conn, job_id, self.progress_key, value)
+            job_repo.note(conn, job_id, self.progress_key, value, expected_stage=expected_stage)
 
     def failed(self, job: Job, exc: stripe.StripeError, generation: int) -> NoReturn:
         """Turn a Stripe error that is not a business outcome into the failure taxonomy.
@@ -103,7 +115,7 @@ class StripeEffect:
         if failure.kind == "poison":
             raise PoisonError(f"Stripe refused the {self.what}: {exc.user_message or exc}") from exc
         if failure.outcome_unknown:
-            self.note(job.id, {"generation": generation, "uncertain": True})
+            self.note(job.id, {"generation": generation, "uncertain": True}, expected_stage=job.stage)
         raise TransientError(
             f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
             http_status=exc.http_status,

@@ -3,18 +3,26 @@ decline (the job fails ``review_declined``).  Used by ``POST /v1/jobs/{id}/revie
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+import stripe
 
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.db.tables import jobs
 from engine.domain.timestamps import iso_utc
-from engine.errors import PaymentsError
+from engine.errors import PaymentsError, TransientError
 from engine.jobs.job import Job
 from engine.jobs.resend import send_again
+from engine.runtime import metrics
 from engine.runtime.container import Container
+
+log = logging.getLogger(__name__)
+
+#: PaymentIntent statuses in which money was taken or may still be.
+LIVE_INTENT = frozenset({"succeeded", "processing", "requires_capture"})
 
 
 class NotInReview(PaymentsError):
@@ -23,6 +31,34 @@ class NotInReview(PaymentsError):
     def __init__(self, job: Job) -> None:
         super().__init__(f"job {job.id} is {job.status}, not in_review")
         self.job = job
+
+
+class ChargedAtStripe(NotInReview):
+    """A decline refused: Stripe holds a live PaymentIntent for the job (a charge made before a crash), which a
+    ``failed`` job would leave captured and unbooked.  An incident for an operator."""
+
+    def __init__(self, job: Job, intent_ids: list[str]) -> None:
+        PaymentsError.__init__(
+            self,
+            f"job {job.id} cannot be declined: Stripe holds a live PaymentIntent for it ({', '.join(intent_ids)}); "
+            "approve it (the charge is booked, not repeated) or refund it at Stripe first",
+        )
+        self.job = job
+        self.intent_ids = intent_ids
+
+
+def live_intents(c: Container, job: Job) -> list[str]:
+    """The ids of the job's PaymentIntents at Stripe in which money was taken or may still be (a paginated search by
+    ``metadata.job_id``).  Empty when Stripe is not configured.  Raises :class:`TransientError` when Stripe cannot
+    be asked."""
+    gateway = c.stripe_or_none
+    if gateway is None:
+        return []
+    try:
+        found = gateway.intents_for_job(job.id, None)
+    except stripe.StripeError as exc:
+        raise TransientError(f"could not look job {job.id} up at Stripe: {exc}") from exc
+    return sorted(pi.id for pi in found if pi.status in LIVE_INTENT)
 
 
 def in_review(c: Container, limit: int = 100) -> list[Job]:
@@ -40,11 +76,26 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
     ``approve`` sets the job ``processing`` and re-sends its message (dedup suffix ``:review:N``) so the pipeline
     resumes after the fraud stage; ``decline`` fails it and announces ``job.failed``.
 
-    Raises :class:`engine.db.jobs.JobNotFound`, :class:`NotInReview`, :class:`ValueError` for another decision.
+    A decline looks the job up at Stripe first and refuses (:class:`ChargedAtStripe`) when a live PaymentIntent
+    exists for it.
+
+    Raises :class:`engine.db.jobs.JobNotFound`, :class:`NotInReview` (and :class:`ChargedAtStripe`),
+    :class:`engine.errors.TransientError` when Stripe cannot be asked, :class:`ValueError` for another decision.
     """
     if decision not in ("approve", "decline"):
         raise ValueError("decision must be approve or decline")
     review = {"decision": decision, "by": reviewer, "at": iso_utc(datetime.now(UTC))}
+    if decision == "decline":
+        # Look Stripe up first (outside the row lock): a charge made before a crash must not end in a failed job.
+        with c.db.connect() as conn:
+            parked = job_repo.get(conn, job_id)
+        if parked.status != "in_review":
+            raise NotInReview(parked)
+        live = live_intents(c, parked) if parked.kind == "payment" else []
+        if live:
+            metrics.STRIPE_INCIDENTS.labels(parked.kind, "charged_in_review").inc()
+            log.error("INCIDENT: job %s in review is charged at Stripe: %s", job_id, live, extra={"job_id": job_id})
+            raise ChargedAtStripe(parked, live)
     with c.db.begin() as conn:
         job = job_repo.get(conn, job_id, for_update=True)
         if job.status != "in_review":

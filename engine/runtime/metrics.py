@@ -51,6 +51,14 @@ CIRCUIT_OPEN.labels("stripe")
 AMOUNT = Counter(
     "payments_amount_minor_units_total", "Amounts of succeeded payments, in minor units.", ["currency", "kind"]
 )
+STALE_COPIES = Counter(
+    "payments_stale_copies_total", "Copies of a job that lost the race to another copy and stopped.", ["kind"]
+)
+STRIPE_INCIDENTS = Counter(
+    "payments_stripe_incidents_total",
+    "Money incidents found at Stripe (several live objects for one job, an amount or currency that differs).",
+    ["kind", "incident"],
+)
 STUCK_JOBS = Gauge(
     "payments_jobs_stuck",
     "Jobs not terminal and without progress for the reconcile threshold.",

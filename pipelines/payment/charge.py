@@ -1,14 +1,22 @@
 """Stage ``charge``: one Stripe PaymentIntent per job, created and confirmed exactly once.
 
-The idempotency key is ``{job_id}:charge:g{generation}``.  Stripe saves the answer of any request that reached
-its endpoint under the key, 500s included, so after a 5xx or an unknown outcome the stage first looks the
-PaymentIntent up (recorded id, the customer's intents by ``metadata.job_id``, search) and only when none exists
-creates one under the next generation.  The intent id is checkpointed at once.
+The idempotency key is ``{job_id}:charge:g{generation}``.  The fraud verdict and the VAT split it charges were
+committed before this stage runs (``persist_before``), so a redelivery charges exactly what the first delivery
+did, and the same key always carries the same parameters.
 
-The same lookup comes first when the key may have been forgotten or the job is being sent again: Stripe keeps a
-key's answer for 24 hours, so a job older than that (a message that sat in a DLQ for days) would create a second
+After a timeout or a dropped connection the next attempt uses the **same** key: Stripe replays the saved answer,
+or answers 409 while the first request is still being processed, so a second PaymentIntent cannot appear.  The key
+moves to the next generation only when Stripe replays a saved 5xx under it (the key is spent: it will answer that
+5xx for 24 hours) **and** a paginated lookup by ``metadata.job_id`` finds no intent.
+
+The lookup comes first when the key may have been forgotten or the job is being sent again: Stripe keeps a key's
+answer for 24 hours, so a job older than that (a message that sat in a DLQ for days) would create a second
 PaymentIntent under its old key; and a replayed or reconciled job may have reached Stripe in a worker that died
 before it could record anything.
+
+Whatever intent is found or replayed must charge the job's total in the job's currency; one that does not is an
+incident (:class:`IntentMismatch`: the job is dead-lettered with the reason), never a reason to charge again.
+Several intents for one job are an incident too (:class:`engine.adapters.stripe_gateway.DuplicateIntents`).
 """
 
 from __future__ import annotations
@@ -19,14 +27,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from stripe import CardError, StripeError
+from stripe import APIError, CardError, StripeError
 
 from engine.adapters.stripe_gateway import StripeGateway
-from engine.errors import TransientError
+from engine.errors import PoisonError, TransientError
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, retry_in_process
+from engine.jobs.stripe_effect import BREAKER_WAIT_SECONDS, StripeEffect, replayed, retry_in_process
+from engine.runtime import metrics
 from pipelines.payment.vat import VatOutput
 
 log = logging.getLogger(__name__)
@@ -41,6 +50,29 @@ def must_look_up_first(job: Job, now: datetime | None = None) -> bool:
     if job.enqueue_generation > 0:
         return True
     return job.created_at is not None and (now or datetime.now(UTC)) - job.created_at > KEY_WINDOW
+
+
+class IntentMismatch(PoisonError):
+    """A PaymentIntent found or replayed for the job charges another amount or currency than the job's VAT stage
+    decided: an incident for an operator (never charged again, never booked)."""
+
+    def __init__(self, job_id: str, intent: Any, amount: int, currency: str) -> None:
+        super().__init__(
+            f"incident: PaymentIntent {intent.id} of job {job_id} charges {intent.amount} {intent.currency}, "
+            f"the job {amount} {currency}; not charged again, not booked"
+        )
+        self.job_id = job_id
+        self.intent_id = str(intent.id)
+
+
+def check_intent(job_id: str, intent: Any, amount: int, currency: str) -> None:
+    """Raise :class:`IntentMismatch` (after counting the incident) unless ``intent`` charges ``amount``
+    ``currency``."""
+    if int(intent.amount) == amount and str(intent.currency).lower() == currency.lower():
+        return
+    metrics.STRIPE_INCIDENTS.labels("payment", "amount_mismatch").inc()
+    log.error("INCIDENT: intent %s does not match job %s", intent.id, job_id, extra={"job_id": job_id})
+    raise IntentMismatch(job_id, intent, amount, currency)
 
 
 @dataclass(frozen=True)
@@ -68,6 +100,8 @@ class ChargeStage:
     db: sa.Engine
     breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
     name: str = "charge"
+    #: The fraud verdict and the VAT split are committed before the charge (see the module docstring).
+    persist_before: bool = True
 
     def __post_init__(self) -> None:
         self._effect = StripeEffect(
@@ -75,6 +109,8 @@ class ChargeStage:
         )
 
     def run(self, job: Job) -> StageResult:
+        """Charge the job's VAT total once.  Returns the outcome (``failed`` for a decline); raises
+        :class:`TransientError` to be retried, :class:`IntentMismatch` / ``DuplicateIntents`` for an incident."""
         progress = self._effect.begin(job)
         amounts = job.output(VatOutput)
         req = job.request
@@ -82,36 +118,65 @@ class ChargeStage:
         try:
             customer = self.stripe.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
             intent = None
-            if progress.uncertain or progress.object_id or must_look_up_first(job):
+            if progress.object_id or must_look_up_first(job):
                 intent = self.stripe.find_intent(job.id, customer, progress.object_id)
-                if intent is None:
-                    generation += 1
             if intent is None:
-                intent = retry_in_process(self.stripe.create_and_confirm)(
-                    job.id,
-                    amount=amounts.total,
-                    currency=amounts.currency,
-                    customer=customer,
-                    payment_method=req["payment_method"],
-                    idempotency_key=f"{job.id}:charge:g{generation}",
-                    description=req.get("description"),
-                    metadata=req.get("metadata"),
-                )
+                intent, generation = self._create(job, customer, amounts, generation)
             elif (
                 intent.status in ("requires_confirmation", "requires_payment_method") and not intent.last_payment_error
             ):
+                check_intent(job.id, intent, amounts.total, amounts.currency)
                 intent = retry_in_process(self.stripe.confirm)(job.id, intent.id, f"{job.id}:confirm:g{generation}")
         except CardError as exc:
-            return self._declined(exc, generation)
+            return self._declined(exc, getattr(exc, "generation", generation))
         except StripeError as exc:
-            self._effect.failed(job, exc, generation)
+            self._effect.failed(job, exc, getattr(exc, "generation", generation))
+        check_intent(job.id, intent, amounts.total, amounts.currency)
         return self._outcome(job, intent, generation)
+
+    def _create(self, job: Job, customer: str, amounts: VatOutput, generation: int) -> tuple[Any, int]:
+        """Create and confirm the intent under ``generation``'s key; when Stripe replays a saved 5xx for that key,
+        the intent a lookup finds, else a new one under the next generation.  Returns the intent and the generation
+        that made it; raises the SDK's errors."""
+        try:
+            return self._create_under(job, customer, amounts, generation), generation
+        except APIError as exc:
+            if not (replayed(exc) and (exc.http_status or 500) >= 500):
+                raise  # a first answer: the next attempt repeats the same key
+        # The key is spent (Stripe would replay that 5xx for a day).  Only when Stripe has no intent for the job
+        # is a new key safe; the lookup reads every page of the customer's intents, then a search.
+        found = self.stripe.find_intent(job.id, customer)
+        if found is not None:
+            return found, generation
+        generation += 1
+        log.info("job %s: key generation %d after a replayed 5xx", job.id, generation, extra={"job_id": job.id})
+        return self._create_under(job, customer, amounts, generation), generation
+
+    def _create_under(self, job: Job, customer: str, amounts: VatOutput, generation: int) -> Any:
+        req = job.request
+        try:
+            return retry_in_process(self.stripe.create_and_confirm)(
+                job.id,
+                amount=amounts.total,
+                currency=amounts.currency,
+                customer=customer,
+                payment_method=req["payment_method"],
+                idempotency_key=f"{job.id}:charge:g{generation}",
+                description=req.get("description"),
+                metadata=req.get("metadata"),
+            )
+        except StripeError as exc:
+            # The generation this call used, for the decline or the progress note the caller makes of it.
+            exc.generation = generation  # type: ignore[attr-defined]
+            raise
 
     def _outcome(self, job: Job, intent: Any, generation: int) -> StageResult:
         data = ChargeOutput(intent.id, intent.status, generation, _charge_id(intent))
         public: dict[str, Any] = {"stripe": {"payment_intent": intent.id}}
         if intent.status == "succeeded":
-            return StageResult(data=data, public=public, checkpoint=True)
+            # No commit of its own: the ledger's final checkpoint carries it, and a redelivery before that gets
+            # the same intent back from Stripe under the same key (or from the lookup past the key window).
+            return StageResult(data=data, public=public)
         if intent.status == "requires_action":
             public["stripe"]["client_secret"] = intent.client_secret
             public["next_action"] = _plain(intent.next_action)
@@ -125,7 +190,7 @@ class ChargeStage:
             }
             return StageResult(data=data, public=public, status="failed", error={k: v for k, v in error.items() if v})
         # processing / requires_capture: Stripe has not decided yet.  Remember the intent and look again later.
-        self._effect.note(job.id, {"generation": generation, "payment_intent": intent.id})
+        self._effect.note(job.id, {"generation": generation, "payment_intent": intent.id}, expected_stage=job.stage)
         raise TransientError(f"PaymentIntent {intent.id} is {intent.status}; checking again later")
 
     def _declined(self, exc: CardError, generation: int) -> StageResult:

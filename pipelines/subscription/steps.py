@@ -51,9 +51,12 @@ class ChargeStep:
     inner: Stage
     actions: frozenset[str] | None = None
     name: str = field(init=False)
+    persist_before: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.name = self.inner.name
+        # The charge's decisions (fraud, VAT) are committed before it, as in the payment pipeline.
+        self.persist_before = bool(getattr(self.inner, "persist_before", False))
 
     @staticmethod
     def around(inner: Factory, actions: Iterable[str] | None = None) -> ChargeStepFactory:

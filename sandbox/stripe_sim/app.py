@@ -74,8 +74,11 @@ class SandboxApp:
         self.api = StripeAPI(store, faults, clock, dispatcher)
         # Counters for GET /_sim/stats (how many requests, and which faults were injected).
         self.stats: dict[str, int] = dict.fromkeys(
-            ("requests", "dropped", "dropped_after", "injected_429", "injected_500"), 0
+            ("requests", "dropped", "dropped_after", "dropped_in_flight", "injected_429", "injected_500"), 0
         )
+        # Requests still being processed after their connection was dropped (drop_in_flight_rate).
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._resets = 0  # a request still in flight when the sandbox is reset is forgotten, not processed
 
     async def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response | None:
         """Answer one request; ``headers`` have lower-case names.  None means: drop the connection."""
@@ -173,6 +176,22 @@ class SandboxApp:
                 "Idempotency-Key": idem_key,
             }
             return Response(saved.status, saved.body, replay_headers)
+        if self.faults.roll(knobs.drop_in_flight_rate):
+            # The connection is lost now; Stripe goes on processing the request and saves its answer later.
+            self.stats["dropped_in_flight"] += 1
+            task = asyncio.get_running_loop().create_task(
+                self._finish_later(req, base_headers, api_key, idem_key, request_id, knobs.in_flight_seconds)
+            )
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            return None
+        response = await self._run_keyed(req, base_headers, api_key, idem_key, request_id)
+        return self._maybe_lose(response)
+
+    async def _run_keyed(
+        self, req: ApiRequest, base_headers: dict[str, str], api_key: str, idem_key: str, request_id: str
+    ) -> Response:
+        """Run a request that holds its idempotency key, then save its answer under the key (or release it)."""
         try:
             await self._delay()
             response, saved_flag = self._run(req, base_headers)
@@ -186,7 +205,22 @@ class SandboxApp:
             )
         else:
             self.idempotency.release(api_key, idem_key)
-        return self._maybe_lose(response)
+        return response
+
+    async def _finish_later(
+        self,
+        req: ApiRequest,
+        base_headers: dict[str, str],
+        api_key: str,
+        idem_key: str,
+        request_id: str,
+        after_seconds: float,
+    ) -> None:
+        """Process a request whose connection was dropped, ``after_seconds`` later (the key stays locked)."""
+        resets = self._resets
+        await asyncio.sleep(after_seconds)
+        if resets == self._resets:
+            await self._run_keyed(req, base_headers, api_key, idem_key, request_id)
 
     def _maybe_lose(self, response: Response) -> Response | None:
         """The answer, or None (connection dropped) with probability ``drop_after_rate``."""
@@ -337,7 +371,8 @@ class SandboxApp:
         return out
 
     def reset(self) -> None:
-        """Forget every object, saved idempotent answer, pending webhook and knob."""
+        """Forget every object, saved idempotent answer, pending webhook, request in flight and knob."""
+        self._resets += 1
         with self.store.lock:
             self.store.reset()
         self.idempotency.clear()

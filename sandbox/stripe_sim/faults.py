@@ -8,6 +8,9 @@ then the latency, then the endpoint itself, where ``fail_payment_methods`` and `
 endpoint ran: the client cannot know the outcome, which a retry with the same key then replays.
 ``pending_refunds`` makes new refunds stay ``pending`` (as card refunds can at Stripe) until
 ``POST /_sim/refunds/{id}/settle`` says ``succeeded`` or ``failed``.
+``drop_in_flight_rate`` loses the connection while the request is still being processed: the key stays locked
+(a request with the same key meanwhile answers 409) and the endpoint runs ``in_flight_seconds`` later, its answer
+saved under the key; until then no lookup (list, search) can see what it creates.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class Knobs:
     should_retry_429: bool | None = True  # Stripe-Should-Retry on injected 429s: true, false, or None = absent
     drop_rate: float = 0.0
     drop_after_rate: float = 0.0  # the endpoint runs (and its answer is saved), then the connection is lost
+    drop_in_flight_rate: float = 0.0  # the connection is lost while Stripe still processes the request
+    in_flight_seconds: float = 2.0  # how long such a request goes on being processed after the drop
     down: bool = False
     fail_payment_methods: list[str] = field(default_factory=list)
     decline_payment_methods: dict[str, str] = field(default_factory=dict)
@@ -50,10 +55,11 @@ class Knobs:
         return asdict(self)
 
 
-_RATES = {"fail_rate_500", "fail_rate_429", "drop_rate", "drop_after_rate"}
+_RATES = {"fail_rate_500", "fail_rate_429", "drop_rate", "drop_after_rate", "drop_in_flight_rate"}
 _NON_NEGATIVE = {
     "latency_ms",
     "latency_jitter_ms",
+    "in_flight_seconds",
     "webhook_retry_base_seconds",
     "webhook_retry_max_seconds",
     "webhook_timeout_seconds",
