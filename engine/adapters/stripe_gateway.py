@@ -17,6 +17,7 @@ import redis
 import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
+from engine.domain.pan import find_pan
 from engine.errors import PoisonError, classify_stripe_error
 from engine.runtime import metrics
 
@@ -145,6 +146,7 @@ class StripeGateway:
         }
         if description:
             params["description"] = description
+        refuse_card_numbers(job_id, params)
         return self.call(
             job_id, self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
         )
@@ -232,6 +234,7 @@ class StripeGateway:
         }
         if reason:
             params["reason"] = reason
+        refuse_card_numbers(job_id, params)
         return self.call(
             job_id, self.client.v1.refunds.create, params=params, options={"idempotency_key": idempotency_key}
         )
@@ -282,6 +285,15 @@ class DuplicateIntents(PoisonError):
         )
         self.job_id = job_id
         self.intent_ids = intent_ids
+
+
+def refuse_card_numbers(job_id: str, params: dict[str, Any]) -> None:
+    """The last guard before Stripe (issue 14 item 3): raise :class:`engine.errors.PoisonError` when the
+    ``metadata`` or ``description`` about to be sent holds what looks like a card number (the ingest and the worker
+    refuse such input earlier; this keeps it so whatever path a value took).  The error names the field only."""
+    where = find_pan({"metadata": params.get("metadata"), "description": params.get("description")})
+    if where is not None:
+        raise PoisonError(f"job {job_id}: not sent to Stripe, what looks like a card number at {where}")
 
 
 def metadata_of(obj: Any) -> dict[str, str]:

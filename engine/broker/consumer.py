@@ -11,6 +11,7 @@ time) into a local buffer; a *heartbeat* thread extends the visibility of every 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -25,9 +26,10 @@ from engine.broker.backoff import backoff_seconds, visibility_timeout_for
 from engine.broker.batching import BATCH_SIZE, DeleteBuffer, change_visibility
 from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import DeadLetters
-from engine.broker.envelope import Envelope, parse_body, to_message
+from engine.broker.envelope import PAN_DETECTED, Envelope, parse_body, redacted_body, to_message
 from engine.broker.errors import HeldBehindFailure, PoisonMessage
 from engine.broker.queues import ConsumedQueue
+from engine.domain.pan import contains_pan
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,17 @@ class SQSMessage(dramatiq.MessageProxy):
         self.visible_until = visible_until
         self.yielded = False
         self.dead_letter_now = False
+
+    def __str__(self) -> str:
+        # Dramatiq logs the message on every failed attempt ("Failed to process message %s …"): the default
+        # prints the actor's arguments, i.e. the whole envelope (e-mail, metadata).  Identifiers only.
+        return (
+            f"{self.actor_name} message {self.message_id} (sqs {self.sqs_message_id}, job {self.envelope.job_id}, "
+            f"receive {self.receive_count})"
+        )
+
+    def __repr__(self) -> str:
+        return f"<SQSMessage {self}>"
 
     @property
     def exception(self) -> BaseException | None:
@@ -358,6 +371,9 @@ class SQSConsumer(dramatiq.Consumer):
             receive_count = int(attributes.get("ApproximateReceiveCount", "1"))
             envelope: Envelope | None = None
             try:
+                if group_id and contains_pan(group_id):
+                    raise PoisonMessage(PAN_DETECTED, "the MessageGroupId looks like a card number")
+                # Scans the body for card numbers before anything is stored or sent (issue 14 item 3).
                 envelope = parse_body(body)
                 try:
                     self._get_actor(envelope.actor_name)
@@ -365,6 +381,11 @@ class SQSConsumer(dramatiq.Consumer):
                     raise PoisonMessage("unknown_actor", f"no actor named {envelope.actor_name!r}") from None
             except PoisonMessage as poison:
                 log.error("poison message %s on %s: %s", raw.get("MessageId"), self._url, poison)
+                if poison.reason == PAN_DETECTED:
+                    # Neither the DLQ message nor the dead-letter row may hold the number: keep identifiers only.
+                    body = redacted_body(body)
+                    if group_id and contains_pan(group_id):
+                        group_id = hashlib.sha256(group_id.encode()).hexdigest()
                 self._dead_letters.move(
                     self._queue,
                     body=body,

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from engine.broker.batching import DeleteBuffer
+from engine.broker.envelope import safe_body
 from engine.broker.ids import dlq_deduplication_id
 from engine.broker.queues import ConsumedQueue
+from engine.domain.pan import contains_pan
 
 if TYPE_CHECKING:
     from engine.broker.envelope import Envelope
@@ -85,6 +87,15 @@ class MemoryDeadLetterSink:
 
 
 _REASON_ATTRIBUTE_MAX = 1024
+_REDACTED_TEXT = "[redacted: held what looks like a card number]"
+
+
+def scrub_text(text: str | None) -> str | None:
+    """``text`` unless it holds what looks like a card number (an error message or traceback quoting its input),
+    then a fixed placeholder."""
+    if text is None:
+        return None
+    return _REDACTED_TEXT if contains_pan(text) else text
 
 
 def format_traceback(exc: BaseException | None) -> str | None:
@@ -120,7 +131,8 @@ class DeadLetters:
         error: BaseException | None,
         source: DeadLetterSource,
     ) -> DeadLetterRecord:
-        """Build the reason record and hand it to the sink (a sink failure is logged, never raised)."""
+        """Build the reason record and hand it to the sink (a sink failure is logged, never raised).  A body, error
+        message or traceback that holds what looks like a card number is redacted first: no sink ever sees one."""
         record = DeadLetterRecord(
             queue=queue.sqs_name,
             message_id=sqs_message_id,
@@ -130,9 +142,9 @@ class DeadLetters:
             stage=getattr(error, "stage", None),
             attempts=receive_count,
             error_class=type(error).__name__ if error else "Unknown",
-            error_message=str(error) if error else "",
-            traceback=format_traceback(error),
-            body=body,
+            error_message=scrub_text(str(error)) or "" if error else "",
+            traceback=scrub_text(format_traceback(error)),
+            body=safe_body(body),
             source=source,
             failed_at=datetime.now(UTC),
         )
@@ -163,10 +175,10 @@ class DeadLetters:
         Returns:
             True when the message was moved.
         """
-        reason = f"{type(error).__name__}: {error}" if error else source
+        reason = scrub_text(f"{type(error).__name__}: {error}") or "" if error else source
         params: dict[str, Any] = {
             "QueueUrl": queue.dlq_url,
-            "MessageBody": body if body else "<empty>",
+            "MessageBody": safe_body(body) if body else "<empty>",
             "MessageAttributes": {
                 "dead_letter_source": {"DataType": "String", "StringValue": source},
                 "dead_letter_reason": {"DataType": "String", "StringValue": reason[:_REASON_ATTRIBUTE_MAX]},

@@ -20,6 +20,7 @@ import dramatiq
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from engine.broker.errors import PoisonMessage
+from engine.domain.pan import contains_pan, find_pan
 
 ENVELOPE_VERSION: Literal[1] = 1
 _KIND_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -109,16 +110,29 @@ def default_actor_for_kind(kind: str) -> str:
     return f"process_{kind}"
 
 
+#: The reason of a message refused because it holds what looks like a card number (issue 14 item 3).
+PAN_DETECTED = "pan_detected"
+# What a redacted body keeps: the identifiers an operator needs, never data.
+_REDACTED_KEEPS = ("version", "message_id", "kind", "job_id", "group_id", "correlation_id", "created_at")
+
+
 def parse_body(body: str) -> Envelope:
-    """Decode an SQS body into an :class:`Envelope`.
+    """Decode an SQS body into an :class:`Envelope`, after the card-number scan (``engine.domain.pan``) of every
+    string, key and integer in it (of the raw text when it is not JSON).
 
     Raises:
-        PoisonMessage: the body is not JSON or does not satisfy the envelope schema.
+        PoisonMessage: the body holds what looks like a card number (reason ``pan_detected``; the number is not
+            in the message), is not JSON, or does not satisfy the envelope schema.
     """
     try:
         raw = json.loads(body)
     except ValueError as exc:
-        raise PoisonMessage("undecodable", f"body is not JSON: {exc}") from exc
+        if contains_pan(body):
+            raise PoisonMessage(PAN_DETECTED, "the body holds what looks like a card number") from None
+        raise PoisonMessage("undecodable", f"body is not JSON: {exc}") from None
+    where = find_pan(raw)
+    if where is not None:
+        raise PoisonMessage(PAN_DETECTED, f"what looks like a card number at {where}")
     if not isinstance(raw, dict):
         raise PoisonMessage("schema_invalid", "body is not a JSON object")
     try:
@@ -126,6 +140,31 @@ def parse_body(body: str) -> Envelope:
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())
         raise PoisonMessage("schema_invalid", f"envelope schema: {errors}") from exc
+
+
+def redacted_body(body: str) -> str:
+    """What is kept of a body that holds a card number: a JSON object with ``"redacted": "pan_detected"`` and the
+    envelope's identifying fields (``message_id``, ``kind``, ``job_id``, …) that are plain strings or integers and
+    hold no card number themselves.  Never any ``data``."""
+    data = body_object(body) or {}
+    kept: dict[str, Any] = {
+        k: data[k]
+        for k in _REDACTED_KEEPS
+        if isinstance(data.get(k), (str, int)) and not isinstance(data[k], bool) and find_pan(data[k]) is None
+    }
+    kept["redacted"] = PAN_DETECTED
+    return json.dumps(kept, separators=(",", ":"))
+
+
+def safe_body(body: str) -> str:
+    """``body`` itself when it holds no card number, else :func:`redacted_body` (for anything that stores or
+    prints a message body: dead-letter rows, ``payments dlq show``)."""
+    # Both the parsed values (escapes like \u0034 undone) and the raw text: a false hit only costs a redaction.
+    try:
+        hit = find_pan(json.loads(body)) is not None
+    except ValueError:
+        hit = False
+    return redacted_body(body) if hit or contains_pan(body) else body
 
 
 def body_object(body: str) -> dict[str, Any] | None:

@@ -23,5 +23,7 @@ def get_engine(url: str, pool_size: int = 5) -> sa.Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Errors and logs name the statement, never its parameters (customer data, issue 14 item 4).
+        hide_parameters=True,
         future=True,
     )

@@ -16,8 +16,8 @@ five separator characters: whitespace of any kind (space, tab, newline; in a CSV
 candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's digits, a 24-digit order id) is not a card
 number and is not searched for card-number-shaped pieces, which would flag roughly one in ten long numbers by chance.
 The price: a PAN glued to more digits by a separator (``"4242 4242 4242 4242 123"``) is one 22-digit run that passes.
-Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too
-(a PAN typed as a number is still a PAN); floats and booleans are not.
+Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too,
+and so are floats with no fraction part (a PAN typed as a number is still a PAN); booleans are not.
 
 Speed: the ingest runs this on every request and the worker on every message.  ASCII strings shorter than 13
 characters are skipped before any regex work, ASCII strings skip normalisation (they are already normal), and the
@@ -37,6 +37,7 @@ __all__ = [
     "find_pan_in_csv_bytes",
     "is_valid_card_last4",
     "luhn_valid",
+    "mask_pans",
     "normalise",
     "validate_card_last4",
 ]
@@ -114,6 +115,24 @@ def contains_pan(text: str) -> bool:
     return _any_card(_RUN, text) is not None
 
 
+#: What :func:`mask_pans` puts in place of a card number.
+MASK = "[card number redacted]"
+
+
+def mask_pans(text: str) -> str:
+    """``text`` with every card number replaced by :data:`MASK` (for log lines and tracebacks).  Text holding none
+    comes back unchanged; text holding one comes back normalised (:func:`normalise`) around the masks."""
+    if not contains_pan(text):
+        return text
+    text = normalise(text)
+
+    def replace(match: re.Match[str]) -> str:
+        digits = _NOT_DIGIT.sub("", match.group())
+        return MASK if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits) else match.group()
+
+    return _RUN.sub(replace, text)
+
+
 def find_pan_in_csv_bytes(data: bytes) -> int | None:
     """The 0-based index of the line of ``data`` (complete CSV lines, UTF-8) holding the first card number, or None.
 
@@ -138,6 +157,12 @@ def _is_big_int(node: Any) -> bool:
     return isinstance(node, int) and not isinstance(node, bool) and abs(node) >= _MIN_INT
 
 
+def _is_big_whole_float(node: Any) -> bool:
+    # A PAN sent as a JSON number with a fraction part of zero (4111111111111111.0) is still a PAN; below 2**63
+    # every such float converts exactly to the integer it prints as.
+    return isinstance(node, float) and node.is_integer() and _MIN_INT <= abs(node) < 2**63
+
+
 def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
     """Yield the path of every hit in document order (keys before their values)."""
     # An explicit stack, not recursion: a hostile, deeply nested body must not raise RecursionError here.
@@ -159,7 +184,7 @@ def _walk(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[str | int, 
             stack.extend(reversed(children))
         elif isinstance(node, (list, tuple)):
             stack.extend((child, (*where, i)) for i, child in reversed(list(enumerate(node))))
-        elif _is_big_int(node) and contains_pan(str(abs(node))):
+        elif (_is_big_int(node) or _is_big_whole_float(node)) and contains_pan(str(int(abs(node)))):
             yield where
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.domain.pan import find_pan
 from engine.domain.vat import VatError, normalize_country
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -49,9 +50,12 @@ class Customer(Strict):
 
 def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
     """``value`` when it is valid Stripe metadata the engine may pass on; :class:`ValueError` otherwise (too many
-    keys, a key or value too long, or ``job_id``, which the engine sets itself)."""
+    keys, a key or value too long, ``job_id``, which the engine sets itself, or what looks like a card number)."""
     if value is None:
         return None
+    if find_pan(value) is not None:
+        # Stripe metadata is stored and shown in plain text: a card number must never get there.
+        raise ValueError("holds what looks like a card number")
     if len(value) > MAX_METADATA_KEYS:
         raise ValueError(f"at most {MAX_METADATA_KEYS} keys")
     for key, item in value.items():

@@ -9,7 +9,10 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import dramatiq
+
 from config.settings import Settings
+from engine.domain.pan import contains_pan, mask_pans
 
 #: Set per request (ingest) and per message (worker); every log line of that work carries them.
 correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
@@ -24,6 +27,35 @@ class ContextFilter(logging.Filter):
             record.correlation_id = correlation_id.get()
         if getattr(record, "job_id", None) is None:
             record.job_id = job_id.get()
+        return True
+
+
+def _identifiers_only(arg: Any) -> Any:
+    """A Dramatiq message as its identifiers: its default text is the actor call with every argument (the whole
+    envelope: e-mail, description, metadata)."""
+    if isinstance(arg, (dramatiq.Message, dramatiq.MessageProxy)):
+        return f"{arg.actor_name} message {arg.message_id}"
+    return arg
+
+
+class RedactingFilter(logging.Filter):
+    """Log identifiers, never message arguments or card numbers (issue 14 item 4).
+
+    A Dramatiq message among a record's arguments is logged as ``{actor} message {id}``; a line or traceback that
+    still holds what looks like a card number has it replaced by ``[card number redacted]``.  Installed on the
+    process's log handler by :func:`configure_logging`, so it covers every logger, the libraries' included.
+    """
+
+    _FORMATTER = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_identifiers_only(a) for a in record.args)
+        message = record.getMessage()
+        if contains_pan(message):
+            record.msg, record.args = mask_pans(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_pans(self._FORMATTER.formatException(record.exc_info))
         return True
 
 
@@ -42,7 +74,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in self._RESERVED and not key.startswith("_") and value is not None:
                 data[key] = value
-        if record.exc_info:
+        if record.exc_text:
+            data["exc_info"] = record.exc_text
+        elif record.exc_info:
             data["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
@@ -55,11 +89,18 @@ def configure_logging(settings: Settings) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log.level.upper())
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # uvicorn's own logging config gives its loggers handlers that bypass the filter above (its 500 tracebacks):
+    # route them through the root handler instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def bind(correlation: str | None, job: str | None) -> tuple[Any, Any]:

@@ -14,7 +14,7 @@ MIGRATION_LOCK_ID = 0x7061796D
 def run_migrations_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set"
-    connectable = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    connectable = sa.create_engine(url, poolclass=sa.pool.NullPool, hide_parameters=True)
     with connectable.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()

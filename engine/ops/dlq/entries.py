@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.broker.dead_letters import scrub_text
 from engine.broker.envelope import body_object, parse_body
 from engine.broker.errors import PoisonMessage
 from engine.db import jobs as job_repo
@@ -71,7 +72,9 @@ class DlqEntry:
             "attempts": r.get("attempts", self.message.receive_count),
             "error": {
                 "class": r.get("error_class", "Unknown"),
-                "message": r.get("error_message", "no reason recorded yet (the DLQ sweep records one within a minute)"),
+                "message": scrub_text(
+                    r.get("error_message", "no reason recorded yet (the DLQ sweep records one within a minute)")
+                ),
             },
             "first_failed_at": _iso(r.get("first_failed_at")),
             "last_failed_at": _iso(r.get("last_failed_at")),

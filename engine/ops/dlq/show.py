@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.broker.dead_letters import scrub_text
+from engine.broker.envelope import safe_body
 from engine.db import jobs as job_repo
 from engine.db.tables import dead_letters
 from engine.domain.timestamps import iso_utc
@@ -57,7 +59,12 @@ def describe(c: Container, ident: str) -> dict[str, Any]:
     return {
         "id": ident,
         "messages": [
-            {**e.listing(), "body": e.message.body, "attributes": e.message.attributes, "sent_at": e.message.sent_at}
+            {
+                **e.listing(),
+                "body": safe_body(e.message.body),
+                "attributes": e.message.attributes,
+                "sent_at": e.message.sent_at,
+            }
             for e in entries
         ],
         "reasons": [_plain(r) for r in reasons],
@@ -69,4 +76,12 @@ def describe(c: Container, ident: str) -> dict[str, Any]:
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+    """A reason row for printing: times in ISO 8601, and nothing that looks like a card number (rows written
+    before bodies were redacted at the source may still hold one)."""
+    out = {k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+    if isinstance(out.get("body"), str):
+        out["body"] = safe_body(out["body"])
+    for key in ("error_message", "traceback"):
+        if isinstance(out.get(key), str):
+            out[key] = scrub_text(out[key])
+    return out

@@ -91,3 +91,60 @@ def test_non_envelope_arguments_are_refused_on_send() -> None:
 def test_committed_json_schema_matches_the_model() -> None:
     committed = json.loads((ROOT / "docs" / "message-envelope.schema.json").read_text())
     assert committed == json.loads(json.dumps(json_schema())), "regenerate: python -m engine.broker.schema"
+
+
+PAN = "4111111111111111"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(_envelope(data={"metadata": {"note": f"card {PAN}"}}).to_arg()),
+        json.dumps(_envelope(data={"metadata": {"n": int(PAN)}}).to_arg()),
+        json.dumps(_envelope(data={"metadata": {"n": "4111.1111.1111.1111"}}).to_arg()),
+        # JSON escapes do not hide it: the scan reads the decoded strings.
+        json.dumps(_envelope(data={"x": "\uff14\uff11\uff11\uff11 1111 1111 1111"}).to_arg(), ensure_ascii=True),
+        json.dumps(_envelope(correlation_id=PAN).to_arg()),
+        json.dumps({"version": 1, "data": {PAN: 1}}),
+        f"not json {PAN}",
+    ],
+)
+def test_a_body_holding_a_card_number_is_poison_pan_detected_and_never_repeats_it(body: str) -> None:
+    with pytest.raises(PoisonMessage) as caught:
+        parse_body(body)
+    assert caught.value.reason == "pan_detected"
+    assert "1111" not in str(caught.value)
+
+
+def test_redacted_body_keeps_identifiers_only() -> None:
+    from engine.broker.envelope import redacted_body, safe_body
+
+    env = _envelope(data={"metadata": {"note": PAN}}, correlation_id=f"req {PAN}")
+    body = json.dumps(env.to_arg())
+    kept = json.loads(redacted_body(body))
+    assert kept["redacted"] == "pan_detected"
+    assert kept["message_id"] == env.message_id and kept["job_id"] == "job_1" and kept["kind"] == "payment"
+    assert "data" not in kept and "correlation_id" not in kept
+    assert json.loads(redacted_body(f"garbage {PAN}")) == {"redacted": "pan_detected"}
+    assert safe_body(body) == redacted_body(body)
+    clean = _envelope().to_json()
+    assert safe_body(clean) == clean
+
+
+def test_sqs_message_prints_identifiers_never_arguments() -> None:
+    from engine.broker.consumer import SQSMessage
+
+    env = _envelope(data={"customer": {"email": "anna@example.de"}, "metadata": {"note": "secret"}})
+    proxy = SQSMessage(
+        to_message(env, "payments"),
+        envelope=env,
+        body=env.to_json(),
+        sqs_message_id="sqs-1",
+        receipt_handle="rh",
+        receive_count=2,
+        group_id="cus_1",
+        visible_until=0.0,
+    )
+    for text in (str(proxy), repr(proxy), f"{proxy}"):
+        assert "anna@example.de" not in text and "secret" not in text
+        assert env.message_id in text and "job_1" in text and "process_payment" in text

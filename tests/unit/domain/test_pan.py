@@ -189,10 +189,12 @@ def test_first_hit_in_document_order() -> None:
     assert find_pan({"m": {"x": "fine", VISA: 1}, "z": AMEX}) == "m"
 
 
-def test_json_integers_are_scanned_floats_and_bools_are_not() -> None:
+def test_json_integers_and_whole_floats_are_scanned_bools_are_not() -> None:
     assert find_pan({"amount": 1000, "metadata": {"n": int(VISA)}}) == "metadata.n"
     assert find_pan({"n": -int(VISA)}) == "n"
-    assert find_pan({"n": 4242424242424241, "f": 4.242424242424242e15, "b": True, "z": None}) is None
+    assert find_pan({"f": 4.242424242424242e15}) == "f"
+    assert find_pan({"f": float(AMEX)}) == "f"
+    assert find_pan({"n": 4242424242424241, "f": 4.242424242424241e15, "g": 12.5, "b": True, "z": None}) is None
 
 
 def test_no_false_positive_on_a_typical_payment_body() -> None:
