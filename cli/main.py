@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "plans": "cli.plans_cmd:plans",
     "queues": "cli.queues_cmd:queues",
     "rates": "cli.rates_cmd:rates",
+    "reconcile": "cli.reconcile_cmd:reconcile",
     "report": "cli.report_cmd:report",
     "review": "cli.review_cmd:review",
     "run": "cli.run_cmd:run",

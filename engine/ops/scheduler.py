@@ -1,9 +1,9 @@
 """The scheduler: periodic tasks of the engine, each on its own interval, in one process.
 
 `payments scheduler` runs them forever; `payments scheduler --once` runs each task once and reports.  The tasks
-are the engine's own (:data:`ENGINE_TASKS`: DLQ sweep, reconciler, queue gauges) and each job kind's
-(``JobKind.tasks``: the payment kind's Stripe janitor, the subscription kind's renewals).  A task's parameters
-name the container's providers and ``now``; the container builds each call.
+are the engine's own (:data:`ENGINE_TASKS`: DLQ sweep, reconciler, queue gauges, the daily Stripe reconciliation)
+and each job kind's (``JobKind.tasks``: the payment kind's Stripe janitor, the subscription kind's renewals).  A
+task's parameters name the container's providers and ``now``; the container builds each call.
 """
 
 from __future__ import annotations
@@ -59,11 +59,19 @@ def _queue_gauges(sqs: Any, db: sa.Engine, settings: Settings, queues: QueueCata
     return f"{len(rows)} queues measured, {stuck} job(s) without progress"
 
 
+def _stripe_reconcile(db: sa.Engine, stripe_or_none: Any, now: datetime) -> str:
+    """The ledger against Stripe, per job, daily (docs/operations.md, "Reconcile with Stripe")."""
+    from engine.ops.stripe_reconcile import run_task
+
+    return run_task(db, stripe_or_none, now)
+
+
 #: The engine's own tasks, run first in every pass.
 ENGINE_TASKS: list[Task] = [
     Task("dlq-sweep", 60.0, _dlq_sweep),
     Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
+    Task("stripe-reconcile", 86400.0, _stripe_reconcile),
 ]
 
 

@@ -72,6 +72,12 @@ STRIPE_UNRESOLVED_AGE = Gauge(
     ["status"],
     multiprocess_mode="mostrecent",
 )
+STRIPE_RECONCILE_FINDINGS = Gauge(
+    "payments_stripe_reconcile_findings",
+    "Discrepancies between the ledger and Stripe found by the last daily reconciliation, by kind.",
+    ["kind"],
+    multiprocess_mode="mostrecent",
+)
 
 REPORT_SECONDS = Histogram(
     "payments_report_duration_seconds",

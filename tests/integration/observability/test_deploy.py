@@ -38,6 +38,7 @@ EXPECTED_ALERTS = {
     "DeadLetterQueueNotEmpty",
     "JobsStuck",
     "StripeCircuitOpen",
+    "StripeLedgerMismatch",
     "PaymentsTargetDown",
 }
 PROMQL_NAME = re.compile(r"\bpayments_[a-z0-9_]+")
