@@ -12,11 +12,12 @@ bookings, and report per job:
   made, or a refund that failed and was not reversed);
 * ``amount_mismatch`` — the booking and Stripe's object differ in amount or currency.
 
-A booking and its Stripe object are matched by the engine's own marks: a payment booking ``payment:{job}:capture``
-with the job's ``metadata.job_id`` intent; a refund booking ``refund:{row}:issue`` (not reversed) with the
-``refunds`` row's ``stripe_refund_id``.  Objects younger than ``grace_seconds`` are left out (a job may be between
-its Stripe call and its booking), and an object outside the ``since`` window that a booking names is fetched by id
-before it is called missing.  Read-only: it changes nothing, it only reports.
+A booking and its Stripe object are matched by the engine's own marks: a charge booking (``payment:{job}:capture``,
+or ``subscription:{job}:paid`` for a subscription's invoice) with the job's ``metadata.job_id`` intent; a refund
+booking ``refund:{row}:issue`` (not reversed) with the ``refunds`` row's ``stripe_refund_id``.  Objects younger
+than ``grace_seconds`` are left out (a job may be between its Stripe call and its booking), and an object outside
+the ``since`` window that a booking names is fetched by id before it is called missing.  Read-only: it changes
+nothing, it only reports.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ LIVE_INTENT = ("succeeded", "requires_capture", "processing")
 LIVE_REFUND = ("succeeded", "pending", "requires_action")
 #: Seconds an object may legitimately wait for its booking (a job between its Stripe call and its ledger stage).
 GRACE_SECONDS = 900
+#: Effect keys of the bookings of a charge: a payment job's capture, a subscription job's collected invoice.
+CAPTURE_KEYS = ("payment:%:capture", "subscription:%:paid")
 #: The job id used for Stripe call accounting (breaker, metrics).
 CALLER = "reconcile:stripe"
 
@@ -141,7 +144,8 @@ def reconcile_stripe(
     ]
     report.refunds = len(stripe_refunds)
 
-    payments, refund_bookings, rows = _ledger(db, since)
+    payments, refund_bookings = _ledger(db, since)
+    rows = _refund_rows(db, [r.id for r in stripe_refunds], list(refund_bookings))
     report.bookings = len(payments) + len(refund_bookings)
     found = report.findings
 
@@ -247,17 +251,15 @@ def _retrieve(gateway: StripeGateway, fn: Any, object_id: str) -> Any | None:
         raise
 
 
-def _ledger(
-    db: sa.Engine, since: datetime | None
-) -> tuple[dict[str, _Booking], dict[str, _Booking], dict[str, dict[str, Any]]]:
-    """Payment bookings by job, unreversed refund bookings by ``refunds`` row id, and ``refunds`` rows by Stripe id."""
+def _ledger(db: sa.Engine, since: datetime | None) -> tuple[dict[str, _Booking], dict[str, _Booking]]:
+    """Payment bookings by job and unreversed refund bookings by ``refunds`` row id, created since ``since``."""
     t, e = ledger_transactions, ledger_entries
     query = (
         sa.select(t.c.effect_key, t.c.kind, e.c.currency, e.c.amount)
         .join(e, e.c.transaction_id == t.c.id)
         .where(
             e.c.account == "stripe_clearing",
-            sa.or_(t.c.effect_key.like("payment:%:capture"), t.c.effect_key.like("refund:%:issue")),
+            sa.or_(*[t.c.effect_key.like(p) for p in CAPTURE_KEYS], t.c.effect_key.like("refund:%:issue")),
         )
     )
     if since is not None:
@@ -268,7 +270,7 @@ def _ledger(
         for key, _kind, currency, amount in conn.execute(query):
             _, owner, _step = str(key).split(":", 2)
             cur = str(currency).strip()
-            if key.startswith("payment:") and amount > 0:
+            if not key.startswith("refund:") and amount > 0:
                 payments[owner] = _Booking(owner, key, int(amount), cur)
             elif key.startswith("refund:") and amount < 0:
                 issued[owner] = _Booking(owner, key, -int(amount), cur)
@@ -277,11 +279,23 @@ def _ledger(
                 sa.select(sa.func.split_part(t.c.effect_key, ":", 2)).where(t.c.effect_key.like("refund:%:reverse"))
             ).scalars()
         )
-        rows = {
-            str(r["stripe_refund_id"]): dict(r)
-            for r in conn.execute(sa.select(refunds).where(refunds.c.stripe_refund_id.is_not(None))).mappings()
-        }
-    return payments, {k: v for k, v in issued.items() if k not in reversed_rows}, rows
+    return payments, {k: v for k, v in issued.items() if k not in reversed_rows}
+
+
+def _refund_rows(db: sa.Engine, stripe_ids: list[str], row_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``refunds`` rows of these Stripe refunds or row ids that name a Stripe refund, by Stripe refund id."""
+    found: dict[str, dict[str, Any]] = {}
+    with db.connect() as conn:
+        for start in range(0, max(len(stripe_ids), len(row_ids)), 1000):
+            query = sa.select(refunds).where(
+                refunds.c.stripe_refund_id.is_not(None),
+                sa.or_(
+                    refunds.c.stripe_refund_id.in_(stripe_ids[start : start + 1000]),
+                    refunds.c.id.in_(row_ids[start : start + 1000]),
+                ),
+            )
+            found.update({str(r["stripe_refund_id"]): dict(r) for r in conn.execute(query).mappings()})
+    return found
 
 
 def _job_has_booking(db: sa.Engine, job_id: str) -> bool:

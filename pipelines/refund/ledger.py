@@ -4,7 +4,7 @@ The write runs in the transaction of the final checkpoint, with the job's outbox
 the refund row turning ``succeeded`` (``pending`` while Stripe has not settled the refund: a later failure reverses
 it, pipelines/refund/booking.py) and the job's status commit together or not at all.  The booking is idempotent on
 its effect key, so a ``charge.refunded`` webhook that booked the same refund first leaves nothing to add.  A refund
-that Stripe reported failed before it was booked ends the job ``failed`` (``refund_failed``) and books nothing.
+that Stripe reported failed before the job booked it ends the job ``failed`` (``refund_failed``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ class LedgerStage:
         stripe_refund = refunded.refund if refunded else None
         with self.db.connect() as conn:
             now = conn.execute(sa.select(refunds.c.status).where(refunds.c.id == job.id)).scalar_one_or_none()
-        if now == "failed":
-            # refund.failed arrived between the refund stage and this one: nothing was booked, nothing is owed.
+        if now in ("failed", "reversed"):
+            # refund.failed arrived between the refund stage and this one: nothing is booked (or the booking the
+            # webhook made is reversed), nothing is owed.
             message = f"Stripe refund {stripe_refund} failed before it was booked."
             return StageResult(data={}, status="failed", error={"code": "refund_failed", "message": message})
         booked_as = row_status(refunded.status) if refunded else "succeeded"
@@ -56,7 +57,7 @@ class LedgerStage:
         )
 
         def write(conn: sa.Connection) -> None:
-            ledger_id = record(conn, txn)
+            # The refund row first, then the ledger: the webhook handlers lock in the same order (no deadlock).
             # Only a reservation turns booked: a row the webhook already booked, settled or reversed keeps its state.
             moved = conn.execute(
                 refunds.update()
@@ -66,9 +67,10 @@ class LedgerStage:
             ).first()
             if moved is None:
                 state = conn.execute(sa.select(refunds.c.status).where(refunds.c.id == job.id)).scalar_one_or_none()
-                if state == "failed":
+                if state in ("failed", "reversed"):
                     # Lost a race with refund.failed: roll the booking back; the next delivery fails the job.
                     raise TransientError(f"Stripe refund {stripe_refund} failed while it was being booked")
+            ledger_id = record(conn, txn)
             job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
 
         return StageResult(data=LedgerOutput(txn.effect_key), write=write)

@@ -239,3 +239,23 @@ def test_pending_refund_failing_before_the_job_booked_it_ends_the_job_failed(
     assert done.status == "failed" and done.error["code"] == "refund_failed"
     assert [r["status"] for r in refund_rows(payment_container, payment.id)] == ["failed"]
     _assert_money(payment_container, stripe_sim, payment)
+
+
+def test_refund_booked_by_the_webhook_then_failed_is_reversed_once_and_the_replayed_job_fails(
+    payment_container, stripe_sim, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    payment = _paid(payment_container)
+    stripe_sim.configure(pending_refunds=True)
+    envelope = refund_envelope(payment, 600)
+    made = _kill_after_create(payment_container, monkeypatch)
+    with pytest.raises(WorkerKilled):
+        payment_container.run_job("refund", envelope)
+    charge = _live(stripe_sim, payment)[0]["charge"]
+    assert _webhook(payment_container, stripe_sim, "charge.refunded", charge).public["webhook"]["booked"] == made
+    assert [r["status"] for r in refund_rows(payment_container, payment.id)] == ["pending"]
+    httpx.post(f"{stripe_sim.base_url}/_sim/refunds/{made[0]}/settle", json={"result": "failed"})
+    assert _webhook(payment_container, stripe_sim, "refund.failed", made[0]).public["webhook"]["outcome"] == "reversed"
+    done = payment_container.run_job("refund", envelope)
+    assert done.status == "failed" and done.error["code"] == "refund_failed"
+    assert [r["status"] for r in refund_rows(payment_container, payment.id)] == ["reversed"]
+    _assert_money(payment_container, stripe_sim, payment)
