@@ -9,6 +9,7 @@ sale, and the ledger equals Stripe — not only the job's status.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from engine.broker.envelope import Envelope
 from engine.db.ledger import verify
 from engine.db.tables import ledger_entries, ledger_transactions
+from engine.errors import TransientError
 from engine.jobs.job import Job
 from engine.runtime.container import Container
 from tests.integration.refunds.helpers import load, payment_envelope, refund_envelope, refund_rows, sim_refunds
@@ -259,3 +261,49 @@ def test_refund_booked_by_the_webhook_then_failed_is_reversed_once_and_the_repla
     assert done.status == "failed" and done.error["code"] == "refund_failed"
     assert [r["status"] for r in refund_rows(payment_container, payment.id)] == ["reversed"]
     _assert_money(payment_container, stripe_sim, payment)
+
+
+def test_a_timeout_while_stripe_still_processes_repeats_the_same_key_and_refunds_once(
+    payment_container, stripe_sim
+) -> None:  # type: ignore[no-untyped-def]
+    payment = _paid(payment_container)
+    envelope = refund_envelope(payment, 350)
+    # The connection drops while Stripe is still making the refund: no lookup can see it yet.
+    stripe_sim.configure(drop_in_flight_rate=1.0, in_flight_seconds=2.0)
+    with pytest.raises(Exception, match="Stripe"):
+        payment_container.run_job("refund", envelope)
+    stripe_sim.configure(drop_in_flight_rate=0.0)
+    # Redeliveries come at once: their lookup misses the refund, their create (same key) meets the 409 (retried,
+    # or given back as transient) until Stripe saved its answer, then gets it — never a second refund.
+    done = None
+    for _ in range(10):
+        try:
+            done = payment_container.run_job("refund", envelope)
+            break
+        except TransientError:
+            time.sleep(0.5)
+    assert done is not None and done.status == "succeeded", done
+    assert len(_live(stripe_sim, payment)) == 1
+    _assert_money(payment_container, stripe_sim, payment)
+
+
+def test_a_saved_500_moves_to_a_new_key_only_when_stripe_has_no_refund(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    payment = _paid(payment_container)
+    envelope = refund_envelope(payment, 250)
+    method = _live_payment_method(stripe_sim, payment)
+    stripe_sim.configure(fail_payment_methods=[method])  # refunds of this card's charges answer a saved 500
+    for _ in range(2):
+        with pytest.raises(Exception, match="Stripe"):
+            payment_container.run_job("refund", envelope)
+    stripe_sim.configure(fail_payment_methods=[])
+    done = payment_container.run_job("refund", envelope)
+    assert done.status == "succeeded", done.error
+    assert done.stage_results["refund"]["generation"] >= 2  # g1 kept replaying its 500
+    assert len(_live(stripe_sim, payment)) == 1
+    _assert_money(payment_container, stripe_sim, payment)
+
+
+def _live_payment_method(stripe_sim: Any, payment: Job) -> str:
+    intent = payment.public["stripe"]["payment_intent"]
+    data = httpx.get(f"{stripe_sim.base_url}/_sim/payment_intents").json()["data"]
+    return str(next(pi for pi in data if pi["id"] == intent)["payment_method"])
