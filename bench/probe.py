@@ -194,6 +194,7 @@ def child_main(argv: list[str]) -> int:
             port=int(rest[0]),
             log_level=get_settings().log.level.lower(),
             access_log=False,
+            proxy_headers=False,
         )
         return 0
     if role == "worker":

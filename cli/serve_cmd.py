@@ -23,4 +23,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         workers=workers,
         log_level=s.log.level.lower(),
         access_log=False,
+        # The client address comes from PAYMENTS_HTTP_TRUSTED_PROXIES only (engine/ingest/client_address.py):
+        # uvicorn's own handling trusts X-Forwarded-For from 127.0.0.1, so any local process could claim any address.
+        proxy_headers=False,
     )

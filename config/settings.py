@@ -80,6 +80,10 @@ class StripeSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Ingest bind address.")
     port: int = Field(default=8000, description="Ingest HTTP port.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses/CIDRs of proxies whose X-Forwarded-For names the client (JSON list); none: the peer.",
+    )
     max_json_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest JSON request body (413 above).")
     max_webhook_bytes: int = Field(
         default=64 * 1024, ge=1, description="Largest Stripe webhook body (413 above; Stripe's events are far smaller)."
@@ -187,7 +191,15 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("./var"), description="Where embedded services keep their data.")
     queue_prefix: str = Field(default="", description="Prefix put verbatim before every queue and bucket name.")
-    rate_limit_per_minute: int = Field(default=1000, ge=0, description="POSTs per client IP a minute; 0 = off.")
+    rate_limit_per_minute: int = Field(
+        default=1000, ge=0, description="POSTs a minute per token subject (per client address without one); 0 = off."
+    )
+    rate_limit_webhook_per_minute: int = Field(
+        default=6000, ge=0, description="POSTs a minute to /webhooks/stripe, a bucket of its own; 0 = off."
+    )
+    rate_limit_fail_open: bool = Field(
+        default=True, description="Redis unreachable: let requests through (true) or answer 503 (false)."
+    )
 
     database: DatabaseSettings = DatabaseSettings()
     aws: AwsSettings = AwsSettings()

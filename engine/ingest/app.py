@@ -9,9 +9,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from engine.ingest.body_limit import BodyLimitMiddleware, BodyLimits
-from engine.ingest.errors import ApiError, install_error_handlers
+from engine.ingest.client_address import parse_networks
+from engine.ingest.errors import install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
-from engine.ingest.ratelimit import RateLimiter
+from engine.ingest.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from engine.ingest.routes import build_router
 from engine.runtime.container import Container, bootstrap
 
@@ -69,23 +70,18 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 
 def _install_rate_limit(app: FastAPI, c: Container) -> None:
-    """POST requests per client IP and minute (reads are never limited); 429 ``rate_limited`` with Retry-After."""
-    client = c.redis_or_none() if c.settings.rate_limit_per_minute > 0 else None
-    limiter = RateLimiter(client, c.redis_prefix, c.settings.rate_limit_per_minute)
-
-    @app.middleware("http")
-    async def rate_limit(request: Request, call_next: Any) -> Response:
-        if request.method == "POST" and client is not None:
-            import asyncio
-
-            ip = request.client.host if request.client else "unknown"
-            wait = await asyncio.to_thread(limiter.check, ip)
-            if wait is not None:
-                return ApiError(
-                    429, "rate_limited", "Too many requests from this address; slow down.", retry_after=wait
-                ).response()
-        response: Response = await call_next(request)
-        return response
+    """POST requests per token subject (or client address) and minute, Stripe webhooks in a bucket of their own
+    (``engine/ingest/ratelimit.py``); reads are never limited."""
+    s = c.settings
+    on = s.rate_limit_per_minute > 0 or s.rate_limit_webhook_per_minute > 0
+    limits = Limits(
+        per_minute=s.rate_limit_per_minute,
+        webhook_per_minute=s.rate_limit_webhook_per_minute,
+        fail_open=s.rate_limit_fail_open,
+        trusted_proxies=parse_networks(s.http.trusted_proxies),
+    )
+    limiter = RateLimiter(c.redis_or_none() if on else None, c.redis_prefix)
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits, verifier=c.verifier)
 
 
 def _install_timing(app: FastAPI) -> None:

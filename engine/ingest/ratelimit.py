@@ -1,36 +1,165 @@
-"""Per-client-IP limit on POST requests (``PAYMENTS_RATE_LIMIT_PER_MINUTE``, 0 = off), counted in Redis.
+"""Rate limits on POST requests, counted in Redis and shared by every ingest process.
 
-A fixed one-minute window per IP: one INCR (plus EXPIRE on the first hit) per request, cheap enough for the hot
-path.  Fails open when Redis is unreachable — losing the limiter must not stop payments.
+Who is counted: an authenticated request by its token's subject (so clients behind one load balancer do not
+share a bucket, and one client cannot escape its bucket by changing address), any other request by its client
+address (:mod:`engine.ingest.client_address`); ``/webhooks/stripe`` has a bucket of its own, so a noisy API client
+never gets Stripe's deliveries refused.  A fixed one-minute window: one INCR (plus EXPIRE on the first hit) per
+request.  Every limited answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``; a 429
+also ``Retry-After``.  When Redis is unreachable the limiter lets requests through (``PAYMENTS_RATE_LIMIT_FAIL_OPEN``,
+the default: losing the limiter must not stop payments) or answers 503, and counts it either way in
+``payments_rate_limiter_unavailable_total``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 
+from engine.adapters.auth import AuthError, TokenVerifier
+from engine.ingest.body_limit import WEBHOOK_PATH
+from engine.ingest.client_address import Network, client_address
+from engine.ingest.errors import ApiError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request's place in its bucket; ``unavailable`` when Redis could not be asked."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    unavailable: bool = False
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        out = [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+        if not self.allowed:
+            out.append((b"retry-after", str(self.reset_seconds).encode()))
+        return out
+
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis | None, prefix: str, per_minute: int) -> None:
+    """Fixed-window counters in Redis under ``{prefix}rl:{bucket}:{window}``."""
+
+    def __init__(self, client: redis.Redis | None, prefix: str) -> None:
         self._client = client
         self._prefix = prefix
-        self._limit = per_minute
 
-    def check(self, ip: str, now: float | None = None) -> int | None:
-        """``None`` when the request may go on, else the seconds until the window resets (for Retry-After)."""
-        if self._limit <= 0 or self._client is None:
-            return None
+    def check(self, bucket: str, limit: int, now: float | None = None) -> Decision:
+        """Count one request in ``bucket`` against ``limit`` a minute.  Never raises: a Redis error is a decision
+        with ``unavailable`` set (and ``allowed``, which the caller may overrule)."""
         t = now if now is not None else time.time()
-        window = int(t // 60)
-        key = f"{self._prefix}rl:{ip}:{window}"
+        reset = max(1, WINDOW_SECONDS - int(t % WINDOW_SECONDS))
+        if self._client is None:
+            return Decision(True, limit, limit, reset, unavailable=True)
+        key = f"{self._prefix}rl:{bucket}:{int(t // WINDOW_SECONDS)}"
         try:
             pipe = self._client.pipeline(transaction=False)
             pipe.incr(key)
-            pipe.expire(key, 61, nx=True)
+            pipe.expire(key, WINDOW_SECONDS + 1, nx=True)
             count = int(pipe.execute()[0])
         except redis.RedisError:
-            return None
-        if count > self._limit:
-            return max(1, 60 - int(t % 60))
-        return None
+            return Decision(True, limit, limit, reset, unavailable=True)
+        return Decision(count <= limit, limit, max(0, limit - count), reset)
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_minute: int
+    webhook_per_minute: int
+    fail_open: bool
+    trusted_proxies: tuple[Network, ...]
+
+
+class RateLimitMiddleware:
+    """Pure ASGI middleware applying :class:`Limits` to POST requests (reads are never limited).
+
+    It verifies the bearer token to find the subject and leaves the principal in the request's state, so that
+    :func:`engine.ingest.security.authenticate` does not verify it a second time.
+    """
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, limits: Limits, verifier: TokenVerifier) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.limits = limits
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        bucket, limit = self._bucket(scope)
+        if limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        decision = await asyncio.to_thread(self.limiter.check, bucket, limit)
+        if decision.unavailable:
+            from engine.runtime import metrics
+
+            metrics.RATE_LIMITER_UNAVAILABLE.inc()
+            if not self.limits.fail_open:
+                error = ApiError(503, "rate_limiter_unavailable", "The rate limiter is unavailable; retry shortly.")
+                await _answer(error, send, [(b"retry-after", b"5")])
+                return
+            await self.app(scope, receive, send)
+            return
+        if not decision.allowed:
+            error = ApiError(429, "rate_limited", "Too many requests from this client; slow down.")
+            await _answer(error, send, decision.headers())
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *decision.headers()]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _bucket(self, scope: Scope) -> tuple[str, int]:
+        if scope["path"] == WEBHOOK_PATH:
+            return "webhook", self.limits.webhook_per_minute
+        token = _bearer(scope)
+        if token:
+            try:
+                principal = self.verifier.verify(token)
+            except AuthError:
+                pass  # answered 401 by the route; counted by address meanwhile
+            else:
+                scope.setdefault("state", {})["principal"] = principal
+                return f"sub:{principal.sub}", self.limits.per_minute
+        return f"ip:{client_address(scope, self.limits.trusted_proxies)}", self.limits.per_minute
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+async def _answer(error: ApiError, send: Send, headers: list[tuple[bytes, bytes]]) -> None:
+    response = error.response()
+    response.raw_headers.extend(headers)
+    await response({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}

@@ -20,8 +20,10 @@ def authenticate(request: Request, verifier: TokenVerifier, allowed: tuple[str, 
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthenticated", "Send a bearer token: Authorization: Bearer <JWT>.")
+    # The rate limiter verified this request's token already (engine/ingest/ratelimit.py) and left the principal.
+    verified = getattr(request.state, "principal", None)
     try:
-        principal = verifier.verify(token.strip())
+        principal = verified if isinstance(verified, Principal) else verifier.verify(token.strip())
     except AuthError as exc:
         raise ApiError(401, "unauthenticated", f"Invalid bearer token: {exc}") from exc
     if principal.role not in allowed:

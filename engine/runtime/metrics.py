@@ -48,6 +48,10 @@ CIRCUIT_OPEN = Gauge(
 # Known dependencies start at 0 (closed), so the series is on every scrape from the start: a breaker that never
 # changed state would otherwise be absent, and a dashboard would show "no data" instead of "closed".
 CIRCUIT_OPEN.labels("stripe")
+RATE_LIMITER_UNAVAILABLE = Counter(
+    "payments_rate_limiter_unavailable_total",
+    "Ingest requests the rate limiter could not count (Redis unreachable): let through or refused per setting.",
+)
 AMOUNT = Counter(
     "payments_amount_minor_units_total", "Amounts of succeeded payments, in minor units.", ["currency", "kind"]
 )
