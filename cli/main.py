@@ -13,7 +13,9 @@ import click
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
+    "audit": "cli.audit_cmd:audit",
     "config": "cli.config_cmd:config",
+    "customers": "cli.customers_cmd:customers",
     "db": "cli.db_cmd:db",
     "demo": "cli.demo_cmd:demo",
     "dlq": "cli.dlq_cmd:dlq",

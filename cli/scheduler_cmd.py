@@ -23,6 +23,7 @@ from cli.output import fail, print_json
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
 def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:
     """Run the engine's periodic tasks (DLQ sweep, and those pipelines add)."""
+    from engine.audit.hooks import process_started
     from engine.ops.scheduler import run_forever, run_once
     from engine.runtime.container import bootstrap
     from engine.runtime.endpoints import NothingRunningError
@@ -48,6 +49,7 @@ def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:
             for name, line in report.items():
                 click.echo(f"{name}: {line}")
         return
+    process_started(c, "scheduler")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -73,6 +73,7 @@ def run_worker_process(
     actors run their jobs with this process's container (:func:`engine.runtime.container.use_process_container`).
     Raises :class:`engine.runtime.container.UnknownDependency` when a kind's factory names no provider.
     """
+    from engine.audit.hooks import process_started
     from engine.runtime.container import bootstrap, use_process_container
     from engine.runtime.logs import configure_logging
     from engine.runtime.worker import Sidecars, dead_letter_sink, safe_queues
@@ -81,6 +82,7 @@ def run_worker_process(
     configure_logging(settings)
     container = bootstrap(settings, kinds)
     use_process_container(container)
+    process_started(container, "worker")
     from engine.broker.log_context import LogContext
     from engine.runtime.metrics import serve as serve_metrics
 

@@ -7,6 +7,9 @@ from typing import Any
 from config.settings import Settings
 from engine.runtime.endpoints import Endpoints
 
+#: Default retention of the audit bucket's Object Lock (compliance mode), as deploy/aws/data-plane.yaml's default.
+AUDIT_RETENTION_YEARS = 7
+
 
 def bucket_names(settings: Settings) -> list[str]:
     """Every bucket name, with ``PAYMENTS_QUEUE_PREFIX`` put verbatim in front."""
@@ -23,6 +26,7 @@ def settlements_bucket(settings: Settings) -> str:
 def ensure_buckets(s3: Any, settings: Settings) -> list[str]:
     """Create every bucket that does not exist yet; returns the names created.  Idempotent."""
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    audit = settings.queue_prefix + settings.s3.bucket_audit
     created = []
     for name in bucket_names(settings):
         if name in existing:
@@ -31,7 +35,19 @@ def ensure_buckets(s3: Any, settings: Settings) -> list[str]:
         region = s3.meta.region_name
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        if name == audit:
+            # Object Lock can only be enabled at creation; every audit object is then kept, in compliance mode, for
+            # the default retention (docs/audit.md).
+            kwargs["ObjectLockEnabledForBucket"] = True
         s3.create_bucket(**kwargs)
+        if name == audit:
+            s3.put_object_lock_configuration(
+                Bucket=name,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": AUDIT_RETENTION_YEARS}},
+                },
+            )
         created.append(name)
     return created
 

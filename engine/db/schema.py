@@ -6,10 +6,26 @@ migrated schema with the table definitions); queries import the table they use f
 
 from __future__ import annotations
 
-from engine.db import tables, tables_dlq, tables_rates, tables_refunds, tables_settlement, tables_subscriptions
+from engine.db import (
+    tables,
+    tables_audit,
+    tables_dlq,
+    tables_rates,
+    tables_refunds,
+    tables_settlement,
+    tables_subscriptions,
+)
 from engine.db.metadata import metadata
 
 #: The modules whose tables make up the schema, in migration order.
-TABLE_MODULES = (tables, tables_settlement, tables_refunds, tables_dlq, tables_subscriptions, tables_rates)
+TABLE_MODULES = (
+    tables,
+    tables_settlement,
+    tables_refunds,
+    tables_dlq,
+    tables_subscriptions,
+    tables_rates,
+    tables_audit,
+)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.audit import hooks as audit
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import QueueCatalogue
 from engine.db import jobs as job_repo
@@ -107,6 +108,7 @@ class JobAcceptor:
                 answer = SavedAnswer(202, job.view())
                 if not self._store.save(conn, client, key, request_hash, job.id, answer):
                     raise _KeyTaken()
+                audit.job_created(conn, actor=client, job=job, request_hash=request_hash)
         except _KeyTaken:
             # Another request with this key committed first (Redis lock unavailable): answer as it did.
             saved = self._store.lookup(client, key, request_hash)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 import stripe
 
+from engine.audit import hooks as audit
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_event
 from engine.db.tables import jobs
@@ -107,6 +108,7 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
             )
             view = job_repo.get(conn, job.id).view()
             add_event(conn, job_id=job.id, event_type="job.failed", event_key=f"{job.id}:job.failed", payload=view)
+            audit.review_decided(conn, job_id=job.id, decision=decision, reviewer=reviewer)
             return job_repo.get(conn, job.id)
         generation = job.enqueue_generation + 1
         job_repo.checkpoint(
@@ -114,4 +116,5 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
         )
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
         send_again(c.broker, job, f":review:{generation}")
+        audit.review_decided(conn, job_id=job.id, decision=decision, reviewer=reviewer)
         return job_repo.get(conn, job.id)

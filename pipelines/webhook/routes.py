@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from config.settings import Settings
 from engine.adapters.stripe_webhooks import ENABLED_EVENTS, configured_secrets
+from engine.audit import hooks as audit
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import QueueCatalogue, QueueSpec
 from engine.db import jobs as job_repo
@@ -109,6 +110,7 @@ def record_event(
             known = conn.execute(sa.select(stripe_events.c.job_id).where(stripe_events.c.id == event_id)).scalar_one()
             return job_repo.get(conn, known), False
         job = job_repo.insert(conn, draft)
+        audit.webhook_received(conn, job=job, event=event)
     envelope = Envelope.new(
         kind="webhook",
         data=event,

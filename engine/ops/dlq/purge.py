@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.audit import hooks as audit
 from engine.ops.dlq.archive import archive
 from engine.ops.dlq.entries import DlqFilter
 from engine.ops.dlq.messages import delete, dlq_url, iter_specs
@@ -70,6 +71,7 @@ def purge(
             for entry in walk.matching(flt):
                 with c.db.begin() as conn:
                     archive(conn, entry, "purge")
+                    audit.dlq_moved(conn, entry=entry, action="dlq.purge", outcome="archived")
                 delete(c.sqs, entry.message)
                 walk.finished(entry)
                 result = PurgeResult(

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from engine.audit import hooks as audit
 from engine.broker.envelope import parse_body
 from engine.broker.ids import deduplication_id, message_group_id
 from engine.broker.queues import QueueSpec
@@ -211,6 +212,7 @@ def _move_one(
                     .where(dead_letters.c.id == entry.reason["id"])
                     .values(replayed_at=sa.func.now())
                 )
+        audit.dlq_moved(conn, entry=entry, action="dlq.replay", outcome="removed" if removed else "replayed")
     if removed:
         delete(c.sqs, m)
         assert job is not None
