@@ -2,7 +2,7 @@
 
 A record's body is canonical JSON: keys sorted, no insignificant whitespace, non-ASCII kept as UTF-8.  Its hash is
 ``sha256(f"{seq}\\n{prev_hash}\\n{body}")`` in lower-case hex; the first record's ``prev_hash`` is 64 zeros.
-The SQL function ``audit_append`` (migration 0010) computes the same; :func:`record_hash` is what verification
+The SQL function ``audit_append`` (migration 0011) computes the same; :func:`record_hash` is what verification
 recomputes.
 """
 

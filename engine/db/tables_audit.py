@@ -1,4 +1,4 @@
-"""The audit trail's tables (migration ``0010``), mirrored for queries; the rules are in ``engine/audit/``.
+"""The audit trail's tables (migration ``0011``), mirrored for queries; the rules are in ``engine/audit/``.
 
 ``audit_records`` is append-only (database triggers refuse UPDATE, DELETE and TRUNCATE) and written only through
 the ``audit_append(body)`` SQL function, which chains each record to the one before under ``audit_head``'s row

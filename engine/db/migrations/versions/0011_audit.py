@@ -1,7 +1,7 @@
 """Audit trail: hash-chained, append-only ``audit_records``, the chain's head, and the shipments to S3.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-05
 
 Every operation that changes money or state appends one record in the transaction of the change
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
