@@ -218,16 +218,18 @@ def payment_captured(
     fee: int = 0,
     vat_rate: str | None = None,
     vat_scheme: str | None = None,
+    fee_currency: str | None = None,
 ) -> LedgerTransaction:
     """The capture of a card payment of ``net + vat`` (effect ``payment:{job_id}:capture``).
 
     Debit ``stripe_clearing`` the total; credit ``revenue`` the net and ``vat_payable:{CC}`` the VAT (no VAT line
     when ``vat`` is 0: reverse charge, outside scope).  A Stripe ``fee`` > 0 debits ``fees`` and credits
-    ``stripe_clearing``, which then holds what Stripe will pay out.  ``customer_id`` is kept in the metadata;
-    the payment is collected at once, so no receivable stays open.  ``vat_rate`` (``"25.5"``) and ``vat_scheme``
-    (``oss``, ``domestic``, ``reverse_charge``, ``outside_scope``), when given, go into the metadata for the OSS
-    return (docs/reports.md).  Raises :class:`UnbalancedTransaction` for a negative or non-integer amount or a zero
-    total; :class:`ValueError` for a malformed ``vat_country``, ``vat_rate`` or ``vat_scheme``.
+    ``stripe_clearing``, which then holds what Stripe will pay out; ``fee_currency`` is the fee's currency when
+    it is not the payment's (Stripe charges the fee in the balance's currency).  ``customer_id`` is kept in the
+    metadata; the payment is collected at once, so no receivable stays open.  ``vat_rate`` (``"25.5"``) and
+    ``vat_scheme`` (``oss``, ``domestic``, ``reverse_charge``, ``outside_scope``), when given, go into the metadata
+    for the OSS return (docs/reports.md).  Raises :class:`UnbalancedTransaction` for a negative or non-integer
+    amount or a zero total; :class:`ValueError` for a malformed ``vat_country``, ``vat_rate`` or ``vat_scheme``.
     """
     _non_negative(net=net, vat=vat, fee=fee)
     total = net + vat
@@ -239,8 +241,8 @@ def payment_captured(
             debit(STRIPE_CLEARING, currency, total),
             _line(credit, REVENUE, currency, net),
             _line(credit, vat_account, currency, vat),
-            _line(debit, FEES, currency, fee),
-            _line(credit, STRIPE_CLEARING, currency, fee),
+            _line(debit, FEES, fee_currency or currency, fee),
+            _line(credit, STRIPE_CLEARING, fee_currency or currency, fee),
         ]
     )
     return LedgerTransaction(

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.stripe_sim.api_base import API_VERSION, ApiRequest
+from sandbox.stripe_sim.balance import BalanceEndpoints
 from sandbox.stripe_sim.clock import Clock
 from sandbox.stripe_sim.customers import CustomerEndpoints
 from sandbox.stripe_sim.errors import invalid_request
@@ -31,7 +32,9 @@ __all__ = ["API_VERSION", "ApiRequest", "StripeAPI"]
 Handler = Callable[..., dict[str, Any]]
 
 
-class StripeAPI(CustomerEndpoints, PaymentMethodEndpoints, PaymentIntentEndpoints, RefundEndpoints, EventEndpoints):
+class StripeAPI(
+    CustomerEndpoints, PaymentMethodEndpoints, PaymentIntentEndpoints, RefundEndpoints, BalanceEndpoints, EventEndpoints
+):
     """Every supported ``/v1`` route, and the sandbox-only actions behind ``/_sim``."""
 
     def __init__(self, store: Store, faults: Faults, clock: Clock, dispatcher: WebhookDispatcher) -> None:
@@ -63,6 +66,12 @@ class StripeAPI(CustomerEndpoints, PaymentMethodEndpoints, PaymentIntentEndpoint
         r("GET", "/v1/refunds", self.list_refunds)
         r("GET", "/v1/refunds/{id}", self.retrieve_refund)
         r("POST", "/v1/refunds/{id}", self.update_refund)
+        r("GET", "/v1/balance_transactions", self.list_balance_transactions)
+        r("GET", "/v1/balance_transactions/{id}", self.retrieve_balance_transaction)
+        r("GET", "/v1/disputes", self.list_disputes)
+        r("GET", "/v1/disputes/{id}", self.retrieve_dispute)
+        r("GET", "/v1/payouts", self.list_payouts)
+        r("GET", "/v1/payouts/{id}", self.retrieve_payout)
         r("GET", "/v1/events", self.list_events)
         r("GET", "/v1/events/{id}", self.retrieve_event)
         r("POST", "/v1/webhook_endpoints", self.create_webhook_endpoint)

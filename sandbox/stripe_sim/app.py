@@ -40,6 +40,9 @@ _SIM_LISTS = {
     "events": "event",
     "payment_methods": "payment_method",
     "webhook_endpoints": "webhook_endpoint",
+    "balance_transactions": "balance_transaction",
+    "disputes": "dispute",
+    "payouts": "payout",
 }
 
 
@@ -345,9 +348,35 @@ class SandboxApp:
                 finally:
                     self.store.flush()
                 return _json(200, public(refund))
+        money = self._sim_money(method, segments, payload)
+        if money is not None:
+            return money
         if len(segments) == 1 and segments[0] in _SIM_LISTS and method == "GET":
             return _json(200, {"object": "list", "data": self._introspect(_SIM_LISTS[segments[0]], query)})
         return _json(404, {"error": {"type": "invalid_request_error", "message": f"unknown sandbox route {path}"}})
+
+    def _sim_money(self, method: str, segments: list[str], payload: dict[str, Any]) -> Response | None:
+        """``POST /_sim/charges/{id}/dispute`` (``amount``?, ``reason``?), ``POST /_sim/disputes/{id}/close``
+        (``status`` won|lost), ``POST /_sim/payouts`` (``fail``?, ``currency``?); None for another route."""
+        if method != "POST":
+            return None
+        with self.store.lock:
+            try:
+                if len(segments) == 3 and segments[0] == "charges" and segments[2] == "dispute":
+                    amount = payload.get("amount")
+                    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+                        raise ValueError("amount must be an integer")
+                    reason = str(payload.get("reason", "fraudulent"))
+                    return _json(200, public(self.api.open_dispute(segments[1], amount, reason)))
+                if len(segments) == 3 and segments[0] == "disputes" and segments[2] == "close":
+                    return _json(200, public(self.api.close_dispute(segments[1], str(payload.get("status", "")))))
+                if segments == ["payouts"]:
+                    currency = payload.get("currency")
+                    made = self.api.run_payouts(bool(payload.get("fail", False)), str(currency) if currency else None)
+                    return _json(200, {"object": "list", "data": [public(p) for p in made]})
+            finally:
+                self.store.flush()
+        return None
 
     def _introspect(self, kind: str, query: str) -> list[dict[str, Any]]:
         """Every object of ``kind``, oldest first, filtered by ``job_id``, ``status``, ``customer`` or

@@ -23,6 +23,9 @@ PREFIX_KIND: dict[str, str] = {
     "re": "refund",
     "evt": "event",
     "we": "webhook_endpoint",
+    "txn": "balance_transaction",
+    "dp": "dispute",
+    "po": "payout",
 }
 
 
@@ -196,7 +199,7 @@ def charge_object(
         "application": None,
         "application_fee": None,
         "application_fee_amount": None,
-        "balance_transaction": new_id("txn") if succeeded and captured else None,
+        "balance_transaction": None,  # set when captured (sandbox.stripe_sim.balance.book_charge)
         "billing_details": payment_method["billing_details"],
         "calculated_statement_descriptor": "PAYMENTS-ENGINE",
         "captured": succeeded and captured,

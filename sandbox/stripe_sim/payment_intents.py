@@ -6,6 +6,7 @@ from typing import Any
 
 from sandbox.stripe_sim import currencies
 from sandbox.stripe_sim.api_base import ApiBase, ApiRequest
+from sandbox.stripe_sim.balance import book_charge
 from sandbox.stripe_sim.errors import StripeError, api_error, invalid_request, missing_param, state_error
 from sandbox.stripe_sim.objects import charge_object, new_id, payment_intent_object, snapshot
 from sandbox.stripe_sim.params import (
@@ -362,6 +363,8 @@ class PaymentIntentEndpoints(ApiBase):
             captured=captured,
             outcome=self._outcome(card, decline_code=None, blocked=False),
         )
+        if captured:
+            book_charge(self.store, self._now(), charge, charge["amount_captured"])
         self.store.put("charge", charge)
         intent["latest_charge"] = charge["id"]
         intent["next_action"] = None
@@ -499,8 +502,8 @@ class PaymentIntentEndpoints(ApiBase):
             captured=True,
             amount_captured=amount,
             amount_refunded=charge["amount"] - amount,  # the uncaptured rest is released
-            balance_transaction=new_id("txn"),
         )
+        book_charge(self.store, self._now(), charge, amount)
         self.store.put("charge", charge)
         intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
         intent["metadata"] = metadata_param(params, intent["metadata"])

@@ -6,6 +6,7 @@ from typing import Any
 
 from sandbox.stripe_sim import currencies
 from sandbox.stripe_sim.api_base import ApiBase, ApiRequest
+from sandbox.stripe_sim.balance import book_refund, new_balance_txn
 from sandbox.stripe_sim.errors import api_error, invalid_request, state_error
 from sandbox.stripe_sim.objects import new_id
 from sandbox.stripe_sim.params import COMMON, check_params, enum_param, int_param, metadata_param, str_param
@@ -89,7 +90,7 @@ class RefundEndpoints(ApiBase):
             "id": new_id("re"),
             "object": "refund",
             "amount": amount,
-            "balance_transaction": new_id("txn"),
+            "balance_transaction": None,  # set below
             "charge": charge_id,
             "created": self._now(),
             "currency": currency,
@@ -109,6 +110,7 @@ class RefundEndpoints(ApiBase):
             "status": "pending" if self.faults.knobs.pending_refunds else "succeeded",
             "transfer_reversal": None,
         }
+        book_refund(self.store, self._now(), refund)
         self.store.put("refund", refund)
         previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
         charge["_sim"]["refunded_by_refunds"] = charge["_sim"].get("refunded_by_refunds", 0) + amount
@@ -137,7 +139,10 @@ class RefundEndpoints(ApiBase):
         refund["status"] = result
         if result == "failed":
             refund["failure_reason"] = "expired_or_canceled_card"
-            refund["failure_balance_transaction"] = new_id("txn")
+            back = new_balance_txn(
+                self.store, self._now(), refund["amount"], refund["currency"], "refund_failure", refund["id"]
+            )
+            refund["failure_balance_transaction"] = back["id"]
             charge = self._get("charge", refund["charge"], "charge")
             charge["_sim"]["refunded_by_refunds"] = charge["_sim"].get("refunded_by_refunds", 0) - refund["amount"]
             charge["amount_refunded"] -= refund["amount"]

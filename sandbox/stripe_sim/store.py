@@ -28,6 +28,9 @@ KINDS = (
     "refund",
     "event",
     "webhook_endpoint",
+    "balance_transaction",
+    "dispute",
+    "payout",
 )
 
 _SCHEMA = """

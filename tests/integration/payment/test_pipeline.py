@@ -57,7 +57,18 @@ def test_b2c_payment_is_taxed_charged_once_and_booked(payment_container, stripe_
     assert view["fraud"]["decision"] == "approve"
     assert view["stripe"]["payment_intent"].startswith("pi_")
     assert view["ledger_transaction"] and view["stage"] == "notify"
-    assert sorted(entries) == sorted([("stripe_clearing", 1230), ("revenue", -1000), ("vat_payable:IE", -230)])
+    # Stripe's fee from the charge's balance transaction (a US card: 3.25 % of 12.30 + 0.25 = 0.65) is booked with
+    # the capture, so stripe_clearing holds what Stripe pays out.
+    assert view["fee"] == {"amount": 65, "currency": "eur"}
+    assert sorted(entries) == sorted(
+        [
+            ("stripe_clearing", 1230),
+            ("revenue", -1000),
+            ("vat_payable:IE", -230),
+            ("fees", 65),
+            ("stripe_clearing", -65),
+        ]
+    )
     assert events == ["job.succeeded"]
     intents = _intents(stripe_sim, job.id)
     assert [pi["status"] for pi in intents] == ["succeeded"] and intents[0]["amount"] == 1230
@@ -164,3 +175,26 @@ def test_metrics_move_with_a_payment(payment_container) -> None:  # type: ignore
     assert (
         sample("payments_stage_duration_seconds_count", {"pipeline": "payment", "stage": "charge"}) == before_stage + 1
     )
+
+
+def test_the_fee_of_an_eea_card_is_the_balance_transactions(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    """1.5 % + EUR 0.25 for a card issued in the EEA, taken from the charge's balance transaction, booked once
+    even when the ledger stage runs again."""
+    envelope = _envelope(payment_container, amount=10_000, payment_method="pm_card_fr")
+    job = payment_container.run_job("payment", envelope)
+    assert job.status == "succeeded"
+    charge = httpx.get(f"{stripe_sim.base_url}/_sim/charges", params={"job_id": job.id}).json()["data"][0]
+    txn = httpx.get(f"{stripe_sim.base_url}/_sim/balance_transactions", params={"source": charge["id"]}).json()["data"][
+        0
+    ]
+    total = 10_000 + 2_300  # net + Irish VAT
+    assert txn["fee"] == (total * 150 + 5000) // 10000 + 25 == 210
+    assert payment_container.run_job("payment", envelope).status == "succeeded"
+    with payment_container.db.connect() as conn:
+        fees = conn.execute(
+            sa.select(ledger_entries.c.account, ledger_entries.c.amount)
+            .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
+            .where(ledger_transactions.c.job_id == job.id, ledger_entries.c.account == "fees")
+        ).all()
+    assert fees == [("fees", 210)]
+    assert verify(payment_container.db).ok
