@@ -262,7 +262,10 @@ def test_a_payment_a_refund_and_a_settlement_go_through_the_stack(  # type: igno
     balance: dict[str, int] = {}
     for account, value in entries_of_container(c, [payment.id, refund.id]):
         balance[account] = balance.get(account, 0) + value
-    assert balance["stripe_clearing"] == total - 1000
+    # Clearing holds what Stripe pays out: the charge less its fee (booked from the balance transaction) and refund.
+    charge = client.v1.charges.retrieve(str(intent.latest_charge), params={"expand": ["balance_transaction"]})
+    assert balance["fees"] == charge.balance_transaction.fee > 0
+    assert balance["stripe_clearing"] == total - 1000 - balance["fees"]
     # The batch went to the stack's settlements bucket; the worker consumed every queue (none refused).
     keys = [
         o["Key"]

@@ -71,7 +71,8 @@ def _assert_ledger_equals_stripe(c: Container, stripe_sim: Any, job_id: str) -> 
     """One succeeded PaymentIntent, and the ledger's clearing debit equal to what it charged."""
     live = [pi for pi in _intents(stripe_sim, job_id) if pi["status"] == "succeeded"]
     assert len(live) == 1, live
-    clearing = sum(n for account, n in _booked(c, job_id) if account == "stripe_clearing")
+    # The capture's debit (the credit beside it is Stripe's fee, booked with it).
+    clearing = sum(n for account, n in _booked(c, job_id) if account == "stripe_clearing" and n > 0)
     assert clearing == live[0]["amount"]
     assert verify(c.db).ok
 
@@ -117,7 +118,15 @@ def test_fraud_and_vat_are_kept_from_before_the_charge_when_a_redelivery_follows
     monkeypatch.setattr(VatStage, "run", other_vat)
     done = c.run_job("payment", envelope)
     assert done.status == "succeeded"
-    assert _booked(c, job_id) == sorted([("stripe_clearing", 1230), ("revenue", -1000), ("vat_payable:IE", -230)])
+    assert _booked(c, job_id) == sorted(
+        [
+            ("stripe_clearing", 1230),
+            ("revenue", -1000),
+            ("vat_payable:IE", -230),
+            ("fees", 65),
+            ("stripe_clearing", -65),
+        ]
+    )
     _assert_ledger_equals_stripe(c, stripe_sim, job_id)
 
 
