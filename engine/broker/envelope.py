@@ -57,7 +57,7 @@ class Envelope(BaseModel):
         max_length=1024,
         description="Ordering key (customer id, terminal id, Stripe object id); required on FIFO queues.",
     )
-    correlation_id: str | None = Field(default=None, max_length=128, description="Carried into every log line.")
+    correlation_id: str | None = Field(default=None, max_length=255, description="Carried into every log line.")
     created_at: AwareDatetime = Field(description="When the producer created the message (ISO 8601 with offset).")
     data: dict[str, Any] = Field(description="The kind-specific payload.")
 

@@ -77,7 +77,7 @@ def row_to_job(row: sa.RowMapping) -> Job:
     )
 
 
-def _row_values(job: Job) -> dict[str, Any]:
+def row_values(job: Job) -> dict[str, Any]:
     """The columns a new job row is inserted with (timestamps and counters take their defaults)."""
     return {
         "id": job.id,
@@ -101,7 +101,7 @@ def insert(conn: sa.Connection, job: Job) -> Job:
 
     Raises :class:`sqlalchemy.exc.IntegrityError` when a job with the same id or idempotency scope exists.
     """
-    row = conn.execute(jobs.insert().values(**_row_values(job)).returning(jobs)).mappings().one()
+    row = conn.execute(jobs.insert().values(**row_values(job)).returning(jobs)).mappings().one()
     return row_to_job(row)
 
 
@@ -259,7 +259,7 @@ def insert_if_absent(conn: sa.Connection, job: Job) -> Job:
     """Insert ``job`` unless its idempotency scope (or id) is taken; return the stored job either way."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    conn.execute(pg_insert(jobs).values(**_row_values(job)).on_conflict_do_nothing())
+    conn.execute(pg_insert(jobs).values(**row_values(job)).on_conflict_do_nothing())
     found = get_by_scope(conn, job.idempotency_scope)
     if found is None:
         return get(conn, job.id)

@@ -1,23 +1,33 @@
-"""Accepting a job: the idempotency check, one commit (job row + saved answer), then the message into SQS.
+"""Accepting a job: the idempotency check, then one commit — the job row, its saved 202 and its message (an outbox
+row) — and the hand-off of the message to SQS by the outbox relay.
 
-"Accepted means durable": the 202 is only answered once the job row is committed and SQS has the message.  If the
-message cannot be sent, the job and the saved answer are removed again and the client gets 503 with Retry-After,
-free to retry with the same key.
+"Accepted means durable": the 202 is answered once that commit is done.  From then on the job is never deleted
+and always reaches its queue: the relay (``engine/ops/outbox_relay.py``, a thread of the ingest process woken by
+each commit, and of every worker) sends it with ``SendMessageBatch`` and keeps trying while SQS is down; the
+reconciler re-sends a job that still made no progress.  Everything that could make the message invalid (headers,
+the envelope) is checked before the commit, so nothing committed can fail later for a reason of the request.
+
+A request that meets a job already recorded under its idempotency scope — a concurrent duplicate when the Redis
+lock is unavailable, a retry after the lock expired, a key reused after its saved answer's TTL — is answered with
+that job (or 422 ``idempotency_key_reused`` when the request differs), never a second job and never a 500.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from engine.audit import hooks as audit
-from engine.broker.envelope import Envelope, to_message
+from engine.broker.envelope import Envelope
 from engine.broker.queues import QueueCatalogue
 from engine.db import jobs as job_repo
+from engine.db.outbox import add_dispatches
 from engine.db.tables import jobs
-from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
 from engine.jobs.job import Job
@@ -28,20 +38,54 @@ RETRY_AFTER_SECONDS = 5
 
 
 def api_scope(client: str, key: str) -> str:
-    """The idempotency scope of an API request: the client (JWT ``sub``) and its Idempotency-Key."""
-    return f"api:{client}:{key}"
+    """The idempotency scope of an API request: the client (JWT ``sub``) and its Idempotency-Key.
+
+    The client is length-prefixed, so no pair of (client, key) can spell another pair's scope (``a:b`` + ``k``
+    and ``a`` + ``b:k`` differ).
+    """
+    return f"api:{len(client)}:{client}:{key}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One job a request asks for: what :meth:`JobAcceptor.accept` takes besides the client and key."""
+
+    request_hash: str
+    kind: str
+    data: dict[str, Any]
+    group_key: str
+    customer_id: str | None
+    correlation_id: str | None
+    public: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    draft: Job
+    envelope: dict[str, Any]
+    queue: str
 
 
 class JobAcceptor:
-    """Creates jobs for the ingest routes: the job row in ``db``, the message through ``broker`` (built on first
-    send) on the kind's queue in ``queues``, the answer kept in ``store``.  Build one per process (the container's
-    ``acceptor``)."""
+    """Creates jobs for the ingest routes: the job row, its saved answer (``store``) and its dispatch row in ``db``
+    in one commit; the message goes to the kind's queue in ``queues`` through ``broker`` (built on first send).
+
+    Build one per process (the container's ``acceptor``).  With a relay attached (:meth:`use_relay`, the ingest
+    app does it at start) the message is sent by that relay's thread, batched with other requests'; without one
+    (the CLI, tests) it is relayed in the caller's thread right after the commit, best effort.
+    """
 
     def __init__(self, db: sa.Engine, broker: Lazy[Any], store: IdempotencyStore, queues: QueueCatalogue) -> None:
         self._db = db
         self._broker = broker
         self._store = store
         self._queues = queues
+        self._relay: Any = None
+
+    def use_relay(self, relay: Any) -> None:
+        """Hand messages to ``relay`` (an :class:`engine.ops.outbox_relay.OutboxRelay`, running) from now on;
+        ``None`` goes back to relaying in the caller's thread."""
+        self._relay = relay
 
     def accept(
         self,
@@ -58,8 +102,10 @@ class JobAcceptor:
     ) -> SavedAnswer:
         """The answer for this request: a replay of the first answer, or 202 with a new job.
 
-        Raises :class:`ApiError` 422 ``idempotency_key_reused``, 409 ``idempotency_key_in_use``, 503 ``unavailable``.
+        Raises :class:`ApiError` 422 ``idempotency_key_reused``, 409 ``idempotency_key_in_use``, 400
+        ``invalid_request`` (the message would be invalid), 503 ``unavailable`` (the database is down).
         """
+        submission = Submission(request_hash, kind, data, group_key, customer_id, correlation_id, public)
         # The in-flight lock first: one database lookup per request instead of one before and one after it.
         if not self._store.acquire(client, key):
             raise ApiError(
@@ -73,81 +119,110 @@ class JobAcceptor:
             saved = self._store.lookup(client, key, request_hash)
             if saved is not None:
                 return saved
-            return self._create(client, key, request_hash, kind, data, group_key, customer_id, correlation_id, public)
+            prepared = self._prepare(client, key, submission)
+            answer = self._commit(client, key, submission, prepared)
         finally:
             self._store.release(client, key)
-
-    def _create(
-        self,
-        client: str,
-        key: str,
-        request_hash: str,
-        kind: str,
-        data: dict[str, Any],
-        group_key: str,
-        customer_id: str | None,
-        correlation_id: str | None,
-        public: dict[str, Any] | None,
-    ) -> SavedAnswer:
-        spec = self._queues.for_kind(kind)
-        assert spec is not None, kind
-        scope = api_scope(client, key)
-        draft = Job.accepted(
-            kind=kind,
-            queue=spec.name(""),
-            idempotency_scope=scope,
-            group_id=group_key,
-            request=data,
-            customer_id=customer_id,
-            correlation_id=correlation_id,
-            public=public,
-        )
-        try:
-            with self._db.begin() as conn:
-                job = job_repo.insert(conn, draft)
-                answer = SavedAnswer(202, job.view())
-                if not self._store.save(conn, client, key, request_hash, job.id, answer):
-                    raise _KeyTaken()
-                audit.job_created(conn, actor=client, job=job, request_hash=request_hash)
-        except _KeyTaken:
-            # Another request with this key committed first (Redis lock unavailable): answer as it did.
-            saved = self._store.lookup(client, key, request_hash)
-            if saved is None:  # pragma: no cover - the row we collided with expired in between
-                raise ApiError(503, "unavailable", "Try again.", retry_after=1) from None
-            return saved
-        except sa.exc.OperationalError as exc:
-            raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
-        envelope = Envelope.new(
-            kind=kind,
-            data=data,
-            idempotency_scope=scope,
-            group_id=group_key,
-            job_id=job.id,
-            correlation_id=correlation_id,
-        )
-        try:
-            self._broker().enqueue(to_message(envelope, spec.base))
-        except Exception as exc:
-            log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
-            self._undo(job.id, client, key)
-            raise ApiError(
-                503,
-                "unavailable",
-                "The job queue is unavailable; nothing was accepted.",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from exc
-        log.info("accepted %s job %s", kind, job.id, extra={"job_id": job.id, "kind": kind})
+        self._hand_off()
         return answer
 
-    def _undo(self, job_id: str, client: str, key: str) -> None:
+    def _prepare(self, client: str, key: str, s: Submission) -> _Prepared:
+        """The job row and its validated envelope, before anything is written.  Raises :class:`ApiError` 400."""
+        spec = self._queues.for_kind(s.kind)
+        assert spec is not None, s.kind
+        scope = api_scope(client, key)
+        draft = Job.accepted(
+            kind=s.kind,
+            queue=spec.name(""),
+            idempotency_scope=scope,
+            group_id=s.group_key,
+            request=s.data,
+            customer_id=s.customer_id,
+            correlation_id=s.correlation_id,
+            public=s.public,
+        )
         try:
-            with self._db.begin() as conn:
-                self._store.forget(conn, client, key)
-                conn.execute(jobs.delete().where(jobs.c.id == job_id, jobs.c.status == "accepted"))
-        except sa.exc.SQLAlchemyError:
-            # The job stays accepted; the reconciler enqueues it later.  The client's retry replays the 202.
-            log.exception("could not undo job %s after a failed enqueue", job_id)
+            envelope = Envelope.new(
+                kind=s.kind,
+                data=s.data,
+                idempotency_scope=scope,
+                group_id=s.group_key,
+                job_id=draft.id,
+                correlation_id=s.correlation_id,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise ApiError(
+                400, "invalid_request", f"The job's message would be invalid: {field}: {first['msg']}"
+            ) from exc
+        return _Prepared(draft, envelope.to_arg(), spec.base)
+
+    def _commit(self, client: str, key: str, s: Submission, p: _Prepared) -> SavedAnswer:
+        """One transaction: job, saved answer, dispatch row.  The answer, or the existing job's on a collision."""
+        try:
+            try:
+                with self._db.begin() as conn:
+                    row = (
+                        conn.execute(
+                            pg_insert(jobs)
+                            .values(**job_repo.row_values(p.draft))
+                            .on_conflict_do_nothing()
+                            .returning(jobs)
+                        )
+                        .mappings()
+                        .one_or_none()
+                    )
+                    if row is None:
+                        raise _Collision()
+                    job = job_repo.row_to_job(row)
+                    answer = SavedAnswer(202, job.view())
+                    if not self._store.save(conn, client, key, s.request_hash, job.id, answer):
+                        # A live answer under this key for another scope: only rows edited by hand do that.
+                        raise _Collision()
+                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
+                    add_dispatches(conn, [(job.id, p.queue, p.envelope)])
+            except _Collision:
+                # Rolled back: the scope (or the key) already has a job, committed by another request.
+                with self._db.connect() as conn:
+                    return self._existing(conn, client, key, s, p.draft.idempotency_scope)
+        except sa.exc.OperationalError as exc:
+            raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
+        log.info("accepted %s job %s", s.kind, job.id, extra={"job_id": job.id, "kind": s.kind})
+        return answer
+
+    def _existing(self, conn: sa.Connection, client: str, key: str, s: Submission, scope: str) -> SavedAnswer:
+        """The answer for a request whose scope already has a job: the saved answer if it is still kept, else the
+        job itself; 422 ``idempotency_key_reused`` when the job was made from another request."""
+        saved = self._store.lookup(client, key, s.request_hash)
+        if saved is not None:
+            return saved
+        job = job_repo.get_by_scope(conn, scope)
+        if job is None:  # pragma: no cover - the conflict was on the (random) job id
+            raise ApiError(503, "unavailable", "Try again.", retry_after=1)
+        if job.kind != s.kind or job.request != s.data:
+            raise ApiError(
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body.",
+                param="Idempotency-Key",
+                error_type="idempotency_error",
+            )
+        return SavedAnswer(202, job.view())
+
+    def _hand_off(self) -> None:
+        """Get the committed message on its way: wake the relay, or relay here (a failure leaves it in the outbox
+        for the next relay; the client keeps its 202, the job is durable)."""
+        if self._relay is not None:
+            self._relay.kick()
+            return
+        from engine.ops.outbox_relay import relay_once
+
+        try:
+            relay_once(self._db, self._broker())
+        except Exception as exc:
+            log.warning("could not relay accepted jobs now (%s); the outbox relay sends them later", exc)
 
 
-class _KeyTaken(PaymentsError):
-    pass
+class _Collision(Exception):
+    """The job's idempotency scope is taken (rolls the transaction back)."""

@@ -3,6 +3,9 @@ shares (``engine/ingest/routes.py``), health and metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -10,11 +13,15 @@ from fastapi.responses import JSONResponse
 
 from engine.ingest.body_limit import BodyLimitMiddleware, BodyLimits
 from engine.ingest.client_address import parse_networks
-from engine.ingest.errors import install_error_handlers
+from engine.ingest.errors import ApiError, install_error_handlers
+from engine.ingest.headers import check_request_id
 from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from engine.ingest.routes import build_router
 from engine.runtime.container import Container, bootstrap
+
+#: How often the ingest's relay looks for rows nobody kicked it for (rows left by a failed send, or by a CLI).
+RELAY_IDLE_SECONDS = 1.0
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -24,6 +31,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         title="payments-engine ingest",
         version="1",
         description="Accepts payment, refund, subscription and settlement jobs onto SQS FIFO queues.",
+        lifespan=_relay_lifespan(c),
     )
     app.state.container = c
     install_error_handlers(app)
@@ -69,6 +77,27 @@ def create_app(container: Container | None = None) -> FastAPI:
     return app
 
 
+def _relay_lifespan(c: Container) -> Any:
+    """While the app serves: an outbox relay thread that sends accepted jobs' messages to SQS, woken by each
+    commit and batching what several requests committed meanwhile (``engine/ingest/accept.py``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from engine.jobs.kind import Lazy
+        from engine.ops.outbox_relay import OutboxRelay
+
+        relay = OutboxRelay(c.db, Lazy(lambda: c.broker), interval=RELAY_IDLE_SECONDS)
+        relay.start()
+        c.acceptor.use_relay(relay)
+        try:
+            yield
+        finally:
+            c.acceptor.use_relay(None)
+            await asyncio.to_thread(relay.stop)
+
+    return lifespan
+
+
 def _install_rate_limit(app: FastAPI, c: Container) -> None:
     """POST requests per token subject (or client address) and minute, Stripe webhooks in a bucket of their own
     (``engine/ingest/ratelimit.py``); reads are never limited."""
@@ -95,12 +124,17 @@ def _install_timing(app: FastAPI) -> None:
     @app.middleware("http")
     async def timing(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        # The correlation id: the caller's X-Request-ID, or a new one; echoed back and carried in the message.
-        correlation = request.headers.get("x-request-id") or uuid.uuid4().hex
+        # The correlation id: the caller's X-Request-ID, or a new one; echoed back and carried in the message.  A
+        # caller's id is checked first (it is stored and logged): a bad one is refused, never echoed or logged.
+        try:
+            correlation = check_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
+            refused = None
+        except ApiError as exc:
+            correlation, refused = uuid.uuid4().hex, exc
         request.state.correlation_id = correlation
         tokens = bind(correlation, None)
         try:
-            response: Response = await call_next(request)
+            response: Response = refused.response() if refused is not None else await call_next(request)
         finally:
             unbind(tokens)
         response.headers["X-Request-ID"] = correlation

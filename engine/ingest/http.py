@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.domain.pan import find_pan
 from engine.ingest.errors import ApiError
+from engine.ingest.headers import check_request_id
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -53,7 +54,11 @@ def validate(model: type[BaseModel], body: Any) -> Any:
 
 def correlation_id(request: Request) -> str:
     """The request's correlation id (set by the timing middleware from X-Request-ID, or made)."""
-    return getattr(request.state, "correlation_id", None) or request.headers.get("x-request-id") or uuid.uuid4().hex
+    return (
+        getattr(request.state, "correlation_id", None)
+        or check_request_id(request.headers.get("x-request-id"))
+        or uuid.uuid4().hex
+    )
 
 
 async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:

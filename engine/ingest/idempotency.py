@@ -24,9 +24,9 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.db.tables import idempotency_keys
 from engine.ingest.errors import ApiError
+from engine.ingest.headers import check_idempotency_key
 
 LOCK_SECONDS = 60
-MAX_KEY_LENGTH = 255
 
 
 def canonical_hash(method: str, path: str, body: Any) -> str:
@@ -36,15 +36,11 @@ def canonical_hash(method: str, path: str, body: Any) -> str:
 
 
 def check_key(key: str | None) -> str:
-    """The key, or :class:`ApiError` 400 ``idempotency_key_missing`` when absent, empty or over 255 characters."""
-    if key is None or not (1 <= len(key) <= MAX_KEY_LENGTH):
-        raise ApiError(
-            400,
-            "idempotency_key_missing",
-            "An Idempotency-Key header of 1 to 255 characters is required for this request.",
-            param="Idempotency-Key",
-        )
-    return key
+    """The Idempotency-Key (see :func:`engine.ingest.headers.check_idempotency_key`, which this delegates to).
+
+    Raises :class:`ApiError` 400 ``idempotency_key_missing``, ``idempotency_key_invalid`` or ``pan_detected``.
+    """
+    return check_idempotency_key(key)
 
 
 @dataclass(frozen=True)
@@ -118,35 +114,27 @@ class IdempotencyStore:
     ) -> bool:
         """Save the answer inside the caller's transaction (with the job row); False if the key already exists."""
         expires = datetime.now(UTC) + timedelta(seconds=self._ttl)
-        # An expired row for this key is replaced: after the TTL a key may be used afresh, as on Stripe.
-        conn.execute(
-            idempotency_keys.delete().where(
-                idempotency_keys.c.client == client,
-                idempotency_keys.c.key == key,
-                idempotency_keys.c.expires_at <= sa.func.now(),
-            )
-        )
+        values = {
+            "client": client,
+            "key": key,
+            "request_hash": request_hash,
+            "job_id": job_id,
+            "response_status": answer.status,
+            "response_body": answer.body,
+            "expires_at": expires,
+        }
+        stmt = insert(idempotency_keys).values(**values)
+        # An expired row for this key is replaced (after the TTL a key may be used afresh, as on Stripe); a live
+        # one is kept and nothing is returned.  One statement: the ingest's request path counts them.
         result = conn.execute(
-            insert(idempotency_keys)
-            .values(
-                client=client,
-                key=key,
-                request_hash=request_hash,
-                job_id=job_id,
-                response_status=answer.status,
-                response_body=answer.body,
-                expires_at=expires,
-            )
-            .on_conflict_do_nothing()
-            .returning(idempotency_keys.c.key)
+            stmt.on_conflict_do_update(
+                index_elements=[idempotency_keys.c.client, idempotency_keys.c.key],
+                set_={name: stmt.excluded[name] for name in values if name not in ("client", "key")}
+                | {"created_at": sa.func.now()},
+                where=idempotency_keys.c.expires_at <= sa.func.now(),
+            ).returning(idempotency_keys.c.key)
         )
         return result.first() is not None
-
-    def forget(self, conn: sa.Connection, client: str, key: str) -> None:
-        """Remove a saved answer (when the job could not be enqueued and the request is answered 503)."""
-        conn.execute(
-            idempotency_keys.delete().where(idempotency_keys.c.client == client, idempotency_keys.c.key == key)
-        )
 
     def purge_expired(self) -> int:
         """Delete expired keys; returns how many (a scheduler task)."""

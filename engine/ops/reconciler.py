@@ -1,8 +1,8 @@
 """The reconciler: jobs left ``accepted``/``processing`` without progress are sent again.
 
 "Accepted means durable" promises that every accepted job reaches a terminal status.  A message can still vanish
-outside the engine's control — an operator purged a queue, the embedded in-memory SQS endpoint restarted, an
-ingest could not undo a job after a failed send.  The scheduler runs :func:`reconcile` periodically: every job
+outside the engine's control — an operator purged a queue, the embedded in-memory SQS endpoint restarted, a
+dispatch row the outbox relay could not send.  The scheduler runs :func:`reconcile` periodically: every job
 ``accepted`` or ``processing`` whose ``updated_at`` is older than ``PAYMENTS_RECONCILE_AFTER_SECONDS`` (default
 900) gets its message re-sent with deduplication suffix ``:reconcile:N`` (N = its next enqueue generation).
 

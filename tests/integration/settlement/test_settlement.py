@@ -15,6 +15,7 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import verify
 from engine.db.tables import jobs, ledger_entries, ledger_transactions
 from engine.db.tables_settlement import pos_transactions
+from engine.ingest.accept import api_scope
 from pipelines.settlement.generate import Expected, generate
 from tests.integration.settlement.conftest import csv_body, envelope_for
 
@@ -218,7 +219,7 @@ def test_card_number_refused_before_anything_is_stored(api, headers, container, 
     assert error["code"] == "pan_detected" and "4111" not in json.dumps(error) and "Line 3" in error["message"]
     assert _objects(container) == before
     with container.db.connect() as conn:
-        scope = f"api:pos-uploader:{key}"
+        scope = api_scope("pos-uploader", key)
         assert conn.execute(sa.select(jobs.c.id).where(jobs.c.idempotency_scope == scope)).all() == []
 
 
@@ -316,7 +317,7 @@ def test_object_store_failure_is_503_and_accepts_nothing(api, headers, container
     answer = _upload(api, headers, csv_body([(terminal, "S1", TS, "sale", 100, "eur", "1111", "", "")]), key=key)
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert answer.json()["error"]["code"] == "unavailable"
-    scope = f"api:pos-uploader:{key}"
+    scope = api_scope("pos-uploader", key)
     with container.db.connect() as conn:
         assert conn.execute(sa.select(jobs.c.id).where(jobs.c.idempotency_scope == scope)).all() == []
 
