@@ -28,6 +28,7 @@ from engine.broker.queues import QueueCatalogue
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_dispatches
 from engine.db.tables import jobs
+from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
 from engine.jobs.job import Job
@@ -224,5 +225,5 @@ class JobAcceptor:
             log.warning("could not relay accepted jobs now (%s); the outbox relay sends them later", exc)
 
 
-class _Collision(Exception):
+class _Collision(PaymentsError):
     """The job's idempotency scope is taken (rolls the transaction back)."""
