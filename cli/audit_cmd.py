@@ -60,10 +60,12 @@ def _since_seq(c: Container, since: str | None) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(since: str | None, no_s3: bool, as_json: bool) -> None:
     """Recompute the chain from the database and from S3; exit 1 naming the first bad record."""
+    from engine.audit.chain import seal
     from engine.audit.ship import audit_bucket
     from engine.audit.verify import verify as run_verify
 
     c = _container("database") if no_s3 else _container("database", "s3")
+    seal(c.db)  # queued records are chained first, so they are verified too
     report = run_verify(c.db, None if no_s3 else c.s3, audit_bucket(c.settings), _since_seq(c, since))
     if as_json:
         print_json(report.as_dict())
@@ -84,13 +86,17 @@ def verify(since: str | None, no_s3: bool, as_json: bool) -> None:
 @click.option("--job", "job_id", required=True, help="The job whose records to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
 def ls(job_id: str, as_json: bool) -> None:
-    """Who did what to a job, oldest first."""
-    from engine.audit.chain import for_job
+    """Who did what to a job, oldest first (by time)."""
+    from engine.audit.chain import for_job, seal
 
     c = _container("database")
+    seal(c.db)
     with c.db.connect() as conn:
         found = for_job(conn, job_id)
-    rows = [{"seq": r.seq, **r.fields(), "hash": r.hash} for r in found]
+    # By time: a queued record (an API call's) gets its place in the chain when sealed, possibly after a later one.
+    rows = sorted(
+        ({"seq": r.seq, **r.fields(), "hash": r.hash} for r in found), key=lambda r: (r.get("at", ""), r["seq"])
+    )
     if as_json:
         print_json(rows)
         return

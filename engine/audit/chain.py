@@ -13,6 +13,9 @@ from engine.db.tables_audit import audit_head, audit_records
 from engine.domain.timestamps import iso_utc
 
 _APPEND = sa.text("SELECT audit_append(:body)")
+_ENQUEUE = sa.text("SELECT audit_enqueue(:body)")
+_SEAL = sa.text("SELECT audit_seal(:n)")
+SEAL_BATCH = 5000
 
 
 def append(
@@ -35,6 +38,46 @@ def append(
     """
     body = make_body(at=iso_utc(at or datetime.now(UTC)), actor=actor, action=action, job=job, detail=detail)
     return int(conn.execute(_APPEND, {"body": body}).scalar_one())
+
+
+def enqueue(
+    conn: sa.Connection,
+    *,
+    actor: str,
+    action: str,
+    job: str | None = None,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Queue one record in ``conn``'s transaction for :func:`seal` to chain; its queue id.
+
+    For the hot paths (the ingest): an INSERT into ``audit_pending``, no lock, so concurrent requests' commits are
+    not serialised.  The record is durable with the change it records and rolls back with it; it gets its place in
+    the chain when sealed (the scheduler's ``audit-seal`` task, every few seconds, and before shipping, listing or
+    verifying).  Raises as :func:`append`.
+    """
+    body = make_body(at=iso_utc(at or datetime.now(UTC)), actor=actor, action=action, job=job, detail=detail)
+    return int(conn.execute(_ENQUEUE, {"body": body}).scalar_one())
+
+
+def seal(db: sa.Engine, batch: int = SEAL_BATCH) -> int:
+    """Chain every committed queued record, oldest first, in transactions of at most ``batch``; how many.
+
+    Safe to run concurrently (the head's row lock serialises sealers; each record is chained once).
+    Raises :class:`sqlalchemy.exc.SQLAlchemyError`.
+    """
+    total = 0
+    while True:
+        with db.begin() as conn:
+            n = int(conn.execute(_SEAL, {"n": batch}).scalar_one())
+        total += n
+        if n < batch:
+            return total
+
+
+def seal_task(db: sa.Engine, now: datetime) -> str:
+    """The scheduler's ``audit-seal`` task."""
+    return f"{seal(db)} queued record(s) chained"
 
 
 def records(conn: sa.Connection, *, since_seq: int = 1, batch: int = 5000) -> Iterator[AuditRecord]:

@@ -1,5 +1,8 @@
 """The one call each audited operation makes, in its own transaction, as that transaction's last statement.
 
+The ingest's hooks (``job.create``, ``webhook.receive``) queue their record (:func:`engine.audit.chain.enqueue`:
+no lock on the request path); the others chain it at once (:func:`engine.audit.chain.append`).
+
 Each hook says who (``actor``), what (``action``), the job, and details without personal data.  Actions:
 
 =====================  =====================================================  ==================================
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from engine.audit.chain import append
+from engine.audit.chain import append, enqueue
 from engine.audit.record import canonical_json
 
 if TYPE_CHECKING:
@@ -49,13 +52,14 @@ def cli_actor() -> str:
 def job_created(conn: sa.Connection, *, actor: str, job: Job, request_hash: str) -> int:
     """An API call created ``job``: the request is identified by its hash, not copied (it holds personal data)."""
     detail = {"kind": job.kind, "request_sha256": request_hash, "customer": job.customer_id}
-    return append(conn, actor=actor, action="job.create", job=job.id, detail=detail)
+    # Queued, not chained here: the ingest's commits must not wait for each other (migration 0012).
+    return enqueue(conn, actor=actor, action="job.create", job=job.id, detail=detail)
 
 
 def webhook_received(conn: sa.Connection, *, job: Job, event: dict[str, Any]) -> int:
     """A signed Stripe event was recorded with its webhook ``job``."""
     detail = {"event": str(event.get("id")), "type": str(event.get("type")), "object": job.group_id}
-    return append(conn, actor="stripe", action="webhook.receive", job=job.id, detail=detail)
+    return enqueue(conn, actor="stripe", action="webhook.receive", job=job.id, detail=detail)
 
 
 def dlq_moved(conn: sa.Connection, *, entry: DlqEntry, action: str, outcome: str) -> int:

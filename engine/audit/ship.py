@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from config.settings import Settings
 from engine.adapters.s3 import AUDIT_RETENTION_YEARS
-from engine.audit.chain import records
+from engine.audit.chain import records, seal
 from engine.db.tables_audit import audit_shipments
 
 RETENTION_YEARS = AUDIT_RETENTION_YEARS
@@ -67,6 +67,7 @@ def ship(db: sa.Engine, s3: Any, bucket: str, now: datetime, *, max_records: int
     :class:`sqlalchemy.exc.SQLAlchemyError`.
     """
     now = now.astimezone(UTC)
+    seal(db)  # queued records get their place in the chain first, so they are shipped this hour
     shipped: list[Shipment] = []
     while True:
         with db.begin() as conn:

@@ -49,3 +49,12 @@ audit_shipments = sa.Table(
     sa.Column("shipped_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.CheckConstraint("last_seq >= first_seq", name="audit_shipments_range"),
 )
+
+# Records of the ingest's hot path, committed with their change and chained by ``audit_seal`` (migration 0012):
+# no lock on the request's path.  UPDATE and TRUNCATE are refused; only sealing deletes.
+audit_pending = sa.Table(
+    "audit_pending",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)

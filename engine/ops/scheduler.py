@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from config.settings import Settings
+from engine.audit.chain import seal_task
 from engine.audit.ship import SHIP_INTERVAL_SECONDS, ship_task
 from engine.broker.queues import QueueCatalogue
 from engine.jobs.kind import JobKind, Task
@@ -73,6 +74,7 @@ ENGINE_TASKS: list[Task] = [
     Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
     Task("stripe-reconcile", 86400.0, _stripe_reconcile),
+    Task("audit-seal", 5.0, seal_task),
     Task("audit-ship", SHIP_INTERVAL_SECONDS, ship_task),
 ]
 

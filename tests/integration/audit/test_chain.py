@@ -7,7 +7,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from engine.audit.chain import append, head, records
+from engine.audit.chain import append, enqueue, head, records, seal
 from engine.audit.record import GENESIS, record_hash
 from engine.audit.verify import verify_database
 from engine.runtime.container import Container
@@ -80,3 +80,37 @@ def test_records_refuse_update_delete_truncate(audit_container: Container, state
         conn.execute(sa.text(statement))
     with db.connect() as conn:
         assert verify_database(conn) == (1, None)
+
+
+def test_queued_records_are_chained_once_by_racing_sealers(audit_container: Container) -> None:
+    db = audit_container.db
+    with pytest.raises(RuntimeError), db.begin() as conn:
+        enqueue(conn, actor="a", action="job.create", job="job_rolled_back")
+        raise RuntimeError("the request failed: its record goes with it")
+    for i in range(60):
+        with db.begin() as conn:
+            enqueue(conn, actor="sub", action="job.create", job=f"job_{i}")
+    with db.begin() as conn:
+        append(conn, actor="cli:ops", action="dlq.purge", job="job_x")  # chained at once, before the queued ones
+    sealed: list[int] = []
+    threads = [threading.Thread(target=lambda: sealed.append(seal(db, batch=7))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(sealed) == 60
+    with db.connect() as conn:
+        assert verify_database(conn) == (61, None)
+        jobs_in_chain = [r.fields()["job"] for r in records(conn)]
+        assert conn.execute(sa.text("SELECT count(*) FROM audit_pending")).scalar_one() == 0
+    assert jobs_in_chain[0] == "job_x" and sorted(jobs_in_chain[1:]) == sorted(f"job_{i}" for i in range(60))
+    assert "job_rolled_back" not in jobs_in_chain
+
+
+def test_queued_records_refuse_update_and_truncate(audit_container: Container) -> None:
+    db = audit_container.db
+    with db.begin() as conn:
+        enqueue(conn, actor="a", action="job.create", job="job_1")
+    for statement in ("UPDATE audit_pending SET body = body", "TRUNCATE audit_pending"):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), db.begin() as conn:
+            conn.execute(sa.text(statement))
