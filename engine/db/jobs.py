@@ -41,15 +41,17 @@ ANY: Any = _Any()
 
 
 def _fenced(stmt: Any, expected_stage: Any) -> Any:
-    """``stmt`` restricted to a running job still at ``expected_stage`` (unless ``expected_stage`` is :data:`ANY`).
+    """``stmt`` restricted to a running job still at ``expected_stage`` (unless ``expected_stage`` is :data:`ANY`;
+    a tuple accepts any of its stages).
 
     The fence a worker's checkpoint needs: a visibility expiry or a replay can run two copies of a job at once,
     and the stale one must not rewind the recovery point or move a settled job back to ``processing``.
     """
     if expected_stage is ANY:
         return stmt
+    stages = expected_stage if isinstance(expected_stage, tuple) else (expected_stage,)
     return stmt.where(
-        jobs.c.stage.is_not_distinct_from(expected_stage),
+        sa.or_(*(jobs.c.stage.is_not_distinct_from(stage) for stage in stages)),
         jobs.c.status.not_in(sorted(TERMINAL)),
     )
 

@@ -189,11 +189,16 @@ class PipelineRunner:
         final: bool,
     ) -> None:
         with self._db.begin() as conn:
-            # The fence first: a stale copy must not run the stage's local writes either.
+            # The stage's writes first (a write may read the job row as the last checkpoint left it, as the report's
+            # link does); a fence refused below rolls them back with the rest.
+            for write in writes:
+                write(conn)
             job_repo.checkpoint(
                 conn,
                 job.id,
-                expected_stage=job.stage,
+                # The stage this copy read, or one it ran since (a stage may checkpoint itself under its row lock,
+                # as the settlement's post does); a terminal status is refused either way.
+                expected_stage=(job.stage, *pending),
                 stage=stage,
                 stage_results=pending,
                 public=public,
@@ -201,8 +206,6 @@ class PipelineRunner:
                 error=error,
                 clear_error=error is None and status in ("processing", "succeeded"),
             )
-            for write in writes:
-                write(conn)
             if final:
                 view = job_repo.get(conn, job.id).view()
                 add_event(
