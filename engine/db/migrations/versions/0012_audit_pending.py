@@ -6,11 +6,11 @@ Create Date: 2026-12-05
 
 Chaining in the request's transaction (``audit_append``, migration 0011) holds ``audit_head``'s row lock until
 COMMIT, which serialises every accepting transaction's commit (measured on a loaded 2-core machine, 16 threads
-committing a job row: a median of 138 transactions/s with the append against 369 without; docs/audit.md).  ``audit_enqueue(body)`` instead inserts the record into
-``audit_pending`` in the same transaction (durable with the change, no lock), and ``audit_seal(n)`` chains up to
-``n`` committed pending records, oldest first, under the head's lock, removing them from the queue in the same
-transaction.  Two sealers serialise on the head row; the second sees what the first removed.  Pending records
-refuse UPDATE and TRUNCATE; only sealing removes them.
+committing a job row: a median of 138 transactions/s with the append against 369 without; docs/audit.md).
+``audit_enqueue(body)`` instead inserts the record into ``audit_pending`` in the same transaction (durable with
+the change, no lock), and ``audit_seal(n)`` chains up to ``n`` committed pending records, oldest first, under the
+head's lock, removing them from the queue in the same transaction.  Two sealers serialise on the head row; the
+second sees what the first removed.  Pending records refuse UPDATE and TRUNCATE; only sealing removes them.
 """
 
 from __future__ import annotations
