@@ -27,7 +27,7 @@ from engine.errors import PaymentsError
 # Rows per multi-row INSERT: well under PostgreSQL's 65535 bind parameters (6 per transaction, 4 per entry).
 _CHUNK = 1000
 
-# The database-side guards of migration 0002; verify reports any that is missing or disabled.
+# The database-side guards of migrations 0002 and 0013; verify reports any that is missing or disabled.
 GUARD_TRIGGERS = (
     ("ledger_entries", "ledger_entries_balanced"),
     ("ledger_transactions", "ledger_transactions_balanced"),
@@ -35,6 +35,7 @@ GUARD_TRIGGERS = (
     ("ledger_entries", "ledger_entries_no_truncate"),
     ("ledger_transactions", "ledger_transactions_append_only"),
     ("ledger_transactions", "ledger_transactions_no_truncate"),
+    ("ledger_entries", "ledger_entries_same_transaction"),
 )
 
 

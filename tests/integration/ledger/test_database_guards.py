@@ -93,7 +93,8 @@ def test_transaction_without_entries_is_refused(engine: sa.Engine, tag: str) -> 
 def test_adding_an_unbalanced_entry_to_a_booked_transaction_is_refused(engine: sa.Engine, tag: str) -> None:
     with engine.begin() as conn:
         txn_id = record(conn, simple_txn(tag))
-    with pytest.raises(sa.exc.IntegrityError, match="unbalanced"), engine.begin() as conn:
+    # Refused at the INSERT already (migration 0013); the deferred balance check would refuse it at COMMIT.
+    with pytest.raises(sa.exc.IntegrityError, match="already committed"), engine.begin() as conn:
         insert_entry(conn, txn_id, f"{tag}:cash", "eur", 1)
     assert count_entries(engine, txn_id) == 2
 
@@ -138,3 +139,16 @@ def test_effect_key_is_unique_in_the_database(engine: sa.Engine, tag: str) -> No
         record(conn, simple_txn(tag))
     with pytest.raises(sa.exc.IntegrityError, match="effect_key"), engine.begin() as conn:
         insert_header(conn, f"ltx_{tag}_2", f"{tag}:e1")
+
+
+def test_balanced_entries_cannot_be_appended_to_a_committed_transaction(engine: sa.Engine, tag: str) -> None:
+    txn_id = f"ltx_{tag}"
+    with engine.begin() as conn:
+        insert_header(conn, txn_id, f"{tag}:sale")
+        insert_entry(conn, txn_id, f"{tag}:cash", "eur", 1230)
+        insert_entry(conn, txn_id, f"{tag}:income", "eur", -1230)
+    # Later, a balanced pair on the same transaction: it would pass every balance check, and is refused at once.
+    with pytest.raises(sa.exc.IntegrityError, match=f"{txn_id} is already committed"), engine.begin() as conn:
+        insert_entry(conn, txn_id, f"{tag}:cash", "eur", 100)
+        insert_entry(conn, txn_id, f"{tag}:income", "eur", -100)
+    assert count_entries(engine, txn_id) == 2

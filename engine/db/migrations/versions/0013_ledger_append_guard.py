@@ -1,7 +1,7 @@
 """Ledger: entries can be added to a ledger transaction only in the database transaction that created it.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 
 Migration 0002 keeps every committed ledger transaction balanced and its rows unchangeable, but balanced entries
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
