@@ -6,6 +6,7 @@ import signal
 
 import click
 
+from cli.exiting import exit_now
 from cli.output import fail
 
 
@@ -21,13 +22,25 @@ def run(no_worker: bool, no_scheduler: bool) -> None:
     from sandbox.stack import Stack, StackError
 
     stack = Stack(get_settings(), say=lambda m: click.echo(m, err=True))
-    signal.signal(signal.SIGTERM, lambda *_: stack.request_stop())
+    supervising = False
+
+    def _on_sigterm(signum: int, frame: object) -> None:
+        if supervising:
+            stack.request_stop()
+        else:
+            raise KeyboardInterrupt  # still starting: abort the start (it undoes what it started)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         click.echo("starting payments-engine …", err=True)
         stack.start(with_worker=not no_worker, with_scheduler=not no_scheduler)
     except StackError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        click.echo("stopped while starting.", err=True)
+        exit_now(0)
     click.echo(stack.summary())
+    supervising = True
     try:
         stack.supervise()
     except KeyboardInterrupt:
@@ -36,3 +49,4 @@ def run(no_worker: bool, no_scheduler: bool) -> None:
         click.echo("stopping …", err=True)
         stack.stop()
         click.echo("stopped.", err=True)
+    exit_now(0)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import click
 
+from cli.exiting import exit_now
 from cli.output import fail, print_json
 
 
@@ -54,3 +55,4 @@ def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run_forever(c, stop)
+    exit_now(0)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import click
 import dramatiq
 
+from cli.exiting import exit_now
 from cli.output import fail
 from config.settings import get_settings
 from engine.broker.bootstrap import build_broker, install_broker
@@ -56,8 +57,8 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
         fail(str(exc))
     mods = modules or DEFAULT_MODULES
     if processes == 1:
-        sys.exit(run_worker_process(mods, threads, queue_names))
-    sys.exit(_supervise(processes, mods, threads, queue_names))
+        exit_now(run_worker_process(mods, threads, queue_names))
+    exit_now(_supervise(processes, mods, threads, queue_names))
 
 
 def run_worker_process(

@@ -46,7 +46,7 @@ def markdown_table() -> str:
     for env, default, description, secret in rows():
         meaning = description + (" *(secret: printed masked)*" if secret else "")
         if env == "PAYMENTS_DATA_DIR":
-            default = "`./var`"
+            default = "`<checkout>/var`, installed: `~/.local/state/payments-engine`"
         lines.append(f"| `{env}` | {default} | {meaning} |")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ Secrets are :class:`pydantic.SecretStr` and print masked.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,10 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    data_dir: Path = Field(default=Path("./var"), description="Where embedded services keep their data.")
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="Where embedded services keep their data; unset: var/ of the checkout, else the XDG state dir.",
+    )
     queue_prefix: str = Field(default="", description="Prefix put verbatim before every queue and bucket name.")
     rate_limit_per_minute: int = Field(
         default=1000, ge=0, description="POSTs a minute per token subject (per client address without one); 0 = off."
@@ -237,6 +241,23 @@ class Settings(BaseSettings):
         replica = self.database.replica_url.get_secret_value() if self.database.replica_url else None
         data["database"]["replica_url"] = mask_url_password(replica) if replica else None
         return data
+
+
+def default_data_dir() -> Path:
+    """The data directory when ``PAYMENTS_DATA_DIR`` is unset: the same from whichever directory a command runs.
+
+    Run from a checkout (this package sits next to the project's ``pyproject.toml``): ``<checkout>/var``.
+    Installed: ``$XDG_STATE_HOME/payments-engine`` (``~/.local/state/payments-engine``).
+    """
+    root = Path(__file__).resolve().parent.parent
+    try:
+        is_checkout = 'name = "payments-engine"' in (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        is_checkout = False
+    if is_checkout:
+        return root / "var"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "payments-engine"
 
 
 def mask_url_password(url: str) -> str:

@@ -8,6 +8,7 @@ and worker processes with it.  Ports come from :mod:`sandbox.ports`.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,8 @@ class ManagedProcess:
         cwd: Path | None = None,
         log: Path | None = None,
         stdin: bool = False,
+        die_with_parent: bool = False,
+        new_session: bool = False,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -60,6 +63,10 @@ class ManagedProcess:
         self.cwd = cwd
         self.log = log
         self.stdin = stdin
+        #: Linux: the child gets SIGTERM when this process dies (PR_SET_PDEATHSIG), even by SIGKILL.
+        self.die_with_parent = die_with_parent
+        #: A session (and process group) of its own: a terminal's Ctrl-C does not reach it.
+        self.new_session = new_session
         self.popen: subprocess.Popen[bytes] | None = None
         #: How many times :meth:`start` started it (restarts = starts - 1).
         self.starts = 0
@@ -83,6 +90,8 @@ class ManagedProcess:
                 stdin=subprocess.PIPE if self.stdin else None,
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,
+                preexec_fn=_parent_death_signal(os.getpid()) if self.die_with_parent else None,
+                start_new_session=self.new_session,
             )
         finally:
             if out is not None:
@@ -176,6 +185,29 @@ class ManagedProcess:
         """Send ``sig``, wait up to ``grace`` seconds, then SIGKILL; returns the exit code (None: never started)."""
         stop_all([self], grace, sig)
         return self.returncode
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel for SIGTERM when ``parent`` dies (Linux only; ``None`` elsewhere).
+
+    The signal is tied to the forking thread, so only the main thread of a long-lived parent should start such
+    children (as `payments run` does).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
 
 
 def stop_all(processes: Iterable[ManagedProcess], grace: float = STOP_GRACE_SECONDS, sig: int = signal.SIGTERM) -> None:

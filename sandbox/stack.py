@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,9 +25,13 @@ from engine.runtime.endpoints import (
     resolve_endpoints,
     write_runtime,
 )
+from engine.runtime.private_files import ensure_private_dir
 from sandbox.process import ManagedProcess, ProcessFailed, payments_argv, stop_all
+from sandbox.watchdog import recorded_children, stop_leftovers
 
 RESTART_LIMIT = 5
+#: How long the children get to stop on their own (SIGTERM) before SIGKILL: a stopped stack is gone within 5 s.
+STOP_GRACE_SECONDS = 3.5
 
 
 class StackError(PaymentsError):
@@ -43,27 +48,47 @@ class Stack:
     _stoppers: list[Callable[[], None]] = field(default_factory=list)
     runtime: dict[str, Any] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _watchdog: ManagedProcess | None = None
 
     # -- start -------------------------------------------------------------------------------------------
     def start(self, *, with_worker: bool = True, with_scheduler: bool = True, with_ingest: bool = True) -> None:
         """Start services and children; raises :class:`StackError` (after undoing what started) on failure."""
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(s.data_dir)  # 0700: secrets, the sandbox's state and the cluster's link live here
         if read_runtime(s) is not None:
             raise StackError(f"a stack is already running from {s.data_dir} (see {s.data_dir / 'runtime.json'})")
+        external_db = bool(resolve_endpoints(s).database_url)
+        stale = stop_leftovers(s.data_dir, recorded_children(s.data_dir), stop_postgres=not external_db)
+        if stale:
+            self.say(f"stopped what an earlier `payments run` on {s.data_dir} left running: {', '.join(stale)}")
         try:
+            self._start_watchdog(external_db)
             try:
                 self._start_services()
             except StackError:
                 raise
             except Exception as exc:  # an embedded service that would not start: say which and why
                 raise StackError(f"{type(exc).__name__}: {exc}") from exc
-            write_runtime(self.runtime, s)
+            self._record()
             self._prepare()
             self._start_children(with_worker=with_worker, with_scheduler=with_scheduler, with_ingest=with_ingest)
+            self._record()
         except BaseException:
             self.stop()
             raise
+
+    def _start_watchdog(self, external_db: bool) -> None:
+        """A process of its own session that stops our parts if this process dies without doing so."""
+        argv = [sys.executable, "-m", "sandbox.watchdog", "--parent", str(os.getpid()), "--data-dir"]
+        argv.append(str(self.settings.data_dir))
+        if external_db:
+            argv.append("--no-postgres")
+        self._watchdog = ManagedProcess("watchdog", argv, env=dict(os.environ), new_session=True).start()
+
+    def _record(self) -> None:
+        """Write the runtime file with the children's pids (the watchdog and the next start read them)."""
+        self.runtime["children"] = [c.pid for c in self.children if c.alive() and c.pid is not None]
+        write_runtime(self.runtime, self.settings)
 
     def _start_services(self) -> None:
         s = self.settings
@@ -112,7 +137,7 @@ class Stack:
             argv = payments_argv(
                 "sim", "stripe", "--port", str(s.stripe.sim_port), "--state", str(s.data_dir / "stripe-sandbox.sqlite3")
             )
-            sim = self._start_child(ManagedProcess("stripe-sandbox", argv, env=dict(os.environ)))
+            sim = self._start_child(ManagedProcess("stripe-sandbox", argv, env=dict(os.environ), die_with_parent=True))
             _wait_for_port(sim, "127.0.0.1", s.stripe.sim_port)
         else:
             self.runtime["stripe"] = s.stripe.api_base or "api.stripe.com"
@@ -152,13 +177,13 @@ class Stack:
         prom_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
         if with_ingest:
-            web = self._start_child(ManagedProcess("ingest", payments_argv("serve"), env=env))
+            web = self._start_child(ManagedProcess("ingest", payments_argv("serve"), env=env, die_with_parent=True))
             _wait_for_port(web, "127.0.0.1" if s.http.host in ("0.0.0.0", "::") else s.http.host, s.http.port)
         if with_worker:
             argv = payments_argv("worker", "--processes", str(s.worker.processes), "--threads", str(s.worker.threads))
-            self._start_child(ManagedProcess("worker", argv, env=env))
+            self._start_child(ManagedProcess("worker", argv, env=env, die_with_parent=True))
         if with_scheduler:
-            self._start_child(ManagedProcess("scheduler", payments_argv("scheduler"), env=env))
+            self._start_child(ManagedProcess("scheduler", payments_argv("scheduler"), env=env, die_with_parent=True))
 
     def _start_child(self, child: ManagedProcess) -> ManagedProcess:
         self.children.append(child)  # before it starts: stop() must find it whatever happens next
@@ -177,6 +202,7 @@ class Stack:
                     return
                 self.say(f"{child.name} exited ({code}); restarting ({restarts + 1}/{RESTART_LIMIT})")
                 child.start()
+                self._record()
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -185,7 +211,9 @@ class Stack:
     def stop(self) -> None:
         """Stop children (SIGTERM, then SIGKILL after a grace period) and services, newest first."""
         self._stopping.set()
-        stop_all(reversed(self.children))
+        if self._watchdog is not None:
+            self._watchdog.stop(grace=1.0)  # first: it must not race us stopping the same things
+        stop_all(reversed(self.children), grace=STOP_GRACE_SECONDS)
         self.children.clear()
         remove_runtime(self.settings)
         while self._stoppers:

@@ -6,7 +6,6 @@ with the sandbox only.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import stripe
@@ -14,6 +13,7 @@ import stripe
 from config.settings import Settings
 from engine.adapters.stripe_webhooks import ENABLED_EVENTS, WEBHOOK_PATH, secret_path
 from engine.runtime.endpoints import SANDBOX_API_KEY
+from engine.runtime.private_files import write_private
 
 
 def register_with_sandbox(settings: Settings, stripe_api_base: str, ingest_url: str) -> str:
@@ -36,9 +36,5 @@ def register_with_sandbox(settings: Settings, stripe_api_base: str, ingest_url: 
     params: dict[str, Any] = {"url": url, "enabled_events": list(ENABLED_EVENTS), "description": "payments-engine"}
     created = client.v1.webhook_endpoints.create(params=params)  # type: ignore[arg-type]
     secret = str(created.secret)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(secret + "\n", encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_private(path, secret + "\n")
     return secret

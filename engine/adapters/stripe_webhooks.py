@@ -1,9 +1,10 @@
 """Stripe webhook signing secrets: which secrets the ingest accepts, and the events the engine subscribes to.
 
 The ingest accepts every secret of ``PAYMENTS_STRIPE_WEBHOOK_SECRETS`` (comma-separated: rotation keeps the old
-and the new one for a while) plus the one `payments run` keeps in ``{data_dir}/stripe-webhook-secret``.  Against
-real Stripe the endpoint is registered in the dashboard and its secret configured; `payments run` registers with the
-sandbox only (``docs/webhooks.md``, "Registration").
+and the new one for a while) plus, in sandbox mode only (no ``PAYMENTS_STRIPE_API_KEY``), the one `payments run`
+keeps in ``{data_dir}/stripe-webhook-secret`` (mode 0600).  Against real Stripe the endpoint is registered in the
+dashboard and its secret configured; `payments run` registers with the sandbox only (``docs/webhooks.md``,
+"Registration").
 """
 
 from __future__ import annotations
@@ -32,11 +33,21 @@ def secret_path(settings: Settings) -> Path:
     return settings.data_dir / SECRET_FILE
 
 
+def sandbox_mode(settings: Settings) -> bool:
+    """True when the engine talks to the bundled Stripe sandbox (no real Stripe key configured)."""
+    return settings.stripe.api_key is None
+
+
 def configured_secrets(settings: Settings) -> list[str]:
-    """Every webhook signing secret to try, configured ones first; empty when none is known."""
+    """Every webhook signing secret to try, configured ones first; empty when none is known.
+
+    The sandbox's secret (kept under the data directory) counts only in sandbox mode: with a real Stripe key
+    configured, a file any local process might have written must not make forged events acceptable.
+    """
     found: list[str] = []
     if settings.stripe.webhook_secrets is not None:
         found.extend(s.strip() for s in settings.stripe.webhook_secrets.get_secret_value().split(","))
-    with contextlib.suppress(OSError):
-        found.extend(line.strip() for line in secret_path(settings).read_text(encoding="utf-8").splitlines())
+    if sandbox_mode(settings):
+        with contextlib.suppress(OSError):
+            found.extend(line.strip() for line in secret_path(settings).read_text(encoding="utf-8").splitlines())
     return list(dict.fromkeys(s for s in found if s))

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 RECEIVE_ATTRIBUTES = ["ApproximateReceiveCount", "MessageGroupId", "SentTimestamp"]
 #: Pause after a failed ReceiveMessage (SQS unreachable, throttled), doubled up to the maximum.
 RECEIVE_ERROR_PAUSE = 0.5
+#: How long closing a consumer waits for a long poll in flight before leaving it (see :meth:`SQSConsumer.close`).
+SHUTDOWN_RECEIVE_WAIT_SECONDS = 1.0
 RECEIVE_ERROR_PAUSE_MAX = 10.0
 
 
@@ -129,6 +131,7 @@ class SQSConsumer(dramatiq.Consumer):
         self._held: dict[str, deque[SQSMessage]] = {}
         self._closing = threading.Event()
         self._receiving_stopped = threading.Event()
+        self._stop_requested_at: float | None = None
         self._receiver = threading.Thread(target=self._receive_loop, name=f"sqs-recv-{queue.name}", daemon=True)
         self._heartbeat = threading.Thread(target=self._heartbeat_loop, name=f"sqs-hb-{queue.name}", daemon=True)
         self._receiver.start()
@@ -258,8 +261,14 @@ class SQSConsumer(dramatiq.Consumer):
         """
         self.stop_receiving()
         self._closing.set()
-        # A long poll cannot be interrupted: wait for it so what it brings back is returned, not stranded.
-        self._receiver.join(timeout=self._wait + 5)
+        assert self._stop_requested_at is not None
+        # A long poll cannot be interrupted, and waiting up to 20 s for it made every shutdown slow.  Wait briefly:
+        # a poll that answers later still gives its messages back (the receive loop sees the stop) while this
+        # process lives; after it exits they are redelivered when their visibility timeout ends (a delay, no loss).
+        # The wait counts from the shutdown's start (every consumer's receiving stops then), so closing the
+        # consumers one after another does not add up their waits.
+        waited = time.monotonic() - self._stop_requested_at
+        self._receiver.join(timeout=max(0.0, SHUTDOWN_RECEIVE_WAIT_SECONDS - waited))
         self._heartbeat.join(timeout=5)
         with self._cond:
             unstarted = [m for m in self._tracked.values() if not m.yielded]
@@ -277,6 +286,8 @@ class SQSConsumer(dramatiq.Consumer):
         Called for every consumer when the worker starts shutting down, so the receivers' last long polls end
         concurrently while running jobs finish, instead of one after another in :meth:`close`.
         """
+        if self._stop_requested_at is None:
+            self._stop_requested_at = time.monotonic()
         self._receiving_stopped.set()
         with self._cond:
             self._cond.notify_all()

@@ -15,6 +15,7 @@ from typing import Any
 
 from config.settings import Settings, get_settings, mask_url_password
 from engine.errors import PaymentsError
+from engine.runtime.private_files import ensure_private_dir, write_private
 
 RUNTIME_FILE_NAME = "runtime.json"
 SANDBOX_API_KEY = "sk_test_payments_sandbox"
@@ -37,25 +38,31 @@ class Endpoints:
     aws_region: str
     embedded_aws: bool
     ingest_url: str | None = None
+    #: The runtime file consulted for parts the settings do not name (said when nothing is found).
+    runtime_file: str | None = None
 
     def require(self, *parts: str) -> Endpoints:
         """Return self, or raise :class:`NothingRunningError` naming the first missing ``part``."""
         for part in parts:
             if part == "sqs" and not (self.sqs_endpoint_url or not self.embedded_aws):
-                raise NothingRunningError(_nothing_running("the SQS endpoint", "PAYMENTS_SQS_ENDPOINT_URL"))
+                raise NothingRunningError(self._nothing("the SQS endpoint", "PAYMENTS_SQS_ENDPOINT_URL"))
             if part == "s3" and not (self.s3_endpoint_url or not self.embedded_aws):
-                raise NothingRunningError(_nothing_running("the S3 endpoint", "PAYMENTS_S3_ENDPOINT_URL"))
+                raise NothingRunningError(self._nothing("the S3 endpoint", "PAYMENTS_S3_ENDPOINT_URL"))
             if part == "database" and not self.database_url:
-                raise NothingRunningError(_nothing_running("the database", "PAYMENTS_DATABASE_URL"))
+                raise NothingRunningError(self._nothing("the database", "PAYMENTS_DATABASE_URL"))
             if part == "redis" and not self.redis_url:
-                raise NothingRunningError(_nothing_running("Redis", "PAYMENTS_REDIS_URL"))
+                raise NothingRunningError(self._nothing("Redis", "PAYMENTS_REDIS_URL"))
             if part == "stripe" and not self.stripe_api_base and not self.stripe_api_key:
-                raise NothingRunningError(_nothing_running("Stripe", "PAYMENTS_STRIPE_API_KEY"))
+                raise NothingRunningError(self._nothing("Stripe", "PAYMENTS_STRIPE_API_KEY"))
         return self
 
+    def _nothing(self, what: str, env: str) -> str:
+        return _nothing_running(what, env, self.runtime_file)
 
-def _nothing_running(what: str, env: str) -> str:
-    return f"{what} is not reachable: nothing is running (start it with `payments run`) and {env} is not set."
+
+def _nothing_running(what: str, env: str, looked_at: str | None = None) -> str:
+    where = f" (no live `payments run` wrote {looked_at}; set PAYMENTS_DATA_DIR to its data dir)" if looked_at else ""
+    return f"{what} is not reachable: nothing is running{where} — start it with `payments run` — and {env} is not set."
 
 
 def runtime_file(settings: Settings | None = None) -> Path:
@@ -66,12 +73,8 @@ def runtime_file(settings: Settings | None = None) -> Path:
 def write_runtime(data: dict[str, Any], settings: Settings | None = None) -> Path:
     """Atomically write the runtime file (owner-readable only: it may hold a database URI)."""
     path = runtime_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**data, "pid": os.getpid()}, indent=2))
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return path
+    ensure_private_dir(path.parent)
+    return write_private(path, json.dumps({**data, "pid": os.getpid()}, indent=2))
 
 
 def read_runtime(settings: Settings | None = None) -> dict[str, Any] | None:
@@ -140,6 +143,7 @@ def resolve_endpoints(settings: Settings | None = None) -> Endpoints:
         aws_region=s.aws.region,
         embedded_aws=embedded_aws,
         ingest_url=rt.get("ingest_url"),
+        runtime_file=str(runtime_file(s)),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.runtime.private_files import touch_private
 from sandbox.stripe_sim.idempotency import IdempotencyStore, SavedResponse
 
 __all__ = ["KINDS", "Store", "public"]
@@ -62,6 +63,8 @@ class Store:
         self._dirty: dict[str, tuple[str, int, dict[str, Any]]] = {}
         self._db: sqlite3.Connection | None = None
         if state_file is not None:
+            # 0600 from creation (SQLite gives its -wal and -shm files the database file's mode).
+            touch_private(Path(state_file))
             self._db = sqlite3.connect(str(state_file), check_same_thread=False, isolation_level=None)
             # WAL + NORMAL: one fsync-light commit per request keeps persistence from slowing the API down.
             self._db.execute("PRAGMA journal_mode=WAL")
