@@ -25,6 +25,7 @@ ENABLED_EVENTS = (
     "refund.updated",
     "refund.failed",
     "charge.dispute.created",
+    "charge.dispute.closed",
 )
 
 

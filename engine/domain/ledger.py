@@ -28,6 +28,7 @@ STRIPE_CLEARING = "stripe_clearing"
 REVENUE = "revenue"
 REFUNDS = "refunds"
 FEES = "fees"
+DISPUTE_LOSSES = "dispute_losses"
 
 # amount is a PostgreSQL bigint.
 _MAX_AMOUNT = 2**63 - 1

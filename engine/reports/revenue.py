@@ -7,7 +7,9 @@ Each posting of each transaction booked in the period counts once (docs/reports.
   **refund_vat**;
 * ``refunds`` debits add to **refunds**;
 * ``fees`` debits add to **fees** (credits subtract);
-* the receivable a dispute debits (effect ``dispute:…``) adds to **disputes**.
+* the receivable a dispute debits (effect ``dispute:…``) adds to **disputes**, and its credit when the dispute
+  closes subtracts; a lost dispute's ``dispute_losses`` debit (its net part) adds — so a won dispute counts 0 and a
+  lost one its net, its VAT part showing as a refund's VAT.
 
 ``net = gross − vat − (refunds − refund_vat) − fees − disputes``: what the period earned, without the VAT owed.
 Beside the rows, the same period's account movements computed by the database (``SUM`` per account) and the
@@ -25,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.domain.ledger import FEES, REFUNDS, REVENUE
+from engine.domain.ledger import DISPUTE_LOSSES, FEES, REFUNDS, REVENUE
 from engine.reports.ledger_reader import BookedTransaction, account_totals, read_transactions, totals_by_class
 from engine.reports.periods import Period
 
@@ -79,7 +81,10 @@ def figures_of(txn: BookedTransaction, currency: str) -> DayFigures:
             f.refunds += p.amount
         elif p.account == FEES:
             f.fees += p.amount
-        elif dispute and p.account.startswith("receivable:") and p.amount > 0:
+        elif dispute and p.account.startswith("receivable:"):
+            # Opened: the hold adds; closed (won: reinstated, lost: written off) takes it out again.
+            f.disputes += p.amount
+        elif dispute and p.account == DISPUTE_LOSSES:
             f.disputes += p.amount
     return f
 

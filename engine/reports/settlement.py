@@ -35,7 +35,8 @@ def _clearing_name(account: str) -> str | None:
 def parts_of(txn: BookedTransaction) -> dict[tuple[str, str], dict[str, int]]:
     """What ``txn`` moved on each clearing account, by (clearing, currency), split into :data:`PARTS`.
 
-    A debit of a clearing account is a sale.  A credit is a dispute in a ``dispute:`` transaction; otherwise it is
+    A debit of a clearing account is a sale (in a ``dispute:`` transaction: a won dispute's reinstatement, which
+    takes from ``disputes``).  A credit is a dispute in a ``dispute:`` transaction (its fee a fee); otherwise it is
     named by the posting it balances: a ``revenue`` debit of the same amount (a void), a ``fees`` debit (a fee),
     anything else a refund (a refund credits its total, net and VAT together).
     """
@@ -51,11 +52,14 @@ def parts_of(txn: BookedTransaction) -> dict[tuple[str, str], dict[str, int]]:
             continue
         parts = out.setdefault((name, p.currency), dict.fromkeys(PARTS, 0))
         if p.amount > 0:
-            parts["sales"] += p.amount
+            if dispute:
+                parts["disputes"] -= p.amount  # a won dispute's reinstatement gives back what its opening took
+            else:
+                parts["sales"] += p.amount
             continue
         reason = "disputes" if dispute else "refunds"
         for candidate in balancing:
-            if not dispute and candidate[1:] == (p.currency, -p.amount):
+            if (not dispute or candidate[0] == FEES) and candidate[1:] == (p.currency, -p.amount):
                 reason = "voids" if candidate[0] == REVENUE else "fees"
                 balancing.remove(candidate)
                 break

@@ -63,6 +63,11 @@ STRIPE_INCIDENTS = Counter(
     "Money incidents found at Stripe (several live objects for one job, an amount or currency that differs).",
     ["kind", "incident"],
 )
+DISPUTES = Counter(
+    "payments_disputes_total",
+    "Stripe dispute events handled, by event type and outcome (booked; unmatched: no payment job knows the charge).",
+    ["event", "outcome"],
+)
 STUCK_JOBS = Gauge(
     "payments_jobs_stuck",
     "Jobs not terminal and without progress for the reconcile threshold.",

@@ -27,6 +27,7 @@ HANDLERS: dict[str, Handler] = {
     "refund.updated": refund_updated.handle,
     "refund.failed": refund_updated.handle,
     "charge.dispute.created": dispute.handle,
+    "charge.dispute.closed": dispute.handle,
 }
 
 
