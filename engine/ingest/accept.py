@@ -181,8 +181,9 @@ class JobAcceptor:
                     if not self._store.save(conn, client, key, s.request_hash, job.id, answer):
                         # A live answer under this key for another scope: only rows edited by hand do that.
                         raise _Collision()
-                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
                     add_dispatches(conn, [(job.id, p.queue, p.envelope)])
+                    # Last: the audit chain's head stays locked from here to the commit.
+                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
             except _Collision:
                 # Rolled back: the scope (or the key) already has a job, committed by another request.
                 with self._db.connect() as conn:

@@ -41,3 +41,19 @@ def test_absent_request_id_is_none_and_absent_key_is_missing() -> None:
     with pytest.raises(ApiError) as refused:
         check_idempotency_key(None)
     assert refused.value.code == "idempotency_key_missing"
+
+
+def test_random_uuid_keys_are_not_mistaken_for_card_numbers() -> None:
+    import uuid
+
+    for _ in range(20000):
+        check_idempotency_key(uuid.uuid4().hex)
+    # A hex id whose digits pass Luhn (the scan of the body would flag it) is a word, not a card number.
+    assert check_idempotency_key("b3fe6d90aac4432fa1324973478632a8")
+
+
+@pytest.mark.parametrize("pan", ["key_4111111111111111", "a-4111111111111111", "4111.1111.1111.1111:x"])
+def test_a_card_number_set_apart_is_found(pan: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        check_idempotency_key(pan)
+    assert refused.value.code == "pan_detected"
