@@ -13,6 +13,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from engine.domain.spreadsheet import neutralise, neutralise_row
+
 FLUSH_BYTES = 64 * 1024
 
 
@@ -24,19 +26,20 @@ class Sink(Protocol):
 
 class CsvStream:
     """A CSV file of ``columns`` written row by row into ``sink`` (header first, ``\\n`` line ends; a missing or
-    None value is an empty cell).  :meth:`close` flushes what is buffered; it does not close the sink."""
+    None value is an empty cell; text that a spreadsheet would run as a formula is neutralised,
+    :mod:`engine.domain.spreadsheet`).  :meth:`close` flushes what is buffered; it does not close the sink."""
 
     def __init__(self, sink: Sink, columns: Sequence[str]) -> None:
         self._sink = sink
         self._columns = list(columns)
         self._text = io.StringIO()
         self._csv = csv.writer(self._text, lineterminator="\n")
-        self._csv.writerow(self._columns)
+        self._csv.writerow(neutralise_row(self._columns))
         self.rows = 0
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one row; keys outside the columns are ignored."""
-        self._csv.writerow(["" if row.get(c) is None else row.get(c) for c in self._columns])
+        self._csv.writerow(["" if row.get(c) is None else neutralise(row.get(c)) for c in self._columns])
         self.rows += 1
         if self._text.tell() >= FLUSH_BYTES:
             self._flush()

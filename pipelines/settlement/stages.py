@@ -37,6 +37,7 @@ from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.settlement import store
+from pipelines.settlement.request import BATCH_PREFIX
 from pipelines.settlement.rows import (
     ByteCountingLines,
     Header,
@@ -118,6 +119,15 @@ class IngestStage:
         if progress.get("done"):
             return StageResult(data=_summary(progress))
         bucket, key = _batch_location(job, self._bucket)
+        if bucket != self._bucket or not key.startswith(BATCH_PREFIX):
+            # Messages are validated on first sight too; this holds for a job row whatever wrote it.
+            return StageResult(
+                status="failed",
+                error={
+                    "code": "batch_location_refused",
+                    "message": f"a batch must lie under s3://{self._bucket}/{BATCH_PREFIX}",
+                },
+            )
         offset = int(progress.get("offset", 0))
         body = self._open(bucket, key, offset)
         if isinstance(body, StageResult):
@@ -389,6 +399,8 @@ class ReportStage:
         import csv
         import io
 
+        from engine.domain.spreadsheet import neutralise_row
+
         out = S3StreamWriter(self._s3, self._bucket, key, "text/csv")
         try:
             text = io.StringIO()
@@ -396,7 +408,8 @@ class ReportStage:
             writer.writerow(["row", "terminal_id", "transaction_id", "outcome", "reason"])
             with self._db.connect() as conn:
                 for row in store.outcomes(conn, job.id):
-                    writer.writerow(row)
+                    # transaction_id and terminal_id come from the uploaded file: never a formula in the report.
+                    writer.writerow(neutralise_row(row))
                     if text.tell() > READ_CHUNK_BYTES:
                         out.write(text.getvalue().encode())
                         text.seek(0)

@@ -145,6 +145,12 @@ def build_router(settings: Settings, db: sa.Engine, broker: Lazy[Any], queues: Q
             log.warning("a Stripe webhook arrived but no signing secret is configured")
             raise ApiError(503, "unavailable", "No webhook signing secret is configured.", retry_after=60)
         try:
+            # Stripe signs UTF-8 JSON; other bytes are no Stripe event (and the SDK's check would raise on them).
+            payload.decode("utf-8")
+        except UnicodeDecodeError:
+            metrics.WEBHOOKS.labels("forged").inc()
+            raise ApiError(400, "signature_invalid", "The body is not UTF-8: not a Stripe event.") from None
+        try:
             verify_signature(payload, request.headers.get("stripe-signature"), secrets)
         except SignatureRefused as exc:
             metrics.WEBHOOKS.labels(exc.outcome).inc()

@@ -105,6 +105,8 @@ def test_checks_run_in_the_documented_order(api, auth, headers_for, status, code
         (lambda p: p.update(currency="XXX"), "currency"),
         (lambda p: p["customer"].pop("email"), "customer.email"),
         (lambda p: p["customer"].update(country="Ireland"), "customer.country"),
+        (lambda p: p["customer"].update(country="ZZ"), "customer.country"),  # issue 14 item 12: ISO 3166 only
+        (lambda p: p["customer"].update(country="UK"), "customer.country"),
         (lambda p: p.update(tax_behavior="sometimes"), "tax_behavior"),
         (lambda p: p.update(unexpected=True), "unexpected"),
         (lambda p: p.update(amount=49), "amount"),

@@ -299,14 +299,20 @@ def test_a_batch_without_the_header_fails_and_an_upstream_message_gets_its_job(c
     from engine.broker.envelope import Envelope
 
     bucket = settlements_bucket(container.settings)
-    container.s3.put_object(Bucket=bucket, Key="upstream/bad.csv", Body=b"T1,S1,2026-01-01T00:00:00Z,sale\n")
+    container.s3.put_object(Bucket=bucket, Key="batches/upstream/bad.csv", Body=b"T1,S1,2026-01-01T00:00:00Z,sale\n")
     envelope = Envelope.new(
-        kind="settlement", data={"key": "upstream/bad.csv"}, idempotency_scope="upstream:bad-1", group_id="acq-1"
+        kind="settlement",
+        data={"key": "batches/upstream/bad.csv"},
+        idempotency_scope="upstream:bad-1",
+        group_id="acq-1",
     ).to_arg()
     job = container.run_job("settlement", envelope)
     assert job.status == "failed" and job.error is not None and job.error["code"] == "invalid_header"
     missing = Envelope.new(
-        kind="settlement", data={"key": "upstream/none.csv"}, idempotency_scope="upstream:none-1", group_id="acq-1"
+        kind="settlement",
+        data={"key": "batches/upstream/none.csv"},
+        idempotency_scope="upstream:none-1",
+        group_id="acq-1",
     ).to_arg()
     assert container.run_job("settlement", missing).error["code"] == "batch_not_found"  # type: ignore[index]
 
@@ -477,3 +483,55 @@ def test_two_batches_posting_refunds_of_one_sale_at_once_keep_within_the_sale(  
     booked = [x for j in jobs_ for x in _ledger(container, j["id"]) if x[0] == "refunds"]
     assert booked == [("refunds", "eur", 1000)]
     assert verify(container.db).ok
+
+
+def test_report_csv_cells_never_start_a_formula(api, headers, container, settle, terminal) -> None:  # type: ignore[no-untyped-def]
+    # Issue 14 item 11: ids from the uploaded file land in the report; a spreadsheet must not run them.
+    evil = ["=1+2", "+cmd|'/C calc'!A0", "-2+3", "@SUM(1)"]
+    rows = [(terminal, "S1", TS, "sale", 900, "eur", "4242", "", "")]
+    rows += [(terminal, txn, TS, "void", 100, "eur", "4242", "", "NOPE") for txn in evil]
+    job = _upload(api, headers, csv_body(rows)).json()
+    done = settle(job["id"])
+    if done.status == "processing":
+        done = settle(job["id"])
+    assert done.status == "succeeded"
+    view = api.get(f"/v1/jobs/{job['id']}", headers=headers(role="viewer")).json()
+    bucket, key = view["report"]["csv"].removeprefix("s3://").split("/", 1)
+    text = container.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    import csv
+    import io
+
+    cells = [row[2] for row in csv.reader(io.StringIO(text))][1:]
+    assert cells == ["'" + txn for txn in evil]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"key": "reports/x.json"}, {"key": "batches/../reports/x.json"}, {"key": "/batches/x.csv"},
+     {"key": "batches//x.csv"}, {"key": "batches/a b.csv"}, {"key": "upstream/x.csv"}],
+)  # fmt: skip
+def test_a_settlement_message_may_only_name_the_batches_prefix(container, data) -> None:  # type: ignore[no-untyped-def]
+    # Issue 14 item 12: first sight of an upstream message refuses any other key (poison, nothing read).
+    from engine.errors import PoisonError
+    from pipelines.settlement.kind import validate
+
+    with pytest.raises(PoisonError):
+        validate(data)
+
+
+def test_a_job_naming_another_bucket_fails_without_reading_it(container) -> None:  # type: ignore[no-untyped-def]
+    from engine.broker.envelope import Envelope
+
+    container.s3.create_bucket(
+        Bucket=f"{container.settings.queue_prefix}other",
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    )
+    container.s3.put_object(Bucket=f"{container.settings.queue_prefix}other", Key="batches/x.csv", Body=b"x\n")
+    envelope = Envelope.new(
+        kind="settlement",
+        data={"bucket": f"{container.settings.queue_prefix}other", "key": "batches/x.csv"},
+        idempotency_scope=f"upstream:other-{container.settings.queue_prefix}",
+        group_id="acq-1",
+    ).to_arg()
+    job = container.run_job("settlement", envelope)
+    assert job.status == "failed" and job.error is not None and job.error["code"] == "batch_location_refused"

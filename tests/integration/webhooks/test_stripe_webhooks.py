@@ -182,6 +182,17 @@ def test_forged_stale_and_unsigned_deliveries_change_nothing(container, api, str
     assert _deliver(api, event, secret=OLD_SECRET).status_code == 200
 
 
+@pytest.mark.parametrize("body", [b"\xff\xfe{}", b'{"id": "evt_1", "type": "charge.refunded", "x": "\xe9"}', b"\x80"])
+def test_a_body_that_is_not_utf8_is_refused_400_not_500(container, api, body) -> None:  # type: ignore[no-untyped-def]
+    # Issue 14 item 12: the SDK's signature check used to raise UnicodeDecodeError on it (a 500).
+    from tests.integration.refunds.helpers import signature_header
+
+    headers = {"Stripe-Signature": signature_header("{}", SECRET), "Content-Type": "application/json"}
+    answer = api.post("/webhooks/stripe", content=body, headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "signature_invalid"
+    assert queued(container, "webhooks") == []
+
+
 def test_dispute_is_noted_on_the_payment_and_booked_once(container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
     payment = load(container, container.run_job("payment", payment_envelope("IE", 1000)).id)
     intent = payment.public["stripe"]["payment_intent"]

@@ -345,3 +345,20 @@ def test_refunds_beyond_what_remains_are_refused() -> None:
 def test_reverse_charge_refund_has_no_vat() -> None:
     original = b2c("DE", customer_type="business", vat_id=VALID_IDS["DE"])
     assert proportional_vat(4000, original) == (4000, 0)
+
+
+def test_country_must_be_an_assigned_iso_3166_code() -> None:
+    # Issue 14 item 12: any two letters used to pass.  python-stdnum's list is the oracle (it still carries the
+    # withdrawn AN and CS, which are refused here).
+    from stdnum import isin
+
+    from engine.domain.vat import VatError, normalize_country
+    from engine.domain.vat.countries import ISO_3166_1_ALPHA_2
+
+    assert set(isin._iso_3116_1_country_codes) - ISO_3166_1_ALPHA_2 == {"AN", "CS"}
+    assert len(ISO_3166_1_ALPHA_2) == 249
+    for code in ("ie", "DE", " us ", "EL", "gr"):
+        normalize_country(code)
+    for code in ("ZZ", "XX", "UK", "AN", "CS", "XK", "QQ", "AA", "E1", "ＤＥ"):
+        with pytest.raises(VatError):
+            normalize_country(code)

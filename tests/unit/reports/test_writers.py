@@ -74,3 +74,20 @@ def test_json_empty_array_and_misuse() -> None:
     assert json.loads(sink.data) == {"none": []}
     with pytest.raises(RuntimeError):
         out.field("late", 1)
+
+
+@pytest.mark.parametrize("cell", ['=HYPERLINK("http://x")', "+cmd|'/C calc'!A0", "-1+1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_csv_text_that_would_run_as_a_formula_is_neutralised(cell: str) -> None:
+    sink = CountingSink()
+    out = CsvStream(sink, ["id", "amount"])
+    out.write({"id": cell, "amount": -250})
+    out.close()
+    (row,) = list(csv.reader(io.StringIO(sink.data.decode(), newline="")))[1:]
+    assert row == ["'" + cell, "-250"]  # numbers, negative ones included, are written as they are
+
+
+def test_neutralise_leaves_other_values_alone() -> None:
+    from engine.domain.spreadsheet import neutralise
+
+    for value in ("plain", "a=b", " =x", "", 5, -5, None, 1.5):
+        assert neutralise(value) == value
