@@ -14,6 +14,7 @@ import click
 # name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
     "stripe": "cli.reconcile_stripe_cmd:stripe_cmd",
+    "payouts": "cli.reconcile_payouts_cmd:payouts_cmd",
 }
 
 

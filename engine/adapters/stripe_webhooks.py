@@ -26,6 +26,8 @@ ENABLED_EVENTS = (
     "refund.failed",
     "charge.dispute.created",
     "charge.dispute.closed",
+    "payout.paid",
+    "payout.failed",
 )
 
 

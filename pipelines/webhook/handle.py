@@ -13,7 +13,7 @@ from engine.adapters.stripe_gateway import StripeGateway
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from pipelines.webhook import charge_refunded, dispute, payment_intent, refund_updated
+from pipelines.webhook import charge_refunded, dispute, payment_intent, payout, refund_updated
 from pipelines.webhook.context import HandlerContext
 
 Handler = Callable[[HandlerContext, dict[str, Any]], dict[str, Any]]
@@ -28,6 +28,8 @@ HANDLERS: dict[str, Handler] = {
     "refund.failed": refund_updated.handle,
     "charge.dispute.created": dispute.handle,
     "charge.dispute.closed": dispute.handle,
+    "payout.paid": payout.handle,
+    "payout.failed": payout.handle,
 }
 
 
