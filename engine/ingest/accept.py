@@ -117,14 +117,12 @@ class JobAcceptor:
                 error_type="idempotency_error",
             )
         try:
-            saved = self._store.lookup(client, key, request_hash)
-            if saved is not None:
-                return saved
             prepared = self._prepare(client, key, submission)
-            answer = self._commit(client, key, submission, prepared)
+            answer, created = self._commit(client, key, submission, prepared)
         finally:
             self._store.release(client, key)
-        self._hand_off()
+        if created:
+            self._hand_off()
         return answer
 
     def _prepare(self, client: str, key: str, s: Submission) -> _Prepared:
@@ -159,11 +157,15 @@ class JobAcceptor:
             ) from exc
         return _Prepared(draft, envelope.to_arg(), spec.base)
 
-    def _commit(self, client: str, key: str, s: Submission, p: _Prepared) -> SavedAnswer:
-        """One transaction: job, saved answer, dispatch row.  The answer, or the existing job's on a collision."""
+    def _commit(self, client: str, key: str, s: Submission, p: _Prepared) -> tuple[SavedAnswer, bool]:
+        """One transaction: the saved answer if the key has one, else job, saved answer and dispatch row.  The
+        answer and whether it created the job (on a scope collision: the existing job's answer)."""
         try:
             try:
                 with self._db.begin() as conn:
+                    saved = self._store.lookup(client, key, s.request_hash, conn)
+                    if saved is not None:
+                        return saved, False
                     row = (
                         conn.execute(
                             pg_insert(jobs)
@@ -187,16 +189,16 @@ class JobAcceptor:
             except _Collision:
                 # Rolled back: the scope (or the key) already has a job, committed by another request.
                 with self._db.connect() as conn:
-                    return self._existing(conn, client, key, s, p.draft.idempotency_scope)
+                    return self._existing(conn, client, key, s, p.draft.idempotency_scope), False
         except sa.exc.OperationalError as exc:
             raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
         log.info("accepted %s job %s", s.kind, job.id, extra={"job_id": job.id, "kind": s.kind})
-        return answer
+        return answer, True
 
     def _existing(self, conn: sa.Connection, client: str, key: str, s: Submission, scope: str) -> SavedAnswer:
         """The answer for a request whose scope already has a job: the saved answer if it is still kept, else the
         job itself; 422 ``idempotency_key_reused`` when the job was made from another request."""
-        saved = self._store.lookup(client, key, s.request_hash)
+        saved = self._store.lookup(client, key, s.request_hash, conn)
         if saved is not None:
             return saved
         job = job_repo.get_by_scope(conn, scope)

@@ -62,23 +62,22 @@ class IdempotencyStore:
         digest = hashlib.sha256(f"{client}\0{key}".encode()).hexdigest()
         return f"{self._prefix}idem:{digest}"
 
-    def lookup(self, client: str, key: str, request_hash: str) -> SavedAnswer | None:
+    def lookup(self, client: str, key: str, request_hash: str, conn: sa.Connection | None = None) -> SavedAnswer | None:
         """The saved answer for this key if the same request was answered; ``None`` if the key is unused.
 
+        Reads in ``conn`` when given (the caller's transaction: one pool checkout per request), else in its own.
         Raises :class:`ApiError` 422 ``idempotency_key_reused`` when the key was used for another request.
         """
-        with self._db.connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(idempotency_keys).where(
-                        idempotency_keys.c.client == client,
-                        idempotency_keys.c.key == key,
-                        idempotency_keys.c.expires_at > sa.func.now(),
-                    )
-                )
-                .mappings()
-                .one_or_none()
-            )
+        query = sa.select(idempotency_keys).where(
+            idempotency_keys.c.client == client,
+            idempotency_keys.c.key == key,
+            idempotency_keys.c.expires_at > sa.func.now(),
+        )
+        if conn is not None:
+            row = conn.execute(query).mappings().one_or_none()
+        else:
+            with self._db.connect() as own:
+                row = own.execute(query).mappings().one_or_none()
         if row is None:
             return None
         if row["request_hash"] != request_hash:
