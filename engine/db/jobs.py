@@ -209,6 +209,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValueError("invalid cursor") from exc
 
 
+class AnchorNotFound(NotFoundError):
+    """``starting_after`` / ``ending_before`` names no job."""
+
+
 def page(
     conn: sa.Connection,
     *,
@@ -217,25 +221,53 @@ def page(
     status: str | None = None,
     kind: str | None = None,
     customer: str | None = None,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
 ) -> tuple[list[Job], bool, str | None]:
-    """A page of jobs, newest first: ``(jobs, has_more, next_cursor)``.  Raises :class:`ValueError` on a bad cursor."""
-    query = sa.select(jobs).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+    """A page of jobs, newest first: ``(jobs, has_more, next_cursor)``.
+
+    Stripe-style: ``starting_after`` (a job id) gives the jobs just older than that job, ``ending_before`` those
+    just newer; ``has_more`` says whether more lie further in the direction asked (older by default, newer with
+    ``ending_before``).  ``cursor`` is the older opaque form of ``starting_after``.  Give at most one of the three.
+
+    Raises :class:`ValueError` on a bad cursor or more than one anchor, :class:`AnchorNotFound` for an anchor id
+    that names no job.
+    """
+    if sum(x is not None for x in (cursor, starting_after, ending_before)) > 1:
+        raise ValueError("give at most one of cursor, starting_after and ending_before")
+    key = sa.tuple_(jobs.c.created_at, jobs.c.id)
+    query = sa.select(jobs).limit(limit + 1)
     if status:
         query = query.where(jobs.c.status == status)
     if kind:
         query = query.where(jobs.c.kind == kind)
     if customer:
         query = query.where(jobs.c.customer_id == customer)
-    if cursor:
-        created, job_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(jobs.c.created_at, jobs.c.id) < sa.tuple_(sa.literal(created), sa.literal(job_id))
-        )
+    newer = ending_before is not None
+    anchor: tuple[datetime, str] | None = decode_cursor(cursor) if cursor else None
+    if starting_after is not None or ending_before is not None:
+        anchor_id = str(starting_after if starting_after is not None else ending_before)
+        found = conn.execute(sa.select(jobs.c.created_at, jobs.c.id).where(jobs.c.id == anchor_id)).one_or_none()
+        if found is None:
+            raise AnchorNotFound(anchor_id)
+        anchor = (found.created_at, found.id)
+    if anchor is not None:
+        bound = sa.tuple_(sa.literal(anchor[0]), sa.literal(anchor[1]))
+        query = query.where(key > bound if newer else key < bound)
+    if newer:
+        # The jobs just newer than the anchor: nearest first, then turned back to newest first.
+        query = query.order_by(jobs.c.created_at.asc(), jobs.c.id.asc())
+    else:
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.id.desc())
     rows = [row_to_job(r) for r in conn.execute(query).mappings().all()]
     has_more = len(rows) > limit
     rows = rows[:limit]
+    if newer:
+        rows.reverse()
     last = rows[-1] if rows else None
-    next_cursor = encode_cursor(last.created_at, last.id) if has_more and last and last.created_at else None
+    next_cursor = (
+        encode_cursor(last.created_at, last.id) if has_more and not newer and last and last.created_at else None
+    )
     return rows, has_more, next_cursor
 
 

@@ -45,19 +45,36 @@ def build_router(c: Container) -> APIRouter:
         kind: str | None = None,
         customer: str | None = None,
         cursor: str | None = None,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
         limit: int = Query(default=20, ge=1, le=100),
     ) -> JSONResponse:
         authenticate(request, verifier, ALL_ROLES)
         if kind is not None and kind not in kinds:
             raise ApiError(422, "validation_error", f"kind must be one of {', '.join(kinds)}", param="kind")
+        anchors = [
+            name
+            for name, v in (("cursor", cursor), ("starting_after", starting_after), ("ending_before", ending_before))
+            if v is not None
+        ]
+        if len(anchors) > 1:
+            raise ApiError(422, "validation_error", f"give only one of {', '.join(anchors)}", param=anchors[1])
 
         def load() -> dict[str, Any]:
             with c.db.connect() as conn:
                 rows, has_more, next_cursor = job_repo.page(
-                    conn, limit=limit, cursor=cursor, status=status, kind=kind, customer=customer
+                    conn,
+                    limit=limit,
+                    cursor=cursor,
+                    status=status,
+                    kind=kind,
+                    customer=customer,
+                    starting_after=starting_after,
+                    ending_before=ending_before,
                 )
             return {
                 "object": "list",
+                "url": "/v1/jobs",
                 "data": [j.view() for j in rows],
                 "has_more": has_more,
                 "next_cursor": next_cursor,
@@ -65,6 +82,9 @@ def build_router(c: Container) -> APIRouter:
 
         try:
             return JSONResponse(await in_thread(load))
+        except job_repo.AnchorNotFound as exc:
+            param = "starting_after" if starting_after is not None else "ending_before"
+            raise ApiError(404, "not_found", f"No job {exc}.", param=param) from None
         except ValueError:
             raise ApiError(422, "validation_error", "cursor is not one this API made", param="cursor") from None
 

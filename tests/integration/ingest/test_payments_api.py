@@ -160,3 +160,33 @@ def test_jobs_list_filters_and_paginates(api, auth) -> None:  # type: ignore[no-
     assert rest["has_more"] is False and rest["next_cursor"] is None
     assert [j["id"] for j in page["data"] + rest["data"]] == list(reversed(ids))
     assert api.get("/v1/jobs/job_missing", headers=auth("viewer", key=None)).json()["error"]["code"] == "not_found"
+
+
+def test_jobs_list_pages_stripe_style(api, auth) -> None:  # type: ignore[no-untyped-def]
+    customer = f"cus_{uuid.uuid4().hex[:8]}"
+    body = copy.deepcopy(PAYMENT)
+    body["customer"]["id"] = customer
+    ids = [api.post("/v1/payments", json=body, headers=auth(key=_key())).json()["id"] for _ in range(5)]
+    newest_first = list(reversed(ids))
+    viewer = auth("viewer", key=None)
+
+    def listed(**params: Any) -> dict[str, Any]:
+        answer = api.get("/v1/jobs", params={"customer": customer, "limit": 2, **params}, headers=viewer)
+        assert answer.status_code == 200, answer.json()
+        return dict(answer.json())
+
+    first = listed()
+    assert [j["id"] for j in first["data"]] == newest_first[:2] and first["has_more"] is True
+    second = listed(starting_after=first["data"][-1]["id"])
+    assert [j["id"] for j in second["data"]] == newest_first[2:4] and second["has_more"] is True
+    last = listed(starting_after=second["data"][-1]["id"])
+    assert [j["id"] for j in last["data"]] == newest_first[4:] and last["has_more"] is False
+    # Back again: the page just newer than the last page's first job, still newest first.
+    back = listed(ending_before=last["data"][0]["id"])
+    assert [j["id"] for j in back["data"]] == newest_first[2:4] and back["has_more"] is True
+    top = listed(ending_before=newest_first[1])
+    assert [j["id"] for j in top["data"]] == newest_first[:1] and top["has_more"] is False
+    missing = api.get("/v1/jobs", params={"starting_after": "job_missing"}, headers=viewer)
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "starting_after"
+    both = api.get("/v1/jobs", params={"starting_after": ids[0], "ending_before": ids[1]}, headers=viewer)
+    assert both.status_code == 422 and both.json()["error"]["code"] == "validation_error"
