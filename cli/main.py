@@ -8,6 +8,7 @@ commands stay fast and a command never pays for another's imports.  Exit codes: 
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import click
 
@@ -49,7 +50,30 @@ class LazyGroup(click.Group):
         module_name, _, attribute = target.partition(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)
+        full_summaries(command)
         return command
+
+
+def summary_of(help_text: str) -> str:
+    """The first paragraph of a command's help on one line: its summary in a command list, never cut."""
+    first = inspect.cleandoc(help_text).split("\n\n", 1)[0]
+    return " ".join(first.split("\b")[0].split())
+
+
+def full_summaries(command: click.Command) -> None:
+    """Give ``command`` and its sub-commands their whole first paragraph as the summary click lists.
+
+    click cuts a summary to the terminal's width minus the names ("Dead letters: list, inspect,..."); with
+    ``short_help`` set it prints the text whole and wraps it instead.
+    """
+    if command.short_help is None and command.help:
+        command.short_help = summary_of(command.help)
+    if isinstance(command, click.Group):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):  # lazy groups too: their commands are not in .commands
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                full_summaries(sub)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

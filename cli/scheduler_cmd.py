@@ -12,14 +12,30 @@ from cli.exiting import exit_now
 from cli.output import fail, print_json
 
 
+class IsoDateTime(click.ParamType):
+    """Any ISO 8601 date or date-time (fractional seconds, ``Z``, offsets), as ``datetime.fromisoformat`` reads
+    it."""
+
+    name = "iso8601"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2026-12-03T17:00:00.250Z)", param, ctx)
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Run every task once, print what each did, and exit.")
 @click.option(
     "--now",
     "now",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    type=IsoDateTime(),
     default=None,
-    help="With --once: run as if it were this time (ISO 8601).",
+    metavar="ISO8601",
+    help="With --once: run as if it were this time (any ISO 8601 date or time; UTC when no offset is given).",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
 def scheduler(once: bool, now: datetime | None, as_json: bool) -> None:

@@ -4,15 +4,16 @@
 configured stack) through the same code as ``POST /v1/settlements`` — the card-number scan while streaming, the
 multipart upload, one commit for the job and its idempotency answer, then the message — so it works wherever the
 stack's parts are reachable, with or without the HTTP ingest.  The message group is the uploading client (``--as``,
-default ``cli``); the Idempotency-Key is ``--idempotency-key`` or a fresh one, so uploading the same file twice makes
-a second job that settles nothing new (every row a ``duplicate``).
+default ``cli``); the Idempotency-Key is ``--idempotency-key`` or ``sha256:<the file's SHA-256>``, so re-running
+the same command after a timeout answers the first job instead of making a second one whose rows are all
+duplicates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,11 @@ def _container() -> Any:
     return c
 
 
+def default_key(sha256_hex: str) -> str:
+    """The Idempotency-Key of an upload without ``--idempotency-key``: the same file, the same key."""
+    return f"sha256:{sha256_hex}"
+
+
 @click.group()
 def settle() -> None:
     """POS batch settlement: upload a CSV batch, read a batch's report."""
@@ -44,7 +50,12 @@ def settle() -> None:
 @settle.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
-@click.option("--idempotency-key", "key", default=None, help="Idempotency-Key (default: a fresh one).")
+@click.option(
+    "--idempotency-key",
+    "key",
+    default=None,
+    help="Idempotency-Key (default: sha256:<the file's SHA-256>, so a re-run answers the first job).",
+)
 @click.option("--as", "client", default="cli", show_default=True, help="The uploading client (message group).")
 @click.option("--wait", is_flag=True, help="Wait until the job is settled and print it then.")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds --wait waits at most.")
@@ -61,10 +72,12 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
     c = _container()
     sink = BatchSink(c.s3, settlements_bucket(c.settings))
     size = file.stat().st_size
+    digest = hashlib.sha256()
     try:
         with file.open("rb") as f, _progress(size, f"uploading {file.name}") as bar:
             while chunk := f.read(READ_BYTES):
                 sink.feed(chunk)
+                digest.update(chunk)
                 bar.update(len(chunk))
         stored = sink.finish()
     except PanDetected as exc:
@@ -75,7 +88,9 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
         sink.abort()
         raise
     try:
-        answer = accept_batch(c.acceptor, c.s3, stored, client=client, key=key or uuid.uuid4().hex, correlation_id=None)
+        answer = accept_batch(
+            c.acceptor, c.s3, stored, client=client, key=key or default_key(digest.hexdigest()), correlation_id=None
+        )
     except ApiError as exc:
         fail(f"{exc.code}: {exc.message}")
     job = answer.body

@@ -63,6 +63,7 @@ def sim() -> None:
     multiple=True,
     help="Register a webhook endpoint URL for all events at start and print its signing secret.",
 )
+@click.option("--quiet", is_flag=True, help="Print no banner (`payments run` prints the stack's one banner).")
 def stripe(
     port: int | None,
     state_file: str | None,
@@ -73,6 +74,7 @@ def stripe(
     drop_rate: float,
     fail_payment_methods: tuple[str, ...],
     webhooks: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Serve a Stripe-compatible API on 127.0.0.1 for the official SDK (until Ctrl-C).
 
@@ -101,9 +103,10 @@ def stripe(
     for endpoint_url in webhooks:
         secret = _register_webhook(url, endpoint_url)
         click.echo(f"webhook endpoint {endpoint_url} registered; signing secret {secret}")
-    click.echo(f"Stripe sandbox listening on {url} (state: {state_file or 'in memory'})")
-    click.echo(f"  export PAYMENTS_STRIPE_API_BASE={url} PAYMENTS_STRIPE_API_KEY=sk_test_sandbox")
-    click.echo(f"  knobs: curl -s {url}/_sim/config -d '{{\"latency_ms\": 50}}'")
+    if not quiet:
+        click.echo(f"Stripe sandbox listening on {url} (state: {state_file or 'in memory'})")
+        click.echo(f"  export PAYMENTS_STRIPE_API_BASE={url} PAYMENTS_STRIPE_API_KEY=sk_test_sandbox")
+        click.echo(f"  knobs: curl -s {url}/_sim/config -d '{{\"latency_ms\": 50}}'")
     # serve_forever() restarts nothing: start() above is a no-op the second time.
     sandbox.serve_forever()
 

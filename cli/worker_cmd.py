@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -38,9 +41,33 @@ STOP_TIMEOUT_MS = 60_000
 @click.option("-p", "--processes", type=click.IntRange(min=1), default=None, help="Worker processes.")
 @click.option("-t", "--threads", type=click.IntRange(min=1), default=None, help="Worker threads per process.")
 @click.option("-Q", "--queues", "queue_names", multiple=True, help="Only these queues (payments, payments.fifo…).")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the pid here.")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Write logs here, not to stderr.")
+@click.option(
+    "--worker-shutdown-timeout",
+    "shutdown_timeout_ms",
+    type=click.IntRange(min=0),
+    default=STOP_TIMEOUT_MS,
+    show_default=True,
+    help="Milliseconds a stopping worker waits for running jobs.",
+)
+@click.option("-v", "--verbose", count=True, help="Log at DEBUG.")
 @click.argument("modules", nargs=-1)
-def worker(processes: int | None, threads: int | None, queue_names: tuple[str, ...], modules: tuple[str, ...]) -> None:
-    """Consume the engine's queues with Dramatiq actors from MODULES (default: the actors package)."""
+def worker(
+    processes: int | None,
+    threads: int | None,
+    queue_names: tuple[str, ...],
+    pid_file: Path | None,
+    log_file: str | None,
+    shutdown_timeout_ms: int,
+    verbose: int,
+    modules: tuple[str, ...],
+) -> None:
+    """Consume the engine's queues with Dramatiq actors from MODULES (default: the actors package).
+
+    The flags follow the ``dramatiq`` CLI: ``-p``, ``-t``, ``-Q``, ``--pid-file``, ``--log-file``,
+    ``--worker-shutdown-timeout`` and ``-v``.
+    """
     settings = get_settings()
     processes = processes or settings.worker.processes
     threads = threads or settings.worker.threads
@@ -56,9 +83,46 @@ def worker(processes: int | None, threads: int | None, queue_names: tuple[str, .
     except NothingRunningError as exc:
         fail(str(exc))
     mods = modules or DEFAULT_MODULES
-    if processes == 1:
-        exit_now(run_worker_process(mods, threads, queue_names))
-    exit_now(_supervise(processes, mods, threads, queue_names))
+    options = WorkerOptions(log_file=log_file, verbosity=verbose, shutdown_timeout_ms=shutdown_timeout_ms)
+    if pid_file is not None:
+        _write_pid_file(pid_file)
+    try:
+        if processes == 1:
+            code = run_worker_process(mods, threads, queue_names, options=options)
+        else:
+            code = _supervise(processes, mods, threads, queue_names, options)
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
+    exit_now(code)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """What ``payments worker`` passes to each worker process besides modules, threads and queues."""
+
+    log_file: str | None = None
+    verbosity: int = 0
+    shutdown_timeout_ms: int = STOP_TIMEOUT_MS
+
+
+def _write_pid_file(path: Path) -> None:
+    """Write this process's pid to ``path``; exits 2 when a live process already holds it (as dramatiq does)."""
+    try:
+        other = int(path.read_text().strip())
+    except (OSError, ValueError):
+        other = None
+    if other is not None and other != os.getpid():
+        try:
+            os.kill(other, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            fail(f"the pid file {path} names a running process ({other})", code=2)
+        else:
+            fail(f"the pid file {path} names a running process ({other})", code=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
 
 
 def run_worker_process(
@@ -67,6 +131,7 @@ def run_worker_process(
     queue_names: tuple[str, ...],
     serve_metrics_here: bool = True,
     kinds: Iterable[JobKind] | None = None,
+    options: WorkerOptions | None = None,
 ) -> int:
     """Run one worker in this process until SIGTERM/SIGINT, then stop gracefully; returns the exit code.
 
@@ -79,8 +144,9 @@ def run_worker_process(
     from engine.runtime.logs import configure_logging
     from engine.runtime.worker import Sidecars, dead_letter_sink, safe_queues
 
+    options = options or WorkerOptions()
     settings = get_settings()
-    configure_logging(settings)
+    configure_logging(settings, log_file=options.log_file, verbosity=options.verbosity)
     container = bootstrap(settings, kinds)
     use_process_container(container)
     process_started(container, "worker")
@@ -118,18 +184,24 @@ def run_worker_process(
     log.info("worker consuming %s with %d threads", sorted(whitelist), threads)
     stop.wait()
     log.info("stopping: finishing running jobs, returning prefetched messages")
-    worker.stop(timeout=STOP_TIMEOUT_MS)
+    worker.stop(timeout=options.shutdown_timeout_ms)
     sidecars.stop()  # after the worker: the relay sends the events of the jobs that just finished
     broker.close()
     return 0
 
 
-def _child(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> None:
+def _child(modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...], options: WorkerOptions) -> None:
     # The supervisor serves the aggregated metrics of all children (multiprocess mode).
-    sys.exit(run_worker_process(modules, threads, queue_names, serve_metrics_here=False))
+    sys.exit(run_worker_process(modules, threads, queue_names, serve_metrics_here=False, options=options))
 
 
-def _supervise(processes: int, modules: tuple[str, ...], threads: int, queue_names: tuple[str, ...]) -> int:
+def _supervise(
+    processes: int,
+    modules: tuple[str, ...],
+    threads: int,
+    queue_names: tuple[str, ...],
+    options: WorkerOptions | None = None,
+) -> int:
     """Start ``processes`` worker processes, forward SIGTERM/SIGINT to them, wait for all; worst exit code."""
     from engine.runtime.metrics import serve as serve_metrics
 
@@ -137,7 +209,8 @@ def _supervise(processes: int, modules: tuple[str, ...], threads: int, queue_nam
         log.warning("metrics port %d is taken; worker metrics are not served", get_settings().metrics.port)
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited threads or sockets
     children = [
-        ctx.Process(target=_child, args=(modules, threads, queue_names), name=f"worker-{i}") for i in range(processes)
+        ctx.Process(target=_child, args=(modules, threads, queue_names, options or WorkerOptions()), name=f"worker-{i}")
+        for i in range(processes)
     ]
     for child in children:
         child.start()

@@ -166,7 +166,9 @@ class MerchantSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    processes: int = Field(default=1, ge=1, description="Worker processes started by `payments run`.")
+    processes: int = Field(
+        default=1, ge=1, description="Worker processes of `payments worker` (and `payments run`) without `-p`."
+    )
     threads: int = Field(
         default=8,
         ge=1,
@@ -176,7 +178,9 @@ class WorkerSettings(BaseModel):
 
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
-    format: str = Field(default="json", description="`json` (one object a line) or `text`.")
+    format: str = Field(
+        default="auto", description="`json` (one object a line), `text`, or `auto`: text on a terminal, else JSON."
+    )
 
 
 class Settings(BaseSettings):

@@ -135,7 +135,13 @@ class Stack:
             self.runtime["stripe_api_base"] = base
             self.runtime["stripe"] = f"Stripe sandbox at {base} (key {SANDBOX_API_KEY})"
             argv = payments_argv(
-                "sim", "stripe", "--port", str(s.stripe.sim_port), "--state", str(s.data_dir / "stripe-sandbox.sqlite3")
+                "sim",
+                "stripe",
+                "--quiet",
+                "--port",
+                str(s.stripe.sim_port),
+                "--state",
+                str(s.data_dir / "stripe-sandbox.sqlite3"),
             )
             sim = self._start_child(ManagedProcess("stripe-sandbox", argv, env=dict(os.environ), die_with_parent=True))
             _wait_for_port(sim, "127.0.0.1", s.stripe.sim_port)
@@ -247,7 +253,8 @@ class Stack:
             f"  curl -s {ingest}/health | python3 -m json.tool",
             "  payments queues ls",
             "",
-            "Ctrl-C stops everything.",
+            "`payments` is .venv/bin/payments in the checkout (or `source .venv/bin/activate` first).",
+            "Ctrl-C (or SIGTERM) stops everything.",
         ]
         return "\n".join(lines)
 

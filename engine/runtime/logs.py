@@ -81,10 +81,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def configure_logging(settings: Settings) -> None:
-    """Configure the root logger once for this process."""
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log.format == "json":
+#: Libraries whose INFO lines are chatter (the Stripe SDK logs every request, httpx every call): WARNING and up only.
+LIBRARY_LOGGERS = ("botocore", "boto3", "urllib3", "werkzeug", "stripe", "httpx", "httpcore")
+
+
+def log_format(settings: Settings, stream: Any = None) -> str:
+    """``json`` or ``text``: the setting, or with ``auto`` (the default) text on a terminal and JSON otherwise."""
+    wanted = settings.log.format.lower()
+    if wanted in ("json", "text"):
+        return wanted
+    stream = stream if stream is not None else sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    return "text" if isatty is not None and isatty() else "json"
+
+
+def configure_logging(settings: Settings, *, log_file: str | None = None, verbosity: int = 0) -> None:
+    """Configure the root logger once for this process: one handler and one formatter for every logger.
+
+    ``log_file`` writes there instead of standard error; ``verbosity`` > 0 lowers the level to DEBUG (``-v``).
+    """
+    if log_file:
+        handler: logging.Handler = logging.FileHandler(log_file, encoding="utf-8")
+        fmt = settings.log.format.lower() if settings.log.format.lower() in ("json", "text") else "json"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = log_format(settings)
+    if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -92,8 +114,8 @@ def configure_logging(settings: Settings) -> None:
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log.level.upper())
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug"):
+    root.setLevel(logging.DEBUG if verbosity > 0 else settings.log.level.upper())
+    for noisy in LIBRARY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn's own logging config gives its loggers handlers that bypass the filter above (its 500 tracebacks):
     # route them through the root handler instead.

@@ -84,3 +84,23 @@ def test_nothing_running_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 1 and "nothing is running" in result.output
+
+
+def test_uploading_the_same_file_again_answers_the_first_job(env: None, tmp_path: Path, terminal: str) -> None:
+    """A re-run after a timeout must not make a second job (issue 16): the default key is the file's SHA-256."""
+    import hashlib
+
+    batch = tmp_path / "again.csv"
+    batch.write_bytes(csv_body([(terminal, "R1", TS, "sale", 700, "EUR", "4242", "A1", "")]))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["settle", "upload", str(batch), "--json"])
+    second = runner.invoke(cli, ["settle", "upload", str(batch), "--json"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert json.loads(second.output)["id"] == json.loads(first.output)["id"]
+    other = tmp_path / "other.csv"
+    other.write_bytes(csv_body([(terminal, "R2", TS, "sale", 700, "EUR", "4242", "A1", "")]))
+    third = runner.invoke(cli, ["settle", "upload", str(other), "--json"])
+    assert third.exit_code == 0 and json.loads(third.output)["id"] != json.loads(first.output)["id"]
+    from cli.settle_cmd import default_key
+
+    assert default_key(hashlib.sha256(batch.read_bytes()).hexdigest()).startswith("sha256:")
