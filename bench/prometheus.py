@@ -2,8 +2,8 @@
 
 Proves the metrics scrapeable end to end (exposition → scrape → TSDB → PromQL), not a speed claim.  Started here:
 ``payments run`` (embedded services, two worker processes, its own data directory under ``var/``) and the
-``prometheus`` binary (Debian's package), scraping the ingest's ``/metrics`` and the worker's metrics port every
-second.  Payments are posted from a few client threads for the whole window.
+``prometheus`` binary (Debian's package), scraping the ingest's ``/metrics`` (on its internal port) and the
+worker's metrics port every second.  Payments are posted from a few client threads for the whole window.
 
 * **value** — ``sum(rate(payments_jobs_total{job="payments-worker"}[W]))`` from Prometheus' HTTP API, evaluated at
   the end of the measured window W;
@@ -145,7 +145,7 @@ def run(quick: bool) -> list[Figure]:
     try:
         token = stack.token(sub="bench")
         targets = {
-            "payments-ingest": stack.ingest_url.removeprefix("http://"),
+            "payments-ingest": stack.internal_url.removeprefix("http://"),
             "payments-worker": stack.metrics_url.removeprefix("http://").removesuffix("/metrics"),
         }
         with _prometheus(binary, targets) as prom:

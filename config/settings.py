@@ -81,6 +81,10 @@ class StripeSettings(BaseModel):
 class HttpSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Ingest bind address.")
     port: int = Field(default=8000, description="Ingest HTTP port.")
+    internal_host: str = Field(
+        default="127.0.0.1", description="Bind address of the ingest's internal port (metrics, detailed health)."
+    )
+    internal_port: int = Field(default=8001, description="The ingest's internal port: /metrics and detailed /health.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses/CIDRs of proxies whose X-Forwarded-For names the client (JSON list); none: the peer.",

@@ -150,6 +150,7 @@ class Stack:
         host = s.http.host
         self.runtime["ingest_url"] = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{s.http.port}"
         self.runtime["metrics_port"] = s.metrics.port
+        self.runtime["ingest_internal_url"] = f"http://{s.http.internal_host}:{s.http.internal_port}"
 
     def _prepare(self) -> None:
         """Migrate the database and create queues and buckets (both idempotent)."""
@@ -241,7 +242,7 @@ class Stack:
             f"  sqs/s3     {r.get('aws')}" + (f" at {r['local_aws_url']}" if r.get("local_aws_url") else ""),
             f"  stripe     {r.get('stripe')}",
             f"  ingest     {ingest}   (OpenAPI {ingest}/docs)",
-            f"  metrics    {ingest}/metrics",
+            f"  internal   {r.get('ingest_internal_url')}/metrics and /health (details)",
             f"  data dir   {self.settings.data_dir}",
             "",
             "Try (a token valid for 15 minutes; `payments token --role operator` mints another), then a payment:",
@@ -250,7 +251,7 @@ class Stack:
             "    -H \"Idempotency-Key: $(date +%s%N)\" -H 'Content-Type: application/json' \\",
             '    -d \'{"customer": {"id": "cus_42", "email": "anna@example.ie", "country": "IE"},'
             ' "amount": 1000, "currency": "EUR", "payment_method": "pm_card_visa"}\'',
-            f"  curl -s {ingest}/health | python3 -m json.tool",
+            f"  curl -s {r.get('ingest_internal_url')}/health | python3 -m json.tool",
             "  payments queues ls",
             "",
             "`payments` is .venv/bin/payments in the checkout (or `source .venv/bin/activate` first).",

@@ -31,6 +31,7 @@ def stack_env(data_dir: Path, settings: Mapping[str, str] | None = None) -> dict
         {
             "PAYMENTS_DATA_DIR": str(data_dir),
             "PAYMENTS_HTTP_PORT": str(free_port()),
+            "PAYMENTS_HTTP_INTERNAL_PORT": str(free_port()),
             "PAYMENTS_METRICS_PORT": str(free_port()),
             "PAYMENTS_STRIPE_SIM_PORT": str(free_port()),
             "PAYMENTS_LOCAL_AWS_PORT": str(free_port()),
@@ -88,8 +89,13 @@ class StackProcess:
         return f"http://127.0.0.1:{self.env['PAYMENTS_HTTP_PORT']}"
 
     @property
+    def internal_url(self) -> str:
+        """The ingest's internal port: ``/metrics`` and the detailed ``/health``."""
+        return f"http://127.0.0.1:{self.env['PAYMENTS_HTTP_INTERNAL_PORT']}"
+
+    @property
     def metrics_url(self) -> str:
-        """The worker's metrics endpoint (the ingest serves its own at ``{ingest_url}/metrics``)."""
+        """The worker's metrics endpoint (the ingest serves its own at ``{internal_url}/metrics``)."""
         return f"http://127.0.0.1:{self.env['PAYMENTS_METRICS_PORT']}/metrics"
 
     @property

@@ -1,5 +1,6 @@
 """The ingest application factory: each job kind's routes (``pipelines/registry.py``), the routes every kind
-shares (``engine/ingest/routes.py``), health and metrics."""
+shares (``engine/ingest/routes.py``) and the health verdicts.  Metrics and the detailed health checks are on the
+internal port (``engine/ingest/internal.py``)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:
+        # Public: the verdict only.  Which part is down, with hosts and errors, is on the internal port.
         checks = await run_checks(c)
-        ok = all(check["ok"] for check in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+        return _verdict(all(check["ok"] for check in checks.values()))
 
     @app.get("/health/live", tags=["operations"])
     async def live() -> dict[str, Any]:
@@ -64,15 +65,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     @app.get("/health/ready", tags=["operations"])
     async def ready() -> JSONResponse:
         checks = await run_checks(c, READY_CHECKS)
-        ok = all(check["ok"] for check in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
-        from engine.runtime.metrics import render_latest
-
-        body, content_type = render_latest()
-        return Response(content=body, media_type=content_type)
+        return _verdict(all(check["ok"] for check in checks.values()))
 
     return app
 
@@ -96,6 +89,10 @@ def _relay_lifespan(c: Container) -> Any:
             await asyncio.to_thread(relay.stop)
 
     return lifespan
+
+
+def _verdict(ok: bool) -> JSONResponse:
+    return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
 
 
 def _install_rate_limit(app: FastAPI, c: Container) -> None:

@@ -69,7 +69,7 @@ class Load:
 
 def scrape(stack: Stack, target: str, during_load: bool = False) -> Scrape:
     url = (
-        f"{stack.ingest_url}/metrics"
+        f"{stack.internal_url}/metrics"
         if target == "ingest"
         else f"http://127.0.0.1:{stack.env['PAYMENTS_METRICS_PORT']}/metrics"
     )

@@ -28,8 +28,10 @@ def test_queues_ls_lists_every_queue_with_its_dlq(stack: Stack) -> None:
         assert row["type"] == ("fifo" if row["name"].endswith(".fifo") else "standard")
 
 
-def test_health_reports_every_part(stack: Stack) -> None:
-    body = httpx.get(f"{stack.ingest_url}/health", timeout=10).json()
+def test_health_reports_every_part_on_the_internal_port_only(stack: Stack) -> None:
+    assert httpx.get(f"{stack.ingest_url}/health", timeout=10).json() == {"status": "ok"}
+    assert httpx.get(f"{stack.ingest_url}/metrics", timeout=10).status_code == 404
+    body = httpx.get(f"{stack.internal_url}/health", timeout=10).json()
     assert body["status"] == "ok"
     assert set(body["checks"]) == {"database", "queues", "redis", "workers", "stripe"}
     assert all(check["ok"] for check in body["checks"].values())

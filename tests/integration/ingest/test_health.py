@@ -5,11 +5,19 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from engine.ingest.app import create_app
+from engine.ingest.internal import create_internal_app
 from engine.runtime.liveness import WorkerHeartbeat
 
 
+def test_the_public_health_is_a_verdict_alone(container) -> None:  # type: ignore[no-untyped-def]
+    response = TestClient(create_app(container)).get("/health")
+    assert response.status_code == 503 and response.json() == {"status": "degraded"}  # no worker: degraded
+    ready = TestClient(create_app(container)).get("/health/ready")
+    assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+
+
 def test_health_is_503_without_a_live_worker_then_200_with_one(container) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(create_app(container))
+    client = TestClient(create_internal_app(container))
     response = client.get("/health")
     assert response.status_code == 503
     body = response.json()
@@ -31,11 +39,11 @@ def test_health_is_503_without_a_live_worker_then_200_with_one(container) -> Non
 
 
 def test_ready_needs_database_and_queues_only(container) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(create_app(container))
+    client = TestClient(create_internal_app(container))
     response = client.get("/health/ready")
     assert response.status_code == 200
     assert set(response.json()["checks"]) == {"database", "queues"}
-    assert client.get("/health/live").json() == {"status": "ok"}
+    assert TestClient(create_app(container)).get("/health/live").json() == {"status": "ok"}
 
 
 def test_ready_is_503_when_queues_are_missing(container, engine_settings) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +51,7 @@ def test_ready_is_503_when_queues_are_missing(container, engine_settings) -> Non
     from engine.runtime.endpoints import resolve_endpoints
 
     other = engine_settings.model_copy(update={"queue_prefix": "missing-"})
-    client = TestClient(create_app(Container(settings=other, endpoints=resolve_endpoints(other))))
+    client = TestClient(create_internal_app(Container(settings=other, endpoints=resolve_endpoints(other))))
     response = client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["checks"]["queues"]["ok"] is False
@@ -56,16 +64,16 @@ def test_unknown_route_has_the_error_shape(container) -> None:  # type: ignore[n
     assert response.json() == {"error": {"type": "invalid_request_error", "code": "not_found", "message": "Not Found"}}
 
 
-def test_metrics_are_prometheus_text(container) -> None:  # type: ignore[no-untyped-def]
-    client = TestClient(create_app(container))
-    response = client.get("/metrics")
+def test_metrics_are_prometheus_text_on_the_internal_port_only(container) -> None:  # type: ignore[no-untyped-def]
+    response = TestClient(create_internal_app(container)).get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
+    assert TestClient(create_app(container)).get("/metrics").status_code == 404
 
 
 def test_http_durations_are_labelled_by_route_template(container) -> None:  # type: ignore[no-untyped-def]
     client = TestClient(create_app(container))
     client.get("/v1/jobs/job_abc")  # 401, but timed under its template, not the raw path
-    text = client.get("/metrics").text
+    text = TestClient(create_internal_app(container)).get("/metrics").text
     assert 'payments_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}",status="401"}' in text
     assert "job_abc" not in text

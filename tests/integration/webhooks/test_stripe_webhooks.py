@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from engine.db.ledger import verify
 from engine.db.tables import jobs, ledger_transactions
 from engine.db.tables_refunds import stripe_events
+from engine.ingest.internal import create_internal_app
 from engine.runtime.container import Container
 from tests.integration.refunds.helpers import (
     entries_of,
@@ -174,7 +175,7 @@ def test_forged_stale_and_unsigned_deliveries_change_nothing(container, api, str
     assert tampered.status_code == 400
     assert _counts(container) == before and queued(container, "webhooks") == []
     assert load(container, parked.id).status == "requires_action"
-    metrics = api.get("/metrics").text
+    metrics = TestClient(create_internal_app(container)).get("/metrics").text
     assert (
         'payments_webhooks_total{outcome="forged"}' in metrics and 'payments_webhooks_total{outcome="stale"}' in metrics
     )
