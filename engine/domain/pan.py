@@ -16,6 +16,8 @@ five separator characters: whitespace of any kind (space, tab, newline; in a CSV
 candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's digits, a 24-digit order id) is not a card
 number and is not searched for card-number-shaped pieces, which would flag roughly one in ten long numbers by chance.
 The price: a PAN glued to more digits by a separator (``"4242 4242 4242 4242 123"``) is one 22-digit run that passes.
+A run that touches an ASCII letter on either side is part of an identifier (a hexadecimal key, ``pi_3N…``), not a
+card number: ``key-3a4111111111111111bf`` passes, ``card 4111111111111111`` and ``pan:4111111111111111`` do not.
 Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too,
 and so are floats with no fraction part (a PAN typed as a number is still a PAN); booleans are not.
 
@@ -95,10 +97,34 @@ def normalise(text: str) -> str:
     return "".join(out)
 
 
+def _glued(text: str | bytes, start: int, end: int) -> bool:
+    """True when the run at ``text[start:end]`` touches an ASCII letter: it is part of an identifier
+    (``key-3a4111111111111111bf``, ``pi_3N…``), not a number someone typed.
+
+    Without this rule about one random hexadecimal id in 250 (a UUID's 32 characters) holds a 13–19-digit stretch
+    that passes Luhn, and idempotency keys, request ids and job ids would be refused at random.
+    """
+    for index in (start - 1, end):
+        if 0 <= index < len(text):
+            neighbour = text[index]
+            char = chr(neighbour) if isinstance(neighbour, int) else neighbour
+            if char.isascii() and char.isalpha():
+                return True
+    return False
+
+
+def _is_card(text: str, match: re.Match[str]) -> bool:
+    digits = _NOT_DIGIT.sub("", match.group())
+    return (
+        _MIN_DIGITS <= len(digits) <= _MAX_DIGITS
+        and not _glued(text, match.start(), match.end())
+        and luhn_valid(digits)
+    )
+
+
 def _any_card(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     for match in pattern.finditer(text):
-        digits = _NOT_DIGIT.sub("", match.group())
-        if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
+        if _is_card(text, match):
             return match
     return None
 
@@ -127,8 +153,7 @@ def mask_pans(text: str) -> str:
     text = normalise(text)
 
     def replace(match: re.Match[str]) -> str:
-        digits = _NOT_DIGIT.sub("", match.group())
-        return MASK if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits) else match.group()
+        return MASK if _is_card(text, match) else match.group()
 
     return _RUN.sub(replace, text)
 
@@ -142,7 +167,8 @@ def find_pan_in_csv_bytes(data: bytes) -> int | None:
     if data.isascii():
         for match in _CSV_RUN_BYTES.finditer(data):
             digits = _NOT_DIGIT_BYTES.sub(b"", match.group()).decode()
-            if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
+            glued = _glued(data, match.start(), match.end())
+            if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and not glued and luhn_valid(digits):
                 return data.count(b"\n", 0, match.start())
         return None
     text = data.decode("utf-8", "replace")

@@ -46,7 +46,7 @@ def test_luhn_matches_stdnum_on_random_numbers() -> None:
 @pytest.mark.parametrize(
     "text",
     [VISA, VISA_13, AMEX, UNIONPAY_19, "4242 4242 4242 4242", "4242-4242-4242-4242", "4242 4242-4242 4242",
-     "3782 822463 10005", "card: 4242424242424242.", "x4242424242424242y", "6205 5000 0000 0000 004",
+     "3782 822463 10005", "card: 4242424242424242.", "(4242424242424242)", "6205 5000 0000 0000 004",
      "my card is 4242 4242 4242 4242 thanks"],
 )  # fmt: skip
 def test_card_numbers_are_found(text: str) -> None:
@@ -229,3 +229,22 @@ def test_card_last4_refuses_anything_else(value: object) -> None:
     with pytest.raises(ValueError) as err:
         validate_card_last4(value)
     assert str(value) not in str(err.value) or value == ""
+
+
+def test_a_run_inside_an_identifier_is_not_a_card_number() -> None:
+    from engine.domain.pan import contains_pan, find_pan_in_csv_bytes, mask_pans
+
+    glued = "key-3a4111111111111111bf"  # a hex id holding a Luhn-valid stretch of 16 digits
+    assert not contains_pan(glued) and mask_pans(glued) == glued
+    assert not find_pan_in_csv_bytes(b"id,amount\nT4111111111111111,100\n")
+    for typed in ("card 4111111111111111", "pan:4111111111111111", "4111111111111111", "(4111 1111 1111 1111)"):
+        assert contains_pan(typed), typed
+    assert find_pan_in_csv_bytes(b"id,amount\n4111111111111111,100\n") == 1
+
+
+def test_random_hex_ids_are_never_taken_for_card_numbers() -> None:
+    import uuid
+
+    from engine.domain.pan import contains_pan
+
+    assert not any(contains_pan(f"key-{uuid.uuid4().hex}") for _ in range(20_000))
