@@ -197,3 +197,29 @@ def test_answer_lost_after_the_charge_is_replayed_on_retry(client: stripe.Stripe
     assert intent.latest_charge == charged[0]["id"]
     assert len(http.get("/_sim/charges", params={"job_id": "lost"}).json()["data"]) == 1
     assert http.get("/_sim/stats").json()["dropped_after"] == 1
+
+
+def test_a_request_still_processed_after_its_connection_dropped_holds_its_key(
+    client: stripe.StripeClient, http: httpx.Client
+) -> None:
+    sim_config(http, drop_in_flight_rate=1.0, in_flight_seconds=1.0)
+    params = {"amount": 1000, "currency": "eur", "payment_method": "pm_card_visa", "confirm": True}
+    params["metadata"] = {"job_id": "in-flight"}
+    options = {"idempotency_key": "in-flight-1"}
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
+    sim_config(http, drop_in_flight_rate=0.0)
+    # Still being processed: the same key answers 409, and nothing is visible yet to a lookup.
+    with pytest.raises(stripe.StripeError) as info:
+        client.v1.payment_intents.create(params=params, options=options)  # type: ignore[arg-type]
+    assert info.value.http_status == 409
+    assert http.get("/_sim/payment_intents", params={"job_id": "in-flight"}).json()["data"] == []
+    time.sleep(1.5)
+    raw = http.post(
+        "/v1/payment_intents",
+        data={**PI, "metadata[job_id]": "in-flight"},
+        headers={"Idempotency-Key": "in-flight-1"},
+    )
+    assert raw.headers["Idempotent-Replayed"] == "true" and raw.json()["status"] == "succeeded"
+    assert len(http.get("/_sim/payment_intents", params={"job_id": "in-flight"}).json()["data"]) == 1
+    assert http.get("/_sim/stats").json()["dropped_in_flight"] == 1
