@@ -39,6 +39,7 @@ EXPECTED_ALERTS = {
     "JobsStuck",
     "StripeCircuitOpen",
     "StripeLedgerMismatch",
+    "StripeMoneyIncident",
     "PaymentsTargetDown",
 }
 PROMQL_NAME = re.compile(r"\bpayments_[a-z0-9_]+")
