@@ -69,6 +69,12 @@ def worker(
     ``--worker-shutdown-timeout`` and ``-v``.
     """
     settings = get_settings()
+    from engine.adapters.notifier import webhook_target_problem
+
+    m = settings.merchant
+    problem = webhook_target_problem(m.webhook_url, m.webhook_secret.get_secret_value() if m.webhook_secret else None)
+    if problem:
+        fail(problem, code=2)
     processes = processes or settings.worker.processes
     threads = threads or settings.worker.threads
     from pipelines.registry import CATALOGUE
@@ -139,6 +145,7 @@ def run_worker_process(
     actors run their jobs with this process's container (:func:`engine.runtime.container.use_process_container`).
     Raises :class:`engine.runtime.container.UnknownDependency` when a kind's factory names no provider.
     """
+    from engine.adapters.notifier import webhook_target_problem
     from engine.audit.hooks import process_started
     from engine.runtime.container import bootstrap, use_process_container
     from engine.runtime.logs import configure_logging
@@ -146,6 +153,11 @@ def run_worker_process(
 
     options = options or WorkerOptions()
     settings = get_settings()
+    m = settings.merchant
+    problem = webhook_target_problem(m.webhook_url, m.webhook_secret.get_secret_value() if m.webhook_secret else None)
+    if problem:
+        log.error("%s; the worker does not start", problem)
+        return 2
     configure_logging(settings, log_file=options.log_file, verbosity=options.verbosity)
     container = bootstrap(settings, kinds)
     use_process_container(container)

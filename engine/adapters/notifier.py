@@ -34,6 +34,31 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={t},v1={mac}"
 
 
+#: Hosts a merchant webhook may reach over plain http: this machine only (the local stack, tests).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def webhook_target_problem(url: str | None, secret: str | None) -> str | None:
+    """Why the engine must not start with this merchant webhook configuration, or ``None`` when it may.
+
+    A URL without a secret would send unsigned events the merchant cannot tell from forged ones; plain http would
+    send them (and the signature) readable on the way, so it is allowed only to this machine.
+    """
+    if not url:
+        return None
+    if not secret:
+        return (
+            "PAYMENTS_MERCHANT_WEBHOOK_URL is set but PAYMENTS_MERCHANT_WEBHOOK_SECRET is not: "
+            "merchant webhooks would go unsigned"
+        )
+    parsed = httpx.URL(url)
+    if parsed.scheme == "https":
+        return None
+    if parsed.scheme == "http" and parsed.host in LOOPBACK_HOSTS:
+        return None
+    return "PAYMENTS_MERCHANT_WEBHOOK_URL must be https:// (plain http only to this machine: 127.0.0.1, ::1, localhost)"
+
+
 class Notifier:
     def __init__(
         self,
