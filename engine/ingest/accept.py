@@ -125,6 +125,109 @@ class JobAcceptor:
             self._hand_off()
         return answer
 
+    def accept_batch(
+        self, *, client: str, key: str, request_hash: str, items: list[tuple[str, Submission] | ApiError]
+    ) -> SavedAnswer:
+        """Accept many jobs in one commit: ``items`` are ``(item key, submission)`` or the :class:`ApiError` that
+        item already failed with.  The answer is 207 with one result per item, in order (``{"index", "status",
+        "job"}`` or ``{"index", "status", "error"}``), saved under the batch's own ``key`` as one answer is.
+
+        Each item is its own request with its own key (scope ``api_scope(client, item key)``): a replayed item, a
+        key already used for the same payment, or one used for another (422 ``idempotency_key_reused``) is answered
+        as ``POST /v1/payments`` would.  Raises :class:`ApiError` 409 ``idempotency_key_in_use`` for the batch key,
+        422 ``idempotency_key_reused`` when it was used for another batch, 503 ``unavailable``.
+        """
+        if not self._store.acquire(client, key):
+            raise ApiError(
+                409,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry after it answered.",
+                param="Idempotency-Key",
+                error_type="idempotency_error",
+            )
+        try:
+            results: list[dict[str, Any] | None] = [None] * len(items)
+            prepared: dict[int, tuple[str, Submission, _Prepared]] = {}
+            seen: set[str] = set()
+            for i, item in enumerate(items):
+                if isinstance(item, ApiError):
+                    results[i] = _error(i, item)
+                    continue
+                item_key, submission = item
+                if item_key in seen:
+                    results[i] = _error(
+                        i,
+                        ApiError(
+                            422,
+                            "validation_error",
+                            "idempotency_key repeats an earlier item's.",
+                            param=f"items.{i}.idempotency_key",
+                        ),
+                    )
+                    continue
+                seen.add(item_key)
+                try:
+                    prepared[i] = (item_key, submission, self._prepare(client, item_key, submission))
+                except ApiError as exc:
+                    results[i] = _error(i, exc)
+            answer, created = self._commit_batch(client, key, request_hash, results, prepared)
+        finally:
+            self._store.release(client, key)
+        if created:
+            self._hand_off()
+        return answer
+
+    def _commit_batch(
+        self,
+        client: str,
+        key: str,
+        request_hash: str,
+        results: list[dict[str, Any] | None],
+        prepared: dict[int, tuple[str, Submission, _Prepared]],
+    ) -> tuple[SavedAnswer, bool]:
+        try:
+            with self._db.begin() as conn:
+                saved = self._store.lookup(client, key, request_hash, conn)
+                if saved is not None:
+                    return saved, False
+                created: list[tuple[Job, Submission]] = []
+                dispatches: list[tuple[str, str, dict[str, Any]]] = []
+                for i, (item_key, s, p) in prepared.items():
+                    try:
+                        item_saved = self._store.lookup(client, item_key, s.request_hash, conn)
+                        if item_saved is None:
+                            row = (
+                                conn.execute(
+                                    pg_insert(jobs)
+                                    .values(**job_repo.row_values(p.draft))
+                                    .on_conflict_do_nothing()
+                                    .returning(jobs)
+                                )
+                                .mappings()
+                                .one_or_none()
+                            )
+                            if row is None:
+                                item_saved = self._existing(conn, client, item_key, s, p.draft.idempotency_scope)
+                            else:
+                                job = job_repo.row_to_job(row)
+                                item_saved = SavedAnswer(202, job.view())
+                                self._store.save(conn, client, item_key, s.request_hash, job.id, item_saved)
+                                created.append((job, s))
+                                dispatches.append((job.id, p.queue, p.envelope))
+                        results[i] = {"index": i, "status": item_saved.status, "job": item_saved.body}
+                    except ApiError as exc:
+                        results[i] = _error(i, exc)
+                add_dispatches(conn, dispatches)
+                answer = SavedAnswer(207, {"object": "list", "data": results})
+                self._store.save(conn, client, key, request_hash, None, answer)
+                # Last: the audit chain's head stays locked from here to the commit.
+                for job, s in created:
+                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
+        except sa.exc.OperationalError as exc:
+            raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
+        log.info("accepted a batch of %d job(s), %d new", len(results), len(created))
+        return answer, bool(created)
+
     def _prepare(self, client: str, key: str, s: Submission) -> _Prepared:
         """The job row and its validated envelope, before anything is written.  Raises :class:`ApiError` 400."""
         spec = self._queues.for_kind(s.kind)
@@ -230,3 +333,8 @@ class JobAcceptor:
 
 class _Collision(PaymentsError):
     """The job's idempotency scope is taken (rolls the transaction back)."""
+
+
+def _error(index: int, exc: ApiError) -> dict[str, Any]:
+    """One batch item's failure, in the API's error shape."""
+    return {"index": index, "status": exc.status, **exc.body()}

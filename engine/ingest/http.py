@@ -22,13 +22,16 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
-async def read_json(request: Request) -> Any:
-    """The JSON body, or 422 ``validation_error``.  Then the PAN guard: 422 ``pan_detected`` (value never echoed)."""
+async def read_json(request: Request, *, scan: bool = True) -> Any:
+    """The JSON body, or 422 ``validation_error``.  Then the PAN guard: 422 ``pan_detected`` (value never echoed);
+    ``scan=False`` leaves it to the caller (a batch scans each item and answers per item)."""
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
     except ValueError as exc:
         raise ApiError(422, "validation_error", f"Body is not valid JSON: {exc}") from exc
+    if not scan:
+        return body
     where = find_pan(body)
     if where is not None:
         raise ApiError(

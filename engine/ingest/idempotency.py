@@ -109,7 +109,7 @@ class IdempotencyStore:
             self._redis.delete(self._lock_key(client, key))
 
     def save(
-        self, conn: sa.Connection, client: str, key: str, request_hash: str, job_id: str, answer: SavedAnswer
+        self, conn: sa.Connection, client: str, key: str, request_hash: str, job_id: str | None, answer: SavedAnswer
     ) -> bool:
         """Save the answer inside the caller's transaction (with the job row); False if the key already exists."""
         expires = datetime.now(UTC) + timedelta(seconds=self._ttl)
