@@ -1,8 +1,8 @@
 """``POST /v1/refunds`` (admin, operator, support): a refund job for a payment job.
 
-Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment.  The ingest only
-checks the shape and that the payment exists; how much is refunded is decided by the worker under the payment's row
-lock.
+Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment → 422
+``payment_not_captured`` / ``refund_exceeds_captured`` when that is already certain (pipelines/refund/precheck.py);
+the worker decides again how much is refunded under the payment's row lock.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from engine.ingest.http import body_schema, correlation_id, in_thread, read_json
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
 from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
 from engine.jobs.job import Job
+from pipelines.refund.precheck import check_refundable
 from pipelines.refund.request import RefundRequest
 
 REFUND_ROLES = (ADMIN, OPERATOR, SUPPORT)
@@ -72,6 +73,7 @@ def build_router(
                     f"{str(currency).upper()} amounts must be multiples of {step}.",
                     param="amount",
                 )
+        await in_thread(check_refundable, db, payment, refund.amount)
         data = refund.model_dump(mode="json", exclude_none=True)
         customer = payment.customer_id
         public: dict[str, Any] = {"refund": {"payment": payment.id, "amount": refund.amount, "currency": currency}}

@@ -54,3 +54,34 @@ def test_support_refunds_a_payment_through_the_api(payment_container, api, strip
     view = load(payment_container, job["id"]).view()
     assert view["amounts"] == {"net": 187, "vat": 43, "total": 230, "currency": "eur"}
     assert view["stripe"]["refund"].startswith("re_")
+
+
+def test_refunds_that_cannot_succeed_are_refused_with_422_at_once(payment_container, api, stripe_sim) -> None:  # type: ignore[no-untyped-def]
+    """A payment that charged nothing → 422 payment_not_captured; more than remains → 422
+    refund_exceeds_captured with the remaining amount in the message.  No refund job, no Stripe call, nothing
+    booked."""
+    from engine.db.ledger import verify
+
+    settings = payment_container.settings
+    declined = payment_container.run_job("payment", payment_envelope(payment_method="pm_card_chargeDeclined"))
+    assert declined.status == "failed"
+    refused = api.post("/v1/refunds", json={"payment": declined.id}, headers=_headers(settings, "support"))
+    assert refused.status_code == 422, refused.json()
+    assert refused.json()["error"]["code"] == "payment_not_captured"
+
+    paid = payment_container.run_job("payment", payment_envelope())  # 10.00 + 23 % = 12.30
+    first = api.post("/v1/refunds", json={"payment": paid.id, "amount": 1000}, headers=_headers(settings, "support"))
+    assert first.status_code == 202
+    payment_container.run_job("refund", queued(payment_container, "refunds", wait=3)[0])
+    over = api.post("/v1/refunds", json={"payment": paid.id, "amount": 231}, headers=_headers(settings, "support"))
+    assert over.status_code == 422, over.json()
+    error = over.json()["error"]
+    assert error["code"] == "refund_exceeds_captured" and error["param"] == "amount"
+    assert "2.30" in error["message"] and "230 minor units" in error["message"]
+    exact = api.post("/v1/refunds", json={"payment": paid.id, "amount": 230}, headers=_headers(settings, "support"))
+    assert exact.status_code == 202
+    payment_container.run_job("refund", queued(payment_container, "refunds", wait=3)[0])
+    nothing_left = api.post("/v1/refunds", json={"payment": paid.id}, headers=_headers(settings, "support"))
+    assert nothing_left.status_code == 422 and nothing_left.json()["error"]["code"] == "refund_exceeds_captured"
+    assert "0.00" in nothing_left.json()["error"]["message"]
+    assert verify(payment_container.db).ok
