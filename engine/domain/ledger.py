@@ -415,6 +415,21 @@ def invoice_issued(
     )
 
 
+def stripe_fee(effect_key: str, currency: str, amount: int, job_id: str | None = None) -> LedgerTransaction:
+    """Stripe's fee of ``amount`` on a charge booked on its own (effect ``effect_key``, kind ``fee``): debit
+    ``fees``, credit ``stripe_clearing``.  Raises :class:`UnbalancedTransaction` for an amount that is not a
+    positive int."""
+    _non_negative(amount=amount)
+    return LedgerTransaction(
+        effect_key=effect_key,
+        kind="fee",
+        postings=(debit(FEES, currency, amount), credit(STRIPE_CLEARING, currency, amount)),
+        job_id=job_id,
+        description="Stripe fee",
+        metadata={"fee": amount},
+    )
+
+
 def invoice_paid(
     effect_key: str,
     customer_id: str,

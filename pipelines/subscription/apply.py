@@ -2,20 +2,26 @@
 
 In one transaction (this stage checkpoints): the subscription's ``success`` state change, the ledger (the invoice
 issued to ``receivable:{customer}`` and paid from ``stripe_clearing``, effects ``subscription:{job}:invoice`` and
-``subscription:{job}:paid``), the invoice numbered from the seller's counter (gap-free), the job's
+``subscription:{job}:paid``) and Stripe's fee on the charge from its balance transaction (``subscription:{job}:fee``:
+Dr ``fees`` / Cr ``stripe_clearing``), the invoice numbered from the seller's counter (gap-free), the job's
 ``ledger_transaction`` and ``invoice{number, s3_key}``, and the ``subscription.*`` outbox event.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import stripe
 
 from config.settings import Settings
+from engine.adapters.stripe_balance import Fee, charge_fee
+from engine.adapters.stripe_gateway import StripeGateway
 from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.domain.ledger import invoice_issued, invoice_paid
+from engine.domain.ledger import invoice_issued, invoice_paid, stripe_fee
+from engine.errors import TransientError, classify_stripe_error
 from engine.invoices import numbering
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
@@ -25,6 +31,8 @@ from pipelines.payment.vat import VatOutput
 from pipelines.subscription import repo
 from pipelines.subscription.prepare import PrepareOutput
 from pipelines.subscription.repo import parse_time
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class ApplyOutput(StageOutput):
 class ApplyStage:
     #: The seller (its country and VAT id) the invoice is issued by.
     settings: Settings
+    #: Stripe's fee on the charge is read through it (None: no fee booked, for pipelines built without Stripe).
+    stripe: StripeGateway | None = None
     name: str = "apply"
 
     @property
@@ -54,6 +64,13 @@ class ApplyStage:
     def seller(self) -> str:
         """The seller's key for invoice numbering: its VAT id, else its country."""
         return self.seller_vat_id or self.seller_country
+
+    def _fee(self, job: Job, charge: ChargeOutput | None) -> Fee | None:
+        """Stripe's fee on the subscription's charge, from its balance transaction (as the payment's ledger stage
+        reads it).  Raises :class:`TransientError` when Stripe cannot say now."""
+        if self.stripe is None or charge is None:
+            return None
+        return _read_fee(self.stripe, job.id, charge)
 
     def run(self, job: Job) -> StageResult:
         decision = job.output(PrepareOutput)
@@ -77,6 +94,8 @@ class ApplyStage:
             vat_scheme=vat.scheme,
         )
         paid = invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total, job_id=job.id)
+        fee = self._fee(job, charge)
+        fee_txn = stripe_fee(f"subscription:{job.id}:fee", fee.currency, fee.amount, job.id) if fee else None
         billed_at = parse_time(decision.billed_at)
         assert billed_at is not None
         document = {
@@ -101,6 +120,8 @@ class ApplyStage:
             repo.apply(conn, sub_id, change, create=create)
             ledger_id = record(conn, issued)
             record(conn, paid)
+            if fee_txn is not None:
+                record(conn, fee_txn)
             invoice = numbering.issue(
                 conn,
                 seller=self.seller,
@@ -131,3 +152,13 @@ class ApplyStage:
             write=write,
             checkpoint=True,
         )
+
+
+def _read_fee(stripe_gw: StripeGateway, job_id: str, charge: ChargeOutput) -> Fee | None:
+    try:
+        return charge_fee(stripe_gw, job_id, charge=charge.charge, payment_intent=charge.payment_intent)
+    except stripe.StripeError as exc:
+        if classify_stripe_error(exc).kind == "transient":
+            raise TransientError(f"could not read the fee of subscription charge {job_id}: {exc}") from exc
+        log.warning("subscription %s: no fee booked, Stripe refused the balance transaction: %s", job_id, exc)
+        return None

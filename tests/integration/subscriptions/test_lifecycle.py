@@ -242,3 +242,28 @@ def test_a_declined_upgrade_changes_nothing(world: World) -> None:
     assert world.get(sub_id) == before
     assert world.job(job.id).view()["subscription"]["plan"] == "basic-monthly"
     assert [r for r in world.invoices() if r["job_id"] == job.id] == []
+
+
+def test_a_subscription_charge_books_stripes_fee_once(world: World) -> None:
+    """The first charge of a subscription books Stripe's fee from the charge's balance transaction (Dr fees, Cr
+    stripe_clearing), as a payment does, so clearing follows what Stripe pays out; running the job again adds
+    nothing."""
+    from engine.db.tables import ledger_entries, ledger_transactions
+
+    world.subscribe()
+    [job] = world.work()
+    assert job.status == "succeeded"
+    [intent] = world.intents({job.id})
+    fee = (intent["amount"] * 325 + 5000) // 10000 + 25  # pm_card_visa: a US card, 3.25 % + 0.25
+
+    def fees() -> list[tuple[str, int]]:
+        with world.c.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(ledger_entries.c.account, ledger_entries.c.amount)
+                .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
+                .where(ledger_transactions.c.effect_key == f"subscription:{job.id}:fee")
+            ).all()
+        return sorted((str(a), int(n)) for a, n in rows)
+
+    assert fees() == [("fees", fee), ("stripe_clearing", -fee)]
+    assert verify(world.c.db).ok
