@@ -149,7 +149,7 @@ def run_worker_process(
     from engine.audit.hooks import process_started
     from engine.runtime.container import bootstrap, use_process_container
     from engine.runtime.logs import configure_logging
-    from engine.runtime.worker import Sidecars, dead_letter_sink, safe_queues
+    from engine.runtime.worker import Sidecars, dead_letter_sink, gate_stripe_queues, safe_queues
 
     options = options or WorkerOptions()
     settings = get_settings()
@@ -183,6 +183,10 @@ def run_worker_process(
         log.error("every requested queue was refused by the queue check: nothing to consume")
         broker.close()
         return 1
+    # Before the worker starts: its consumers are made at start and read their gate then.
+    gated = gate_stripe_queues(container, broker)
+    if gated:
+        log.info("queues %s pause while the Stripe circuit breaker is open", sorted(gated))
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

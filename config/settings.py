@@ -49,7 +49,12 @@ class SqsSettings(BaseModel):
     delete_flush_seconds: float = Field(
         default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."
     )
-    max_receive_count: int = Field(default=3, ge=1, description="Receives before SQS redrives to the DLQ.")
+    max_receive_count: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Receives before SQS redrives to the DLQ: a safety net above the engine's attempts.",
+    )
 
 
 class S3Settings(BaseModel):
@@ -109,6 +114,11 @@ class LocalSettings(BaseModel):
 class RetrySettings(BaseModel):
     backoff_base_seconds: float = Field(default=5.0, ge=0, description="First retry backoff (full jitter).")
     backoff_max_seconds: float = Field(default=300.0, ge=0, description="Longest retry backoff.")
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Failed attempts of a job's own (not receives) before it is dead-lettered.",
+    )
 
 
 class JwtSettings(BaseModel):

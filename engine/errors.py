@@ -10,7 +10,7 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
 
     PaymentsError
     ├── TransientError              retry: in-process (tenacity) first, then by SQS visibility backoff
-    │   ├── DependencyDown          a circuit breaker is open: pause, burn no receive
+    │   ├── DependencyDown          the dependency is down: pause, count no attempt of the job
     │   ├── FetchError              the ECB rates file could not be fetched (engine.ops.rates_fetch)
     │   └── Superseded              another run of a report job settled it first (pipelines.report.generate)
     ├── PoisonError                 can never succeed: straight to the dead-letter queue
@@ -71,7 +71,21 @@ class TransientError(PaymentsError):
 
 
 class DependencyDown(TransientError):
-    """A dependency is down as a whole (its circuit breaker is open)."""
+    """A dependency is down as a whole (its circuit breaker is open, or a call failed in a way that affects every
+    job): not the job's failure.  The actor gives the message back without counting an attempt
+    (:mod:`engine.jobs.attempts`); ``retry_after`` is when trying again makes sense, in seconds (None: unknown).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, request_id=request_id)
+        self.retry_after = retry_after
 
 
 class PoisonError(PaymentsError):

@@ -4,6 +4,10 @@ It opens when, within ``window_seconds`` and with no success in between, either 
 connection-level failures happen (refused connections, timeouts, the sandbox ``down``) or 5xx answers come from at
 least ``distinct_jobs`` different jobs.  A payment method that always fails (one job's problem) cannot open it.
 After ``open_seconds`` one probe is let through (half-open); its success closes the breaker, its failure re-opens.
+
+Callers ask :meth:`CircuitBreaker.allow` before each call (the gateway does), so while half-open exactly one call
+goes out, whichever stage or thread makes it; :meth:`admits` tells a consumer how much work it may take now
+(everything, one message for the probe, or nothing) without claiming the probe.
 """
 
 from __future__ import annotations
@@ -50,14 +54,57 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """True when a call may go out now (closed, or the single half-open probe)."""
+        return self.claim() is not None
+
+    def claim(self) -> str | None:
+        """Claim the right to make one call: ``closed`` (any number may), ``probe`` (this call is the half-open
+        probe: make it once, without retries) or None (make none)."""
         with self._lock:
             self._maybe_half_open()
             if self._state == self.CLOSED:
-                return True
+                return self.CLOSED
             if self._state == self.HALF_OPEN and not self._probe_out:
                 self._probe_out = True
+                return "probe"
+            return None
+
+    def admits(self) -> str:
+        """How much work may start now, without claiming anything: ``all`` (closed), ``probe`` (half-open and the
+        probe not yet out: one job's worth) or ``none`` (open, or the probe is out)."""
+        with self._lock:
+            self._maybe_half_open()
+            if self._state == self.CLOSED:
+                return "all"
+            if self._state == self.HALF_OPEN and not self._probe_out:
+                return "probe"
+            return "none"
+
+    def seconds_until_probe(self) -> float:
+        """Seconds until an open breaker lets its probe through (0 when it is not open)."""
+        with self._lock:
+            self._maybe_half_open()
+            if self._state != self.OPEN:
+                return 0.0
+            return max(0.0, self._open_seconds - (self._clock() - self._opened_at))
+
+    def wait_until_not_open(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until the breaker is closed or half-open; claims nothing.  True if so."""
+        deadline = self._clock() + timeout
+        while True:
+            if self.state != self.OPEN:
                 return True
-            return False
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return False
+            with self._lock:
+                self._lock.wait(min(remaining, 0.5))
+
+    def release_probe(self) -> None:
+        """Give the half-open probe back unused (the call it was claimed for raised before reaching the
+        dependency, or outside its error taxonomy), so the next caller may probe."""
+        with self._lock:
+            self._probe_out = False
+            self._lock.notify_all()
 
     def wait_until_allowed(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds for :meth:`allow`; True when the call may go out."""

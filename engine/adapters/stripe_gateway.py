@@ -7,7 +7,6 @@ the SDK reuse the same idempotency key (safe); anything else is the caller's dec
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -18,10 +17,13 @@ import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
 from engine.domain.pan import find_pan
-from engine.errors import PoisonError, classify_stripe_error
+from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
 from engine.runtime import metrics
 
 log = logging.getLogger(__name__)
+
+#: Card countries remembered per process (oldest forgotten first).
+CARD_COUNTRIES_REMEMBERED = 4096
 
 
 class StripeGateway:
@@ -50,12 +52,26 @@ class StripeGateway:
         self._redis = redis_client
         self._prefix = redis_prefix
         self._customers: dict[str, str] = {}
+        self._card_countries: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     # -- calls that go through the breaker --------------------------------------------------------------------
     def call(self, job_id: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` and feed the outcome to the circuit breaker and the metrics.  Re-raises the SDK's exception."""
+        """Call ``fn`` and feed the outcome to the circuit breaker and the metrics.  Re-raises the SDK's exception.
+
+        Raises :class:`DependencyDown` without calling when the breaker refuses: open, or half-open with its one
+        probe already out (so a stage that makes several calls makes only the first while Stripe is probed).  The
+        probe is one HTTP request: the SDK's network retries are off for it.
+        """
         operation = _operation(fn)
+        grant = self.breaker.claim()
+        if grant is None:
+            raise DependencyDown(
+                f"Stripe circuit breaker is {self.breaker.state}: {operation} not called",
+                retry_after=self.breaker.seconds_until_probe(),
+            )
+        if grant == "probe":
+            kwargs["options"] = {**(kwargs.get("options") or {}), "max_network_retries": 0}
         started = time.perf_counter()
         try:
             result = fn(*args, **kwargs)
@@ -71,6 +87,9 @@ class StripeGateway:
                 )
             else:
                 self.breaker.record_success()  # Stripe answered sensibly: it is up.
+            raise
+        except BaseException:
+            self.breaker.release_probe()  # not a Stripe answer: says nothing about Stripe; let another probe
             raise
         metrics.STRIPE_SECONDS.labels(operation).observe(time.perf_counter() - started)
         metrics.STRIPE_REQUESTS.labels(operation, "ok").inc()
@@ -111,16 +130,36 @@ class StripeGateway:
             self._customers[customer_id] = created.id
         return str(created.id)
 
-    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a process-wide gateway; payment methods do not change country
     def card_country(self, payment_method: str) -> str | None:
-        """The issuing country of a card payment method, or None when Stripe does not say."""
+        """The issuing country of a card payment method, or None when Stripe says it has none (or no such method).
+
+        Remembered per process once Stripe answered (payment methods do not change country); a failure is never
+        remembered, so an outage cannot leave a card's country unknown afterwards.  Raises
+        :class:`DependencyDown` while Stripe is down (breaker open, or a dependency-wide failure) and
+        :class:`TransientError` for another failure worth retrying.
+        """
+        with self._lock:
+            if payment_method in self._card_countries:
+                return self._card_countries[payment_method]
         try:
-            pm = self.client.v1.payment_methods.retrieve(payment_method)
-        except stripe.StripeError:
-            return None
-        card = getattr(pm, "card", None)
-        country = getattr(card, "country", None) if card is not None else None
-        return str(country).upper() if country else None
+            pm = self.call(payment_method, self.client.v1.payment_methods.retrieve, payment_method)
+        except stripe.StripeError as exc:
+            failure = classify_stripe_error(exc)
+            if failure.kind != "transient":
+                country = None  # Stripe answered: no card country to be had
+            elif failure.dependency_wide or self.breaker.state != self.breaker.CLOSED:
+                raise DependencyDown(f"Stripe down: {type(exc).__name__}: {exc}", http_status=exc.http_status) from exc
+            else:
+                raise TransientError(f"Stripe {type(exc).__name__}: {exc}", http_status=exc.http_status) from exc
+        else:
+            card = getattr(pm, "card", None)
+            found = getattr(card, "country", None) if card is not None else None
+            country = str(found).upper() if found else None
+        with self._lock:
+            if len(self._card_countries) >= CARD_COUNTRIES_REMEMBERED:
+                self._card_countries.pop(next(iter(self._card_countries)))
+            self._card_countries[payment_method] = country
+        return country
 
     # -- payment intents ---------------------------------------------------------------------------------------
     def create_and_confirm(

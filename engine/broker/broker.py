@@ -30,7 +30,7 @@ from dramatiq.middleware.retries import Retries
 from engine.broker.batching import DeleteBuffer, call_batch, chunks
 from engine.broker.client import make_client
 from engine.broker.config import BrokerConfig
-from engine.broker.consumer import SQSConsumer
+from engine.broker.consumer import Gate, SQSConsumer
 from engine.broker.dead_letters import DeadLetters, DeadLetterSink, LoggingDeadLetterSink
 from engine.broker.envelope import from_message
 from engine.broker.errors import BatchSendError, DeadLetterRequested, FailedEntry
@@ -106,6 +106,7 @@ class SQSBroker(dramatiq.Broker):
         self.deleter = DeleteBuffer(self.sqs, self.config.delete_flush_seconds)
         self.dead_letters = DeadLetters(self.sqs, self.sink, self.deleter)
         self._consumers: weakref.WeakSet[SQSConsumer] = weakref.WeakSet()
+        self._gates: dict[str, Gate] = {}
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         """Dramatiq's middleware signal, plus: at worker shutdown, stop every consumer's receiver first."""
@@ -280,6 +281,11 @@ class SQSBroker(dramatiq.Broker):
 
     # -- consuming -------------------------------------------------------------------------------------------
 
+    def set_gate(self, queue_name: str, gate: Gate) -> None:
+        """Gate the consumers of a catalogue queue made from now on (:data:`engine.broker.consumer.Gate`): they
+        take work only while ``gate()`` admits it.  Raises :class:`KeyError` for a name outside the catalogue."""
+        self._gates[self.catalogue.resolve(queue_name).spec.base] = gate
+
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> SQSConsumer:
         """A consumer of ``queue_name`` (see :class:`SQSConsumer`).
 
@@ -296,6 +302,7 @@ class SQSBroker(dramatiq.Broker):
             dead_letters=self.dead_letters,
             get_actor=self.get_actor,
             dead_letter_exceptions=self.dead_letter_exceptions,
+            gate=self._gates.get(self.queue_ref(queue_name).spec.base),
         )
         self._consumers.add(consumer)
         return consumer

@@ -22,7 +22,7 @@ class BrokerConfig:
     delete_flush_seconds: float = 0.05
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 300.0
-    max_receive_count: int = 3
+    max_receive_count: int = 20
 
     def __post_init__(self) -> None:
         if not 0 <= self.wait_time_seconds <= 20:

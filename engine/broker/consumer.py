@@ -39,6 +39,13 @@ RECEIVE_ERROR_PAUSE = 0.5
 #: How long closing a consumer waits for a long poll in flight before leaving it (see :meth:`SQSConsumer.close`).
 SHUTDOWN_RECEIVE_WAIT_SECONDS = 1.0
 RECEIVE_ERROR_PAUSE_MAX = 10.0
+#: How often a consumer whose gate is shut looks at it again (seconds).
+GATE_PAUSE = 0.5
+
+#: A consumer's gate: how much work it may take now — ``all``, ``probe`` (one message, when it holds none) or
+#: ``none`` (take nothing and give back what is not started).  The worker gates the queues whose jobs call Stripe
+#: with the Stripe circuit breaker (:meth:`engine.adapters.circuit_breaker.CircuitBreaker.admits`).
+Gate = Callable[[], str]
 
 
 class SQSMessage(dramatiq.MessageProxy):
@@ -91,7 +98,8 @@ class SQSConsumer(dramatiq.Consumer):
     ``prefetch`` bounds the messages held at once (received, not yet acked), but never below 10 so that every
     ReceiveMessage can ask for a full batch: a receive is made only when 10 more fit (or nothing is held).
     ``get_actor`` is the broker's (a message for an unknown actor is poison); ``dead_letter_exceptions`` are the
-    exceptions that send a message to the DLQ at once.
+    exceptions that send a message to the DLQ at once.  ``gate`` (optional, see :data:`Gate`) pauses receiving while
+    a dependency the queue's jobs need is down, and gives back unstarted messages (visibility 0) meanwhile.
     """
 
     def __init__(
@@ -106,8 +114,10 @@ class SQSConsumer(dramatiq.Consumer):
         dead_letters: DeadLetters,
         get_actor: Callable[[str], object],
         dead_letter_exceptions: tuple[type[BaseException], ...],
+        gate: Gate | None = None,
     ) -> None:
         self._queue = queue
+        self._gate = gate
         self._sqs = sqs
         self._config = config
         self._deleter = deleter
@@ -326,6 +336,21 @@ class SQSConsumer(dramatiq.Consumer):
             self._running_groups.discard(message.group_id)
         return out
 
+    def _gate_mode(self) -> str:
+        return self._gate() if self._gate is not None else "all"
+
+    def _give_back_unstarted(self) -> None:
+        """Return every message not yet handed to Dramatiq (and those held behind it) with visibility 0: the
+        gate shut, so another worker whose dependency answers may take them.  No attempt of a job is spent."""
+        with self._cond:
+            returned: list[SQSMessage] = []
+            for message in list(self._ready):
+                returned.extend(self._untrack_with_group(message))
+            self._cond.notify_all()
+        if returned:
+            log.info("gate shut on %s: gave back %d unstarted message(s)", self._url, len(returned))
+            self._set_visibility([(m.receipt_handle, 0) for m in returned])
+
     def _set_visibility(self, items: list[tuple[str, int]]) -> None:
         try:
             failed = change_visibility(self._sqs, self._url, items)
@@ -343,11 +368,24 @@ class SQSConsumer(dramatiq.Consumer):
         while not self._receiving_stopped.is_set():
             with self._cond:
                 # Ask only for full batches (fewer calls per message), unless nothing at all is held.
-                while not self._receiving_stopped.is_set() and self._tracked and self._room() < BATCH_SIZE:
+                while (
+                    not self._receiving_stopped.is_set()
+                    and self._tracked
+                    and self._room() < BATCH_SIZE
+                    and self._gate_mode() == "all"
+                ):
                     self._cond.wait(timeout=1.0)
                 want = min(BATCH_SIZE, self._room())
             if self._receiving_stopped.is_set():
                 return
+            mode = self._gate_mode()
+            if mode != "all":
+                if mode == "none":
+                    self._give_back_unstarted()
+                if mode == "none" or self.held_count():
+                    self._receiving_stopped.wait(GATE_PAUSE)
+                    continue
+                want = 1  # half-open: one message for the probe
             try:
                 answer = self._sqs.receive_message(
                     QueueUrl=self._url,

@@ -105,6 +105,12 @@ def format_traceback(exc: BaseException | None) -> str | None:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
+def reason_of(error: BaseException | None) -> BaseException | None:
+    """The exception that explains a dead letter: ``error.reason`` when ``error`` carries one, else ``error``."""
+    reason = getattr(error, "reason", None)
+    return reason if isinstance(reason, BaseException) else error
+
+
 class DeadLetters:
     """Records why messages were dead-lettered and moves them to their DLQ.  Shared by a broker's consumers.
 
@@ -132,18 +138,24 @@ class DeadLetters:
         source: DeadLetterSource,
     ) -> DeadLetterRecord:
         """Build the reason record and hand it to the sink (a sink failure is logged, never raised).  A body, error
-        message or traceback that holds what looks like a card number is redacted first: no sink ever sees one."""
+        message or traceback that holds what looks like a card number is redacted first: no sink ever sees one.
+
+        An error that carries its ``reason`` (another exception: the job's last failure when the engine
+        dead-letters it after its attempts) is described by that reason; its ``attempts``, when it has them, are
+        the engine's count of the job's failed attempts and replace SQS's receive count.
+        """
+        described = reason_of(error)
         record = DeadLetterRecord(
             queue=queue.sqs_name,
             message_id=sqs_message_id,
             job_id=envelope.job_id if envelope else None,
             kind=envelope.kind if envelope else None,
             group_id=group_id,
-            stage=getattr(error, "stage", None),
-            attempts=receive_count,
-            error_class=type(error).__name__ if error else "Unknown",
-            error_message=scrub_text(str(error)) or "" if error else "",
-            traceback=scrub_text(format_traceback(error)),
+            stage=getattr(error, "stage", None) or getattr(described, "stage", None),
+            attempts=int(getattr(error, "attempts", None) or receive_count),
+            error_class=type(described).__name__ if described else "Unknown",
+            error_message=scrub_text(str(described)) or "" if described else "",
+            traceback=scrub_text(format_traceback(described)),
             body=safe_body(body),
             source=source,
             failed_at=datetime.now(UTC),
@@ -175,7 +187,8 @@ class DeadLetters:
         Returns:
             True when the message was moved.
         """
-        reason = scrub_text(f"{type(error).__name__}: {error}") or "" if error else source
+        described = reason_of(error)
+        reason = scrub_text(f"{type(described).__name__}: {described}") or "" if described else source
         params: dict[str, Any] = {
             "QueueUrl": queue.dlq_url,
             "MessageBody": safe_body(body) if body else "<empty>",

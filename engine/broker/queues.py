@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 FOURTEEN_DAYS = 1_209_600
 FOUR_DAYS = 345_600
-MAX_RECEIVE_COUNT = 3
+#: SQS's redrive is a safety net (a message that kills its worker every time): a job is dead-lettered by the engine
+#: after its third failed attempt (engine/jobs/attempts.py), and receives spent by crashes, held-back messages of a
+#: FIFO group or a Stripe outage must not reach this count.
+MAX_RECEIVE_COUNT = 20
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class QueueSpec:
 
 
 def work_queue(base: str, kind: str) -> QueueSpec:
-    """The work queue of a job kind: FIFO, 300 s visibility, 14 days' retention, a FIFO DLQ after 3 receives."""
+    """The work queue of a job kind: FIFO, 300 s visibility, 14 days' retention, a FIFO DLQ after 20 receives
+    (:data:`MAX_RECEIVE_COUNT`, the safety net)."""
     return QueueSpec(base, kind, True, 300, FOURTEEN_DAYS)
 
 

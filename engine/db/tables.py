@@ -41,6 +41,9 @@ jobs = sa.Table(
     sa.Column("result", JSONB(none_as_null=True), nullable=True),
     sa.Column("error", JSONB(none_as_null=True), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Failed attempts of the job's own (engine/jobs/attempts.py): a receive spent by a crash, a held-back message
+    # or a dependency outage is not one.  The job is dead-lettered when it reaches PAYMENTS_RETRY_MAX_ATTEMPTS.
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
     # How many times the job was re-sent by replay or the reconciler (suffix of its dedup id).
     sa.Column("enqueue_generation", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),

@@ -1,7 +1,11 @@
 """What every stage whose external effect is a Stripe call shares (the charge and the refund stages).
 
 * **The breaker first.** While the Stripe circuit breaker is open the stage waits (at most
-  :data:`BREAKER_WAIT_SECONDS`) and then gives the message back with :class:`DependencyDown`, burning no receive.
+  :data:`BREAKER_WAIT_SECONDS`) and then gives the message back with :class:`DependencyDown`, which counts no
+  attempt of the job (:mod:`engine.jobs.attempts`).  Half-open, the gateway lets exactly one call out (the probe):
+  any further call of the stage raises :class:`DependencyDown` unless the probe closed the breaker.
+* **Stripe down is not the job's failure.** A failure that affects every job (a connection error, a bad key) or
+  that leaves the breaker open is raised as :class:`DependencyDown`, after the progress note is written.
 * **Generations of the idempotency key.** Stripe saves the answer of any request that reached it under its key,
   500s included.  After a timeout or a dropped connection the stage repeats the same key (a replay, or a 409 while
   Stripe is still processing the first request); a stage moves to the next generation (``{job_id}:{stage}:g{n}``)
@@ -27,8 +31,9 @@ from engine.db import jobs as job_repo
 from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
 from engine.jobs.job import Job
 
-#: How long a worker thread holds a job while the Stripe breaker is open before giving the message back.
-BREAKER_WAIT_SECONDS = 120.0
+#: How long a worker thread holds a job while the Stripe breaker is open before giving the message back: short,
+#: since the consumer stops taking Stripe work while the breaker is open and a held message blocks its group.
+BREAKER_WAIT_SECONDS = 1.0
 
 
 def safe_to_repeat_now(exc: BaseException) -> bool:
@@ -86,10 +91,11 @@ class StripeEffect:
     breaker_wait_seconds: float = BREAKER_WAIT_SECONDS
 
     def begin(self, job: Job) -> Progress:
-        """Wait for the breaker, then the job's progress so far.  Raises :class:`DependencyDown` when the breaker
-        stays open."""
-        if not self.gateway.breaker.wait_until_allowed(self.breaker_wait_seconds):
-            raise DependencyDown("Stripe circuit breaker is open")
+        """Wait for the breaker to leave ``open`` (claiming nothing: the gateway's first call is the probe), then
+        the job's progress so far.  Raises :class:`DependencyDown` when the breaker stays open."""
+        breaker = self.gateway.breaker
+        if not breaker.wait_until_not_open(self.breaker_wait_seconds):
+            raise DependencyDown("Stripe circuit breaker is open", retry_after=breaker.seconds_until_probe())
         progress: dict[str, Any] = dict(job.stage_results.get(self.progress_key) or {})
         return Progress(
             generation=int(progress.get("generation", 1)),
@@ -109,13 +115,23 @@ class StripeEffect:
         """Turn a Stripe error that is not a business outcome into the failure taxonomy.
 
         Raises :class:`PoisonError` when retrying cannot help, else :class:`TransientError` — after noting the
-        generation as uncertain when Stripe may have acted.
+        generation as uncertain when Stripe may have acted.  The transient error is a :class:`DependencyDown`
+        (no attempt of the job spent) when the failure is Stripe's as a whole: dependency-wide, or the breaker is
+        not closed after it.
         """
         failure = classify_stripe_error(exc)
         if failure.kind == "poison":
             raise PoisonError(f"Stripe refused the {self.what}: {exc.user_message or exc}") from exc
         if failure.outcome_unknown:
             self.note(job.id, {"generation": generation, "uncertain": True}, expected_stage=job.stage)
+        breaker = self.gateway.breaker
+        if failure.dependency_wide or breaker.state != breaker.CLOSED:
+            raise DependencyDown(
+                f"Stripe down: {type(exc).__name__}: {exc.user_message or exc}",
+                retry_after=breaker.seconds_until_probe(),
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+            ) from exc
         raise TransientError(
             f"Stripe {type(exc).__name__}: {exc.user_message or exc}",
             http_status=exc.http_status,

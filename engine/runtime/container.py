@@ -29,6 +29,7 @@ from config.settings import Settings, get_settings
 from engine.broker.envelope import Envelope
 from engine.broker.queues import QueueCatalogue
 from engine.errors import PaymentsError, PoisonError
+from engine.jobs.attempts import run_counted
 from engine.jobs.intake import job_for
 from engine.jobs.job import Job
 from engine.jobs.kind import Factory, JobKind, Lazy, stage_name
@@ -314,6 +315,18 @@ class Container:
                 except UnknownDependency as exc:
                     raise UnknownDependency(f"job kind {kind.name!r}, {what}: {exc}") from None
 
+    def kind_uses(self, kind: JobKind, *providers: str) -> bool:
+        """Whether a stage of ``kind`` (or the stage a wrapper builds) is built with one of ``providers``."""
+        wanted = set(providers)
+        for stage in kind.stages:
+            factory: Factory | None = stage
+            while factory is not None:
+                if any(name in wanted for name, _ in _parameters(factory)):
+                    return True
+                inner = getattr(factory, "inner", None)
+                factory = inner if callable(inner) else None
+        return False
+
     # -- jobs -------------------------------------------------------------------------------------------------
 
     def job_kind(self, name: str) -> JobKind:
@@ -352,7 +365,9 @@ class Container:
         """Run the job an envelope carries to its next resting point (what each kind's actor does)."""
         envelope = Envelope.model_validate(envelope_dict)
         job = self.ensure_job(envelope)
-        return self.runner(kind).run(job.id)
+        runner = self.runner(kind)
+        # Only a failure of the job's own spends one of its attempts (engine/jobs/attempts.py).
+        return run_counted(self.db, job.id, lambda: runner.run(job.id), max_attempts=self.settings.retry.max_attempts)
 
 
 def bootstrap(settings: Settings | None = None, kinds: Iterable[JobKind] | None = None) -> Container:

@@ -51,6 +51,19 @@ def safe_queues(sqs: Any, declared: set[str], settings: Settings, catalogue: Que
     return {q for q in declared if catalogue.resolve(q).spec.base not in refused}
 
 
+def gate_stripe_queues(c: Container, broker: Any) -> list[str]:
+    """Gate the queues of the kinds whose stages call Stripe with this process's Stripe circuit breaker, so that
+    while it is open the worker takes none of their work and gives back what it has not started (the breaker's
+    half-open probe gets one message).  Returns the gated queues (none when Stripe is not configured)."""
+    gateway = c.stripe_or_none
+    if gateway is None:
+        return []
+    gated = [kind.queue.base for kind in c.kinds if c.kind_uses(kind, "stripe", "stripe_or_none")]
+    for queue in gated:
+        broker.set_gate(queue, gateway.breaker.admits)
+    return gated
+
+
 @dataclass
 class Sidecars:
     stoppers: list[Any] = field(default_factory=list)

@@ -66,3 +66,25 @@ def test_failed_probe_reopens_and_window_forgets_old_failures() -> None:
     breaker.record_failure("d", dependency_wide=True, server_error=False)
     assert breaker.state == "open"
     assert breaker.wait_until_allowed(0) is False
+
+
+def test_admits_tells_a_consumer_how_much_work_to_take_without_claiming_the_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("stripe", dependency_failures=1, open_seconds=5, clock=clock)
+    assert breaker.admits() == "all"
+    breaker.record_failure("a", dependency_wide=True, server_error=False)
+    assert breaker.admits() == "none"
+    assert breaker.seconds_until_probe() == 5
+    clock.now += 3
+    assert breaker.seconds_until_probe() == 2
+    assert breaker.wait_until_not_open(0) is False
+    clock.now += 2
+    assert breaker.wait_until_not_open(0) is True  # half-open now; nothing claimed
+    assert breaker.admits() == "probe" and breaker.admits() == "probe"
+    assert breaker.allow() is True  # the probe goes out
+    assert breaker.admits() == "none" and breaker.allow() is False
+    breaker.release_probe()  # the call never reached the dependency
+    assert breaker.admits() == "probe"
+    assert breaker.allow() is True
+    breaker.record_success()
+    assert breaker.admits() == "all" and breaker.seconds_until_probe() == 0

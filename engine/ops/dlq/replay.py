@@ -236,6 +236,7 @@ def _next_generation(conn: sa.Connection, job_id: str | None, body: str) -> int:
                 .where(jobs.c.id == job_id)
                 .values(
                     enqueue_generation=jobs.c.enqueue_generation + 1,
+                    failed_attempts=0,  # a replayed job gets its attempts anew (engine/jobs/attempts.py)
                     status="processing",
                     error=None,
                     updated_at=sa.func.now(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -46,7 +47,9 @@ def sqs(local_aws_url: str) -> Any:
 @pytest.fixture
 def queues(sqs: Any, queue_prefix: str) -> dict[str, Any]:
     """The payments and notifications queues (with DLQs) under this test's prefix; name → ProvisionedQueue."""
-    done = provision(sqs, queue_prefix, (PAYMENTS, NOTIFICATIONS))
+    # SQS's redrive at the broker's count, so these tests see the safety net act after three receives.
+    specs = tuple(replace(s, max_receive_count=FAST.max_receive_count) for s in (PAYMENTS, NOTIFICATIONS))
+    done = provision(sqs, queue_prefix, specs)
     return {p.name.removeprefix(queue_prefix): p for p in done}
 
 

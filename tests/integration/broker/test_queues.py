@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.broker.queues import provision, queue_depths
+from engine.broker.queues import MAX_RECEIVE_COUNT, provision, queue_depths
 from pipelines.registry import CATALOGUE
 
 
@@ -21,7 +21,7 @@ def test_every_catalogue_queue_has_its_documented_attributes(sqs: Any, queue_pre
         attrs = _attrs(sqs, spec.name(queue_prefix))
         dlq = _attrs(sqs, spec.dlq_name(queue_prefix))
         policy = json.loads(attrs["RedrivePolicy"])
-        assert int(policy["maxReceiveCount"]) == 3
+        assert int(policy["maxReceiveCount"]) == MAX_RECEIVE_COUNT == 20  # a safety net: the engine counts attempts
         assert policy["deadLetterTargetArn"] == dlq["QueueArn"]
         if spec.fifo:
             assert attrs["FifoQueue"] == "true" and dlq["FifoQueue"] == "true"

@@ -42,7 +42,7 @@ def test_failing_payments_are_dead_lettered_with_reasons_and_replayed_with_one_c
     assert set(rows) == set(failing)
     for job_id in failing:
         r = rows[job_id]
-        assert (r["kind"], r["source"], r["attempts"]) == ("payment", "redrive", 3)
+        assert (r["kind"], r["source"], r["attempts"]) == ("payment", "explicit", 3)  # the engine's count
         assert r["queue"] == f"{c.settings.queue_prefix}payments.fifo" and r["group_id"]
         assert r["stage"] == "charge"  # the stage it died in (its recovery point: none, fraud and VAT redo)
         assert r["error_class"] == "TransientError" and "APIError" in r["error_message"]

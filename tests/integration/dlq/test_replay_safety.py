@@ -10,6 +10,7 @@ from typing import Any
 import dramatiq
 import pytest
 import sqlalchemy as sa
+from dramatiq.errors import Retry
 
 from engine.broker.envelope import Envelope
 from engine.broker.ids import deduplication_id
@@ -37,9 +38,12 @@ def _charged_then_died(c: Container, stripe_sim: Any) -> tuple[str, dict[str, An
     envelope = Envelope.model_validate_json(raw["Body"]).to_arg()
     customer = envelope["data"]["customer"]
     c.stripe.customer_for(job_id, customer["id"], customer["email"])  # known before the outage
+    c.stripe.card_country(envelope["data"]["payment_method"])  # likewise (the fraud stage looks it up)
     sim(stripe_sim, drop_after_rate=1.0)
-    with pytest.raises(TransientError):
+    # A lost connection is Stripe's failure, not the job's: the actor gives the message back, no attempt spent.
+    with pytest.raises(Retry) as caught:
         c.run_job("payment", envelope)
+    assert isinstance(caught.value.__cause__, TransientError)
     sim(stripe_sim, drop_after_rate=0.0)
     c.stripe.breaker.record_success()
     with c.db.begin() as conn:

@@ -19,7 +19,9 @@ def _healthy(spec=PAYMENTS, prefix: str = "p-") -> tuple[dict[str, str], dict[st
         "QueueArn": ARN + spec.name(prefix),
         "VisibilityTimeout": str(spec.visibility_timeout),
         "MessageRetentionPeriod": str(spec.retention),
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 3}),
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": spec.max_receive_count}
+        ),
         "SqsManagedSseEnabled": "true",
     }
     dlq["KmsMasterKeyId"] = "alias/payments"
@@ -43,7 +45,11 @@ def test_queues_as_the_catalogue_says_have_no_difference(spec) -> None:  # type:
         ({"RedrivePolicy": ""}, "RedrivePolicy", True),
         ({"RedrivePolicy": "not json"}, "RedrivePolicy", True),
         (
-            {"RedrivePolicy": json.dumps({"deadLetterTargetArn": ARN + "elsewhere", "maxReceiveCount": 3})},
+            {
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": ARN + "elsewhere", "maxReceiveCount": PAYMENTS.max_receive_count}
+                )
+            },
             "RedrivePolicy.deadLetterTargetArn",
             True,
         ),
