@@ -17,7 +17,7 @@ import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
 from engine.domain.pan import find_pan
-from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
+from engine.errors import DependencyDown, PoisonError, classify_stripe_error
 from engine.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ class StripeGateway:
         self._prefix = redis_prefix
         self._customers: dict[str, str] = {}
         self._card_countries: dict[str, str | None] = {}
+        self._probing = False
         self._lock = threading.Lock()
 
     # -- calls that go through the breaker --------------------------------------------------------------------
@@ -96,6 +97,33 @@ class StripeGateway:
         self.breaker.record_success()
         return result
 
+    def work_gate(self) -> str:
+        """For a consumer of work that calls Stripe (:data:`engine.broker.consumer.Gate`): ``all`` while the
+        breaker is closed, else ``none``.  Half-open, the gateway probes Stripe itself with one cheap read in the
+        background instead of letting a job be the probe: a message received only to probe would spend an SQS
+        receive every few seconds for as long as the outage lasts, and SQS counts those against its redrive."""
+        mode = self.breaker.admits()
+        if mode == "probe":
+            self._start_probe()
+            return "none"
+        return mode
+
+    def _start_probe(self) -> None:
+        with self._lock:
+            if self._probing:
+                return
+            self._probing = True
+        threading.Thread(target=self._probe, name="stripe-breaker-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        try:
+            self.call("breaker-probe", self.client.v1.payment_intents.list, params={"limit": 1})
+        except Exception:  # recorded by call(), or someone else took the probe: either way the breaker knows
+            pass
+        finally:
+            with self._lock:
+                self._probing = False
+
     # -- customers ---------------------------------------------------------------------------------------------
     def customer_for(self, job_id: str, customer_id: str, email: str | None) -> str:
         """The Stripe customer of an engine customer, created once (remembered in Redis and in process)."""
@@ -131,12 +159,12 @@ class StripeGateway:
         return str(created.id)
 
     def card_country(self, payment_method: str) -> str | None:
-        """The issuing country of a card payment method, or None when Stripe says it has none (or no such method).
+        """The issuing country of a card payment method, or None when Stripe does not say (no such method, or the
+        lookup failed: the fraud rules then score no country mismatch).
 
-        Remembered per process once Stripe answered (payment methods do not change country); a failure is never
-        remembered, so an outage cannot leave a card's country unknown afterwards.  Raises
-        :class:`DependencyDown` while Stripe is down (breaker open, or a dependency-wide failure) and
-        :class:`TransientError` for another failure worth retrying.
+        Remembered per process once Stripe answered (payment methods do not change country); a failed lookup is
+        not remembered, so an outage cannot leave a card's country unknown afterwards.  Raises
+        :class:`DependencyDown` without calling while the breaker refuses (open, or its probe is out).
         """
         with self._lock:
             if payment_method in self._card_countries:
@@ -144,13 +172,9 @@ class StripeGateway:
         try:
             pm = self.call(payment_method, self.client.v1.payment_methods.retrieve, payment_method)
         except stripe.StripeError as exc:
-            failure = classify_stripe_error(exc)
-            if failure.kind != "transient":
-                country = None  # Stripe answered: no card country to be had
-            elif failure.dependency_wide or self.breaker.state != self.breaker.CLOSED:
-                raise DependencyDown(f"Stripe down: {type(exc).__name__}: {exc}", http_status=exc.http_status) from exc
-            else:
-                raise TransientError(f"Stripe {type(exc).__name__}: {exc}", http_status=exc.http_status) from exc
+            if classify_stripe_error(exc).kind == "transient":
+                return None  # not remembered: the next payment asks again
+            country = None  # Stripe answered: no card country to be had
         else:
             card = getattr(pm, "card", None)
             found = getattr(card, "country", None) if card is not None else None

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from dramatiq.errors import Retry
 
 from engine.broker.envelope import Envelope
 from engine.db import jobs as job_repo
@@ -149,8 +150,10 @@ def test_a_saved_500_leads_to_lookup_then_a_new_key_generation(payment_container
 def test_unknown_outcome_after_a_dropped_connection_charges_once(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
     envelope = _envelope(payment_container)
     _sim(stripe_sim, drop_rate=1.0)
-    with pytest.raises(TransientError):
+    # A lost connection is Stripe's failure, not the job's: given back to the queue, no attempt spent.
+    with pytest.raises(Retry) as caught:
         payment_container.run_job("payment", envelope)
+    assert isinstance(caught.value.__cause__, TransientError)
     _sim(stripe_sim, drop_rate=0.0)
     job = payment_container.run_job("payment", envelope)
     assert job.status == "succeeded"
