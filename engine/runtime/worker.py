@@ -53,9 +53,9 @@ def safe_queues(sqs: Any, declared: set[str], settings: Settings, catalogue: Que
 
 def gate_stripe_queues(c: Container, broker: Any) -> list[str]:
     """Gate the queues of the kinds whose stages call Stripe with this process's Stripe circuit breaker, so that
-    while it is not closed the worker takes none of their work and gives back what it has not started (half-open,
-    the gateway probes Stripe itself: :meth:`engine.adapters.stripe_gateway.StripeGateway.work_gate`).  Returns the gated queues (none when Stripe
-    is not configured)."""
+    while it is not closed the worker takes none of their work and gives back what it has not started.  Half-open,
+    the gateway probes Stripe itself (:meth:`engine.adapters.stripe_gateway.StripeGateway.work_gate`).  Returns the
+    gated queues (none when Stripe is not configured)."""
     gateway = c.stripe_or_none
     if gateway is None:
         return []
