@@ -81,6 +81,16 @@ class StripeSettings(BaseModel):
     )
     max_network_retries: int = Field(default=2, ge=0, description="Network retries inside the Stripe SDK.")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Stripe request timeout.")
+    rate_limit_per_account: float = Field(
+        default=100.0,
+        ge=0,
+        description="Stripe calls/s per account across all workers (Redis token bucket; live-mode default; 0: off).",
+    )
+    rate_limit_per_endpoint: float = Field(
+        default=25.0,
+        ge=0,
+        description="Stripe calls/s per account and endpoint across all workers (live-mode default; 0: off).",
+    )
 
 
 class HttpSettings(BaseModel):

@@ -16,6 +16,7 @@ import redis
 import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
+from engine.adapters.stripe_rate_limit import RateLimitWaitExceeded, StripeRateLimiter
 from engine.domain.pan import find_pan
 from engine.errors import DependencyDown, PoisonError, classify_stripe_error
 from engine.runtime import metrics
@@ -39,6 +40,7 @@ class StripeGateway:
         breaker: CircuitBreaker | None = None,
         redis_client: redis.Redis | None = None,
         redis_prefix: str = "",
+        rate_limiter: StripeRateLimiter | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"api_key": api_key, "max_network_retries": max_network_retries}
         if api_base:
@@ -51,6 +53,7 @@ class StripeGateway:
         )
         self._redis = redis_client
         self._prefix = redis_prefix
+        self.rate_limiter = rate_limiter
         self._customers: dict[str, str] = {}
         self._card_countries: dict[str, str | None] = {}
         self._probing = False
@@ -62,9 +65,17 @@ class StripeGateway:
 
         Raises :class:`DependencyDown` without calling when the breaker refuses: open, or half-open with its one
         probe already out (so a stage that makes several calls makes only the first while Stripe is probed).  The
-        probe is one HTTP request: the SDK's network retries are off for it.
+        probe is one HTTP request: the SDK's network retries are off for it.  With a ``rate_limiter`` the call first
+        waits for a token of the account's and the operation's shared buckets (:class:`DependencyDown` when none
+        comes within its wait).
         """
         operation = _operation(fn)
+        if self.rate_limiter is not None and self.breaker.admits() != "none":
+            # Stripe's limits across the fleet (a shared bucket); no token is spent while the breaker refuses.
+            try:
+                self.rate_limiter.acquire(operation)
+            except RateLimitWaitExceeded as exc:
+                raise DependencyDown(f"Stripe rate limit: {exc}", retry_after=1.0) from exc
         grant = self.breaker.claim()
         if grant is None:
             raise DependencyDown(

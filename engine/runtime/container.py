@@ -181,16 +181,29 @@ class Container:
     @functools.cached_property
     def stripe(self) -> StripeGateway:
         from engine.adapters.stripe_gateway import StripeGateway
+        from engine.adapters.stripe_rate_limit import StripeRateLimiter
 
         e = self.endpoints.require("stripe")
         assert e.stripe_api_key is not None
+        s = self.settings.stripe
+        shared = self.redis_or_none()
+        limiter = None
+        if shared is not None and (s.rate_limit_per_account > 0 or s.rate_limit_per_endpoint > 0):
+            limiter = StripeRateLimiter(
+                shared,
+                e.stripe_api_key,
+                prefix=self.redis_prefix,
+                per_account=s.rate_limit_per_account,
+                per_endpoint=s.rate_limit_per_endpoint,
+            )
         return StripeGateway(
             e.stripe_api_key,
             e.stripe_api_base,
-            max_network_retries=self.settings.stripe.max_network_retries,
-            timeout_seconds=self.settings.stripe.timeout_seconds,
-            redis_client=self.redis_or_none(),
+            max_network_retries=s.max_network_retries,
+            timeout_seconds=s.timeout_seconds,
+            redis_client=shared,
             redis_prefix=self.redis_prefix,
+            rate_limiter=limiter,
         )
 
     @property

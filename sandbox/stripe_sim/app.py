@@ -23,6 +23,7 @@ from sandbox.stripe_sim.faults import Faults, KnobError
 from sandbox.stripe_sim.forms import decode_form
 from sandbox.stripe_sim.idempotency import MAX_KEY_LENGTH, IdempotencyStore, Outcome, SavedResponse, fingerprint
 from sandbox.stripe_sim.objects import new_id
+from sandbox.stripe_sim.rate_limits import RateLimits, endpoint_of
 from sandbox.stripe_sim.store import Store, public
 from sandbox.stripe_sim.webhooks import WebhookDispatcher
 
@@ -77,11 +78,21 @@ class SandboxApp:
         self.api = StripeAPI(store, faults, clock, dispatcher)
         # Counters for GET /_sim/stats (how many requests, and which faults were injected).
         self.stats: dict[str, int] = dict.fromkeys(
-            ("requests", "dropped", "dropped_after", "dropped_in_flight", "injected_429", "injected_500"), 0
+            (
+                "requests",
+                "dropped",
+                "dropped_after",
+                "dropped_in_flight",
+                "injected_429",
+                "injected_500",
+                "rate_limited",
+            ),
+            0,
         )
         # Requests still being processed after their connection was dropped (drop_in_flight_rate).
         self._in_flight: set[asyncio.Task[None]] = set()
         self._resets = 0  # a request still in flight when the sandbox is reset is forgotten, not processed
+        self.rate_limits = RateLimits()
 
     async def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response | None:
         """Answer one request; ``headers`` have lower-case names.  None means: drop the connection."""
@@ -115,6 +126,18 @@ class SandboxApp:
         base_headers = {"Stripe-Version": version}
         try:
             api_key = self._authenticate(headers)
+            # Stripe's request limits (knobs; off by default): refused before the endpoint, nothing saved.
+            if (knobs.rate_limit_per_account or knobs.rate_limit_per_endpoint) and not self.rate_limits.admit(
+                api_key, endpoint_of(method, path), knobs.rate_limit_per_account, knobs.rate_limit_per_endpoint
+            ):
+                self.stats["rate_limited"] += 1
+                raise StripeError(
+                    429,
+                    "invalid_request_error",
+                    "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+                    code="rate_limit",
+                    saved=False,
+                )
             # Injected 429/500 happen in front of the endpoint: Stripe saves nothing under the key for them.
             if self.faults.roll(knobs.fail_rate_429):
                 self.stats["injected_429"] += 1
@@ -407,6 +430,7 @@ class SandboxApp:
         self.idempotency.clear()
         self.dispatcher.clear()
         self.faults.reset()
+        self.rate_limits.clear()
         self.clock.reset()
         for name in self.stats:
             self.stats[name] = 0

@@ -1,11 +1,13 @@
 """Knobs: added latency and injected faults, set with ``POST /_sim/config`` (JSON, merged into the current ones).
 
 Rates are fractions 0–1 drawn per request.  The order in which a ``/v1`` request meets them mirrors where each
-fault happens at Stripe: ``down`` and ``drop_rate`` (the connection fails; nothing answered), then
-``fail_rate_429`` and ``fail_rate_500`` (answered before the endpoint ran, so never saved under an idempotency key),
-then the latency, then the endpoint itself, where ``fail_payment_methods`` and ``decline_payment_methods`` act (a
-500 made there is saved under the key, as Stripe does).  ``drop_after_rate`` loses the connection after the
-endpoint ran: the client cannot know the outcome, which a retry with the same key then replays.
+fault happens at Stripe: ``down`` and ``drop_rate`` (the connection fails; nothing answered), then the request
+limits ``rate_limit_per_account`` and ``rate_limit_per_endpoint`` (429 ``rate_limit`` over them, as Stripe answers;
+``rate_limits.py``), ``fail_rate_429`` and ``fail_rate_500`` (all answered before the endpoint ran, so never saved
+under an idempotency key), then the latency, then the endpoint itself, where ``fail_payment_methods`` and
+``decline_payment_methods`` act (a 500 made there is saved under the key, as Stripe does).  ``drop_after_rate``
+loses the connection after the endpoint ran: the client cannot know the outcome, which a retry with the same key
+then replays.
 ``pending_refunds`` makes new refunds stay ``pending`` (as card refunds can at Stripe) until
 ``POST /_sim/refunds/{id}/settle`` says ``succeeded`` or ``failed``.
 ``drop_in_flight_rate`` loses the connection while the request is still being processed: the key stays locked
@@ -42,6 +44,8 @@ class Knobs:
     drop_in_flight_rate: float = 0.0  # the connection is lost while Stripe still processes the request
     in_flight_seconds: float = 2.0  # how long such a request goes on being processed after the drop
     down: bool = False
+    rate_limit_per_account: float = 0.0  # requests/s per API key before 429 rate_limit (0: no limit), as Stripe
+    rate_limit_per_endpoint: float = 0.0  # requests/s per API key and endpoint (0: no limit)
     fail_payment_methods: list[str] = field(default_factory=list)
     decline_payment_methods: dict[str, str] = field(default_factory=dict)
     pending_refunds: bool = False  # new refunds stay pending until /_sim/refunds/{id}/settle
@@ -57,6 +61,8 @@ class Knobs:
 
 _RATES = {"fail_rate_500", "fail_rate_429", "drop_rate", "drop_after_rate", "drop_in_flight_rate"}
 _NON_NEGATIVE = {
+    "rate_limit_per_account",
+    "rate_limit_per_endpoint",
     "latency_ms",
     "latency_jitter_ms",
     "in_flight_seconds",
