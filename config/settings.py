@@ -84,7 +84,8 @@ class StripeSettings(BaseModel):
     rate_limit_per_account: float = Field(
         default=100.0,
         ge=0,
-        description="Stripe calls/s per account across all workers (Redis token bucket; live-mode default; 0: off).",
+        description="Stripe calls/s per account across all workers (Redis token bucket; live-mode default; 0: off). "
+        "Applies with a configured api_key, not to the bundled sandbox.",
     )
     rate_limit_per_endpoint: float = Field(
         default=25.0,

@@ -106,3 +106,8 @@ def test_the_buckets_hold_a_burst_then_pace_and_a_wait_too_long_is_refused(redis
 def test_redis_down_lets_calls_through() -> None:
     limiter = StripeRateLimiter(redis.Redis(port=1, socket_connect_timeout=0.2), KEY)
     assert limiter.acquire("payment_intents.create") == 0.0
+
+
+def test_the_container_limits_a_configured_stripe_key(payment_container: Any) -> None:
+    limiter = payment_container.stripe.rate_limiter
+    assert limiter is not None and (limiter.per_account, limiter.per_endpoint) == (100.0, 25.0)
