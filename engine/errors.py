@@ -11,6 +11,7 @@ clause, as with stripe-python's ``StripeError``.  Errors about bad input also de
     PaymentsError
     ├── TransientError              retry: in-process (tenacity) first, then by SQS visibility backoff
     │   ├── DependencyDown          the dependency is down: pause, count no attempt of the job
+    │   ├── RateLimitWaitExceeded   no Stripe rate-limit token in time (engine.adapters.stripe_rate_limit)
     │   ├── FetchError              the ECB rates file could not be fetched (engine.ops.rates_fetch)
     │   └── Superseded              another run of a report job settled it first (pipelines.report.generate)
     ├── PoisonError                 can never succeed: straight to the dead-letter queue

@@ -24,6 +24,8 @@ from typing import Any
 
 import redis
 
+from engine.errors import TransientError
+
 log = logging.getLogger(__name__)
 
 #: KEYS: the account bucket, the endpoint bucket.  ARGV: account rate, endpoint rate (tokens/s; 0 = no limit),
@@ -62,7 +64,7 @@ return 0
 """
 
 
-class RateLimitWaitExceeded(Exception):
+class RateLimitWaitExceeded(TransientError):
     """No token came within the wait allowed (the gateway turns this into ``DependencyDown``)."""
 
 
