@@ -1,7 +1,7 @@
 """Failed attempts counted by the engine: ``jobs.failed_attempts``.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03
 
 A job is dead-lettered after three attempts that failed for a reason of its own (engine/jobs/attempts.py), not
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
