@@ -43,12 +43,12 @@ def test_stripe_outage_dead_letters_nothing_and_every_payment_succeeds_after(
     queued = [submit(c, customer=f"cus_{uuid.uuid4().hex[:8]}") for _ in range(PAYMENTS)]
     assert "payments" in gate_stripe_queues(c, c.broker)
     start_worker()
-    started = time.monotonic()
     breaker = c.stripe.breaker
-    wait_until(lambda: breaker.state != "closed", timeout=30)
+    wait_until(lambda: breaker.state != "closed", timeout=60)
+    opened = time.monotonic()  # the outage is measured from here (a loaded machine takes a while to get here)
     requests_at_open = _stats(stripe_sim)["requests"]
     states: Counter[str] = Counter()
-    while time.monotonic() - started < OUTAGE_SECONDS:
+    while time.monotonic() - opened < OUTAGE_SECONDS:
         states[breaker.admits()] += 1
         time.sleep(0.1)
     requests_in_outage = _stats(stripe_sim)["requests"] - requests_at_open
