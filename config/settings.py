@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,10 @@ class S3Settings(BaseModel):
 
 
 class RedisSettings(BaseModel):
-    url: str | None = Field(
-        default=None, description="Redis URL; unset: 127.0.0.1:6379 if reachable, else an embedded server."
+    url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL (may hold a password: redis://:pw@host); unset: 127.0.0.1:6379 if reachable, else an "
+        "embedded server.",
     )
     prefix: str | None = Field(default=None, description="Key namespace; unset: derived from the data dir.")
 
@@ -186,7 +189,9 @@ class SettlementSettings(BaseModel):
 
 
 class MerchantSettings(BaseModel):
-    webhook_url: str | None = Field(default=None, description="Where job events are POSTed, signed.")
+    webhook_url: SecretStr | None = Field(
+        default=None, description="Where job events are POSTed, signed (may hold credentials: https://user:pw@…)."
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for Payments-Signature.")
 
 
@@ -262,14 +267,14 @@ class Settings(BaseSettings):
         return value.expanduser().resolve()
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain JSON-able data with every secret (and a database password) masked."""
+        """The settings as plain JSON-able data with every secret masked: SecretStr as ``**********``, except the
+        URLs kept as SecretStr (:data:`SECRET_URLS`), shown with their userinfo masked; and the userinfo of any
+        other URL among the values masked too (:func:`mask_urls`)."""
         data = self.model_dump(mode="json")
-        # model_dump(mode="json") already renders SecretStr as "**********"; only URL passwords remain.
-        db_url = self.database.url.get_secret_value() if self.database.url else None
-        data["database"]["url"] = mask_url_password(db_url) if db_url else None
-        replica = self.database.replica_url.get_secret_value() if self.database.replica_url else None
-        data["database"]["replica_url"] = mask_url_password(replica) if replica else None
-        return data
+        for group, name in SECRET_URLS:
+            secret = getattr(getattr(self, group), name)
+            data[group][name] = mask_url_password(secret.get_secret_value()) if secret else None
+        return mask_urls(data)
 
 
 def default_data_dir() -> Path:
@@ -289,14 +294,33 @@ def default_data_dir() -> Path:
     return Path(state) / "payments-engine"
 
 
+#: The URL settings that are SecretStr because they may carry credentials in their userinfo (group, field).
+SECRET_URLS = (("database", "url"), ("database", "replica_url"), ("redis", "url"), ("merchant", "webhook_url"))
+# scheme://userinfo@ — userinfo up to the first "/", "?" or "#" of the authority.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
+
+
 def mask_url_password(url: str) -> str:
-    """Return ``url`` with the password part of its authority replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return url
-    userinfo, _, host = rest.partition("@")
-    user, has_password, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
+    """Return ``url`` with its userinfo masked: ``user:password@`` → ``user:***@`` (the user name helps an operator
+    and is kept), a lone ``token@`` (a credential by itself, as in many webhook URLs) → ``***@``.  A URL without
+    userinfo comes back unchanged."""
+    return _URL_USERINFO.sub(_mask_userinfo, url, count=1)
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    user, has_password, _ = match.group("userinfo").partition(":")
+    return f"{match.group('scheme')}{user + ':***' if has_password else '***'}@"
+
+
+def mask_urls(value: Any) -> Any:
+    """``value`` (JSON-like) with the userinfo of every URL in every string masked (:func:`mask_url_password`)."""
+    if isinstance(value, str):
+        return _URL_USERINFO.sub(_mask_userinfo, value) if "@" in value else value
+    if isinstance(value, dict):
+        return {k: mask_urls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_urls(v) for v in value]
+    return value
 
 
 def env_name(path: str) -> str:

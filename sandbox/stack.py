@@ -106,7 +106,7 @@ class Stack:
             self._stoppers.append(pg.stop)
         # Redis.
         if s.redis.url:
-            self.runtime["redis_url"] = s.redis.url
+            self.runtime["redis_url"] = s.redis.url.get_secret_value()
             self.runtime["redis"] = "external"
         else:
             from sandbox.embedded.redis import EmbeddedRedis, local_redis_reachable

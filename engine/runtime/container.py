@@ -223,7 +223,8 @@ class Container:
 
         m = self.settings.merchant
         secret = m.webhook_secret.get_secret_value() if m.webhook_secret else None
-        return Notifier(self.redis_or_none(), self.redis_prefix, m.webhook_url, secret)
+        url = m.webhook_url.get_secret_value() if m.webhook_url else None
+        return Notifier(self.redis_or_none(), self.redis_prefix, url, secret)
 
     @functools.cached_property
     def velocity(self) -> VelocityCounter:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from config.settings import Settings, get_settings, mask_url_password
+from config.settings import Settings, get_settings, mask_urls
 from engine.errors import PaymentsError
 from engine.runtime.private_files import ensure_private_dir, write_private
 
@@ -137,7 +137,7 @@ def resolve_endpoints(settings: Settings | None = None) -> Endpoints:
         database_url=db_url,
         sqs_endpoint_url=sqs_url,
         s3_endpoint_url=s3_url,
-        redis_url=s.redis.url or rt.get("redis_url"),
+        redis_url=(s.redis.url.get_secret_value() if s.redis.url else None) or rt.get("redis_url"),
         stripe_api_base=stripe_base,
         stripe_api_key=stripe_key,
         aws_region=s.aws.region,
@@ -157,9 +157,8 @@ def effective_settings_view(settings: Settings | None = None) -> dict[str, Any]:
     s = settings or get_settings()
     view = s.masked()
     endpoints = asdict(resolve_endpoints(s))
-    if endpoints.get("database_url"):
-        endpoints["database_url"] = mask_url_password(endpoints["database_url"])
     if endpoints.get("stripe_api_key"):
         endpoints["stripe_api_key"] = "**********"
-    view["endpoints"] = endpoints
+    # Every URL in use (the database's, Redis's, …): userinfo masked.
+    view["endpoints"] = mask_urls(endpoints)
     return view

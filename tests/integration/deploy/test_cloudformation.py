@@ -173,7 +173,7 @@ def worker(engine_on_stack, tmp_path: Path) -> Iterator[Callable[[], str]]:  # t
             "PAYMENTS_SQS_ENDPOINT_URL": str(s.sqs.endpoint_url),
             "PAYMENTS_SQS_WAIT_TIME_SECONDS": "1",
             "PAYMENTS_S3_ENDPOINT_URL": str(s.s3.endpoint_url),
-            "PAYMENTS_REDIS_URL": str(s.redis.url),
+            "PAYMENTS_REDIS_URL": s.redis.url.get_secret_value() if s.redis.url else "",
             "PAYMENTS_REDIS_PREFIX": str(s.redis.prefix),
             "PAYMENTS_QUEUE_PREFIX": s.queue_prefix,
             "PAYMENTS_STRIPE_API_KEY": s.stripe.api_key.get_secret_value(),

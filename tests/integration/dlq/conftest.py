@@ -149,7 +149,7 @@ def payments_cli(payment_container: Container, tmp_path: Any) -> Callable[..., s
             "PAYMENTS_DATABASE_URL": s.database.url.get_secret_value(),
             "PAYMENTS_SQS_ENDPOINT_URL": str(s.sqs.endpoint_url),
             "PAYMENTS_S3_ENDPOINT_URL": str(s.s3.endpoint_url),
-            "PAYMENTS_REDIS_URL": str(s.redis.url),
+            "PAYMENTS_REDIS_URL": s.redis.url.get_secret_value() if s.redis.url else "",
             "PAYMENTS_QUEUE_PREFIX": s.queue_prefix,
             "PAYMENTS_LOG_LEVEL": "WARNING",
         }

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
 from engine.adapters.auth import mint
 from engine.ingest.app import create_app
@@ -75,7 +76,7 @@ def test_redis_down_lets_requests_through_by_default_and_counts_it(engine_settin
     down = engine_settings.model_copy(
         update={
             "rate_limit_per_minute": 1,
-            "redis": engine_settings.redis.model_copy(update={"url": "redis://127.0.0.1:1/0"}),
+            "redis": engine_settings.redis.model_copy(update={"url": SecretStr("redis://127.0.0.1:1/0")}),
         }
     )
     api = _api(down)
@@ -89,7 +90,7 @@ def test_redis_down_answers_503_when_the_limiter_must_not_fail_open(engine_setti
     down = engine_settings.model_copy(
         update={
             "rate_limit_fail_open": False,
-            "redis": engine_settings.redis.model_copy(update={"url": "redis://127.0.0.1:1/0"}),
+            "redis": engine_settings.redis.model_copy(update={"url": SecretStr("redis://127.0.0.1:1/0")}),
         }
     )
     r = _api(down).post("/v1/payments", json={}, headers=_bearer(down, "erp"))

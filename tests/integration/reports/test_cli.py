@@ -26,7 +26,7 @@ def env(report_container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("PAYMENTS_DATABASE_URL", s.database.url.get_secret_value())
     monkeypatch.setenv("PAYMENTS_SQS_ENDPOINT_URL", s.sqs.endpoint_url)
     monkeypatch.setenv("PAYMENTS_S3_ENDPOINT_URL", s.s3.endpoint_url)
-    monkeypatch.setenv("PAYMENTS_REDIS_URL", s.redis.url)
+    monkeypatch.setenv("PAYMENTS_REDIS_URL", s.redis.url.get_secret_value() if s.redis.url else "")
     monkeypatch.setenv("PAYMENTS_REDIS_PREFIX", s.redis.prefix)
     monkeypatch.setenv("PAYMENTS_QUEUE_PREFIX", s.queue_prefix)
     monkeypatch.setenv("PAYMENTS_DATA_DIR", str(s.data_dir))

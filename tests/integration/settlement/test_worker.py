@@ -26,7 +26,7 @@ def test_payments_worker_settles_an_uploaded_batch(api, headers, container, term
             "PAYMENTS_SQS_ENDPOINT_URL": str(s.sqs.endpoint_url),
             "PAYMENTS_SQS_WAIT_TIME_SECONDS": "1",
             "PAYMENTS_S3_ENDPOINT_URL": str(s.s3.endpoint_url),
-            "PAYMENTS_REDIS_URL": str(s.redis.url),
+            "PAYMENTS_REDIS_URL": s.redis.url.get_secret_value() if s.redis.url else "",
             "PAYMENTS_REDIS_PREFIX": str(s.redis.prefix),
             "PAYMENTS_QUEUE_PREFIX": s.queue_prefix,
             "PAYMENTS_METRICS_PORT": "0",

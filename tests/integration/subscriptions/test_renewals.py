@@ -136,7 +136,7 @@ def test_cli_schedulers_at_once_enqueue_one_renewal(world: World) -> None:
             "PAYMENTS_DATABASE_URL": s.database.url.get_secret_value() if s.database.url else "",
             "PAYMENTS_SQS_ENDPOINT_URL": s.sqs.endpoint_url or "",
             "PAYMENTS_S3_ENDPOINT_URL": s.s3.endpoint_url or "",
-            "PAYMENTS_REDIS_URL": s.redis.url or "",
+            "PAYMENTS_REDIS_URL": s.redis.url.get_secret_value() if s.redis.url else "",
             "PAYMENTS_REDIS_PREFIX": s.redis.prefix or "",
             "PAYMENTS_QUEUE_PREFIX": s.queue_prefix,
             "PAYMENTS_SELLER_VAT_ID": s.seller.vat_id or "",

@@ -66,6 +66,9 @@ def test_secrets_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAYMENTS_STRIPE_API_KEY", "sk_test_do_not_print")
     monkeypatch.setenv("PAYMENTS_JWT_SECRET", "jwt-do-not-print")
     monkeypatch.setenv("PAYMENTS_DATABASE_URL", "postgresql://app:hunter2@db.example:5432/payments")
+    # Issue 14 item 9: every URL's userinfo, Redis's and the merchant webhook's included.
+    monkeypatch.setenv("PAYMENTS_REDIS_URL", "redis://:redis-do-not-print@127.0.0.1:1/0")
+    monkeypatch.setenv("PAYMENTS_MERCHANT_WEBHOOK_URL", "https://hookuser:hook-do-not-print@merchant.example/hook")
     from config.settings import get_settings
 
     get_settings.cache_clear()
@@ -81,11 +84,28 @@ def test_secrets_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert data["stripe"]["api_key"] == "**********"
     assert data["database"]["url"] == "postgresql://app:***@db.example:5432/payments"
     assert data["endpoints"]["stripe_api_key"] == "**********"
+    assert data["redis"]["url"] == "redis://:***@127.0.0.1:1/0"
+    assert data["merchant"]["webhook_url"] == "https://hookuser:***@merchant.example/hook"
+    assert data["endpoints"]["redis_url"] == "redis://:***@127.0.0.1:1/0"
+    assert data["endpoints"]["database_url"] == "postgresql://app:***@db.example:5432/payments"
 
 
-def test_mask_url_password_leaves_passwordless_urls() -> None:
-    assert mask_url_password("postgresql://postgres@127.0.0.1/test") == "postgresql://postgres@127.0.0.1/test"
+def test_url_settings_that_may_hold_credentials_are_secret() -> None:
+    from pydantic import SecretStr
+
+    s = Settings(redis={"url": "redis://:pw@h/0"}, merchant={"webhook_url": "https://u:pw@m.example/h"})
+    assert isinstance(s.redis.url, SecretStr) and isinstance(s.merchant.webhook_url, SecretStr)
+    assert "pw" not in repr(s) and "pw" not in str(s.model_dump())
+
+
+def test_mask_url_password_masks_every_userinfo() -> None:
+    assert mask_url_password("postgresql://postgres:pw@127.0.0.1/test") == "postgresql://postgres:***@127.0.0.1/test"
+    assert mask_url_password("postgresql://127.0.0.1/test") == "postgresql://127.0.0.1/test"
     assert mask_url_password("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    # A lone userinfo is usually a token by itself.
+    assert mask_url_password("https://tok_abc@hooks.example/x") == "https://***@hooks.example/x"
+    # An "@" after the authority (a path or query) is not userinfo.
+    assert mask_url_password("https://h.example/a@b?c=d@e") == "https://h.example/a@b?c=d@e"
 
 
 def test_readme_configuration_table_is_current() -> None:
