@@ -72,7 +72,10 @@ def worker(
     from engine.adapters.notifier import webhook_target_problem
 
     m = settings.merchant
-    problem = webhook_target_problem(m.webhook_url, m.webhook_secret.get_secret_value() if m.webhook_secret else None)
+    problem = webhook_target_problem(
+        m.webhook_url.get_secret_value() if m.webhook_url else None,
+        m.webhook_secret.get_secret_value() if m.webhook_secret else None,
+    )
     if problem:
         fail(problem, code=2)
     processes = processes or settings.worker.processes
@@ -154,7 +157,10 @@ def run_worker_process(
     options = options or WorkerOptions()
     settings = get_settings()
     m = settings.merchant
-    problem = webhook_target_problem(m.webhook_url, m.webhook_secret.get_secret_value() if m.webhook_secret else None)
+    problem = webhook_target_problem(
+        m.webhook_url.get_secret_value() if m.webhook_url else None,
+        m.webhook_secret.get_secret_value() if m.webhook_secret else None,
+    )
     if problem:
         log.error("%s; the worker does not start", problem)
         return 2
