@@ -7,9 +7,10 @@ What "notified once" can mean here: the notifier marks an event delivered (Redis
 a worker killed between the merchant's receipt of the POST and that mark leaves the event to be delivered again
 (merchants dedup on ``Payments-Event-Id``).  Each worker posts to its own receiver URL, so a repeat is accepted
 only when the worker that made the earlier delivery was SIGKILLed right after it; any other repeat fails the test.
-Every event of a settled job is delivered, unless its notification message itself was dead-lettered after three
+Every event of a settled job is delivered, unless its notification message itself was dead-lettered after 20
 receives that died with their workers (the catalogue's maxReceiveCount holds for ``notifications`` too): then the
-DLQ sweep has recorded it for an operator.  A ``dead_lettered`` job announces no event.
+DLQ sweep has recorded it for an operator.  No payment is dead-lettered: receives that die with their workers spend
+no attempt of the job (engine/jobs/attempts.py).
 
 How it is arranged, and why:
 
@@ -436,12 +437,10 @@ def test_sigkilled_workers_charge_book_and_notify_each_payment_once(
     assert len(pool.kills) == KILLS, "the chaos did not run its course"
     assert pool.crashed() == [], "a worker died without being killed (see the worker logs)"
     for job_id, job in payments.items():
-        # Each job ends as its request decides; only a message whose receives all died with workers may end in
-        # the DLQ instead (the catalogue's maxReceiveCount 3), and then with the sweep's reason.
-        if job["status"] == "dead_lettered":
-            assert dead.get(job_id) == "WorkerLost", (job, dead.get(job_id))
-        else:
-            assert job["status"] == expected[job_id], (job.get("fraud"), job.get("error"), plan_of[job_id].body)
+        # Each job ends as its request decides: a SIGKILL storm dead-letters no healthy job (receives that died
+        # with their workers spend no attempt of the job, and SQS's redrive waits for 20 of them).
+        assert job["status"] != "dead_lettered", (job, dead.get(job_id))
+        assert job["status"] == expected[job_id], (job.get("fraud"), job.get("error"), plan_of[job_id].body)
         succeeded = [pi["id"] for pi in by_job.get(job_id, []) if pi["status"] == "succeeded"]
         assert len(succeeded) <= 1, f"job {job_id} ({job['status']}) charged {len(succeeded)} times: {succeeded}"
         if job["status"] == "succeeded":
