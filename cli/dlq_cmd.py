@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cli.output import EXIT_USAGE, fail, is_terminal, print_json, print_table
+from cli.output import EXIT_USAGE, fail, is_terminal, print_json, print_table, shorten
 
 if TYPE_CHECKING:
     from engine.ops.dlq.entries import DlqFilter
@@ -114,7 +114,7 @@ def ls(queue: str | None, kind: str | None, since: str | None, error: str | None
         click.echo("No dead letters.")
         return
     table = [
-        {**r, "error": f"{r['error']['class']}: {r['error']['message']}"[:80], "failed": r["last_failed_at"]}
+        {**r, "error": shorten(f"{r['error']['class']}: {r['error']['message']}", 80), "failed": r["last_failed_at"]}
         for r in rows
     ]
     print_table(table, ["job_id", "queue", "kind", "stage", "attempts", "error", "failed"])

@@ -37,6 +37,17 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters at a word boundary where one is near, ending with "…" when cut."""
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    space = cut.rfind(" ")
+    if space >= width // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
 def fail(message: str, code: int = EXIT_CHECK_FAILED) -> NoReturn:
     """Print ``message`` on stderr and exit with ``code`` (1 by default: a check failed)."""
     click.echo(f"Error: {message}", err=True)

@@ -196,6 +196,8 @@ class DeadLetters:
                 "dead_letter_source": {"DataType": "String", "StringValue": source},
                 "dead_letter_reason": {"DataType": "String", "StringValue": reason[:_REASON_ATTRIBUTE_MAX]},
                 "source_queue": {"DataType": "String", "StringValue": queue.sqs_name},
+                # Its id on the work queue, where the reason row is recorded (FIFO: also the dedup id dlq:{id}).
+                "source_message_id": {"DataType": "String", "StringValue": sqs_message_id},
             },
         }
         if queue.fifo:

@@ -50,14 +50,15 @@ def sweep(
         messages = _peek_all(sqs, dlq_url)
         if not messages:
             continue
-        ids = [m["MessageId"] for m in messages]
+        ids = [m["MessageId"] for m in messages] + [o for m in messages if (o := original_message_id(m))]
         with db.connect() as conn:
             known = set(
                 conn.execute(sa.select(dead_letters.c.message_id).where(dead_letters.c.message_id.in_(ids))).scalars()
             )
         for m in messages:
-            if m["MessageId"] in known:
-                continue
+            original = original_message_id(m)
+            if m["MessageId"] in known or (original is not None and original in known):
+                continue  # the worker recorded it (under the id it had on its work queue when the engine moved it)
             sink.record(_record_for(spec.name(prefix), m, now or datetime.now(UTC)))
             recorded += 1
         _release(sqs, dlq_url, messages)
@@ -73,6 +74,7 @@ def _peek_all(sqs: Any, url: str) -> list[dict[str, Any]]:
             WaitTimeSeconds=0,
             VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
             MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:
@@ -94,10 +96,54 @@ def _release(sqs: Any, url: str, messages: list[dict[str, Any]]) -> None:
             log.warning("could not release peeked DLQ messages: %s", exc)
 
 
+def original_message_id(message: dict[str, Any]) -> str | None:
+    """The MessageId a DLQ message had on its work queue when the engine itself moved it (poison, explicit dead
+    letter): FIFO DLQ messages carry dedup id ``dlq:{message_id}``, standard ones the ``source_message_id``
+    attribute.  ``None`` for a message SQS redrove (it keeps its MessageId)."""
+    dedup = message.get("Attributes", {}).get("MessageDeduplicationId") or ""
+    if dedup.startswith("dlq:"):
+        return str(dedup[4:])
+    attribute = message.get("MessageAttributes", {}).get("source_message_id", {})
+    value = attribute.get("StringValue")
+    return str(value) if value else None
+
+
+def _engine_reason(message: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(error class, message, source) from the attributes the engine puts on a message it moves, else ``None``."""
+    attributes = message.get("MessageAttributes", {})
+    source = attributes.get("dead_letter_source", {}).get("StringValue")
+    if not source:
+        return None
+    reason = attributes.get("dead_letter_reason", {}).get("StringValue") or source
+    error_class, sep, text = reason.partition(": ")
+    return (error_class, text, source) if sep else (source, reason, source)
+
+
 def _record_for(queue: str, message: dict[str, Any], now: datetime) -> DeadLetterRecord:
+    """The reason row of a DLQ message nobody recorded: the engine's own reason when it moved the message (the
+    worker died between the move and its record) under the id it had on its work queue, else ``WorkerLost``."""
     body = message.get("Body", "")
     fields = job_fields(body)
     attrs = message.get("Attributes", {})
+    moved = _engine_reason(message)
+    original = original_message_id(message)
+    if moved is not None and original is not None:
+        error_class, error_message, source = moved
+        return DeadLetterRecord(
+            queue=queue,
+            message_id=original,
+            job_id=fields.get("job_id"),
+            kind=fields.get("kind"),
+            group_id=attrs.get("MessageGroupId") or fields.get("group_id"),
+            stage=None,
+            attempts=int(attrs.get("ApproximateReceiveCount", 0) or 0),
+            error_class=error_class,
+            error_message=error_message,
+            traceback=None,
+            body=body,
+            source=source,  # type: ignore[arg-type]
+            failed_at=now,
+        )
     return DeadLetterRecord(
         queue=queue,
         message_id=message["MessageId"],

@@ -70,3 +70,13 @@ def test_the_stack_prints_one_banner_that_says_how_to_reach_payments() -> None:
     source = inspect.getsource(stack.Stack._start_services)
     assert '"--quiet"' in source  # the sandbox's own banner (sk_test_sandbox) is not printed under `payments run`
     assert ".venv/bin/payments" in inspect.getsource(stack.Stack.summary)
+
+
+def test_a_cut_cell_ends_with_an_ellipsis_at_a_word_boundary() -> None:
+    from cli.output import shorten
+
+    text = "WorkerLost: dead-lettered by SQS redrive with no failure recorded (the worker died on its last receive)"
+    cut = shorten(text, 80)
+    assert len(cut) <= 80 and cut.endswith("…") and text.startswith(cut[:-1])
+    assert text[len(cut) - 1] == " "  # not mid-word
+    assert shorten("short", 80) == "short"
