@@ -230,6 +230,17 @@ class StripeGateway:
             job_id, self.client.v1.payment_intents.confirm, intent_id, options={"idempotency_key": idempotency_key}
         )
 
+    def cancel_intent(self, job_id: str, intent_id: str, idempotency_key: str) -> Any:
+        """Cancel the PaymentIntent ``intent_id`` (``abandoned``); the canceled intent.  Under the same key a repeat
+        gets Stripe's saved answer.  Raises the SDK's errors (``InvalidRequestError`` when it is not cancelable)."""
+        return self.call(
+            job_id,
+            self.client.v1.payment_intents.cancel,
+            intent_id,
+            params={"cancellation_reason": "abandoned"},
+            options={"idempotency_key": idempotency_key},
+        )
+
     def retrieve_intent(self, job_id: str, intent_id: str) -> Any:
         return self.call(job_id, self.client.v1.payment_intents.retrieve, intent_id)
 

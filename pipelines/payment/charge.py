@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from stripe import APIError, CardError, StripeError
+from stripe import APIError, CardError, InvalidRequestError, StripeError
 
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.errors import PoisonError, TransientError
@@ -192,6 +192,35 @@ class ChargeStage:
         # processing / requires_capture: Stripe has not decided yet.  Remember the intent and look again later.
         self._effect.note(job.id, {"generation": generation, "payment_intent": intent.id}, expected_stage=job.stage)
         raise TransientError(f"PaymentIntent {intent.id} is {intent.status}; checking again later")
+
+    def give_up(self, job: Job, parked: StageResult, error: dict[str, Any]) -> StageResult:
+        """End a charge that ``run`` left ``requires_action`` without waiting for the customer: its PaymentIntent is
+        canceled, so nobody can complete it later.  The ``failed`` outcome with ``error``; or the charge's success
+        when the customer authenticated before the cancel arrived (Stripe refuses to cancel a succeeded intent).
+
+        The cancel's key is ``{job_id}:cancel:g{generation}``: a redelivered copy (the charge's replayed answer is
+        ``requires_action`` again) gets the saved cancel back.  Raises :class:`TransientError` to be retried.
+        """
+        assert isinstance(parked.data, ChargeOutput) and parked.data.payment_intent
+        intent_id, generation = parked.data.payment_intent, parked.data.generation
+        try:
+            try:
+                intent = retry_in_process(self.stripe.cancel_intent)(
+                    job.id, intent_id, f"{job.id}:cancel:g{generation}"
+                )
+            except InvalidRequestError:
+                # Not cancelable: already canceled by another copy's key, or completed meanwhile.  Stripe decides.
+                intent = self.stripe.retrieve_intent(job.id, intent_id)
+        except StripeError as exc:
+            raise TransientError(f"could not cancel PaymentIntent {intent_id}: {exc.user_message or exc}") from exc
+        if intent.status == "succeeded":
+            amounts = job.output(VatOutput)
+            check_intent(job.id, intent, amounts.total, amounts.currency)
+            return self._outcome(job, intent, generation)
+        if intent.status != "canceled":
+            raise TransientError(f"PaymentIntent {intent_id} is {intent.status} after its cancel; checking again")
+        data = ChargeOutput(intent.id, "canceled", generation)
+        return StageResult(data=data, public={"stripe": {"payment_intent": intent.id}}, status="failed", error=error)
 
     def _declined(self, exc: CardError, generation: int) -> StageResult:
         error_obj = exc.error

@@ -6,9 +6,10 @@ payment stages read.  The wrapper keeps the inner stage's name, so recovery poin
 (``{job_id}:charge:g{n}``) are the payment pipeline's.
 
 An outcome that ends the job without money taken (declined card, fraud decline; for a renewal also a charge that
-would need the absent customer to authenticate) applies the decision's ``decline`` state change in the same
-transaction as the job's final status: a declined first charge cancels the subscription, a declined renewal
-puts it ``past_due`` (or ``canceled`` after the last dunning attempt).
+would need the absent customer to authenticate, whose PaymentIntent is canceled first by
+:meth:`ChargeStage.give_up` so the customer cannot complete it later) applies the decision's ``decline`` state
+change in the same transaction as the job's final status: a declined first charge cancels the subscription, a
+declined renewal puts it ``past_due`` (or ``canceled`` after the last dunning attempt).
 """
 
 from __future__ import annotations
@@ -71,11 +72,15 @@ class ChargeStep:
             or (self.actions is not None and decision.action not in self.actions)
         ):
             return StageResult()
-        result = self.inner.run(dataclasses.replace(job, request=charge_request(job, decision)))
+        job_for_inner = dataclasses.replace(job, request=charge_request(job, decision))
+        result = self.inner.run(job_for_inner)
         if result.status == "requires_action" and decision.action == "renew":
-            # A renewal is off-session: nobody is there to authenticate, so it counts as a failed attempt.
+            # A renewal is off-session: nobody is there to authenticate, so it counts as a failed attempt, and its
+            # intent is canceled (else the customer could still complete it and dunning would charge again).
             error = {"code": "authentication_required", "message": "The renewal needs the customer to authenticate."}
-            result = dataclasses.replace(result, status="failed", error=error)
+            give_up = getattr(self.inner, "give_up", None)
+            assert callable(give_up), "the charge stage must be able to give a parked charge up"
+            result = give_up(job_for_inner, result, error)
         if result.status == "failed":
             return self._declined(job, decision, result)
         return result

@@ -1,4 +1,5 @@
-"""What a webhook handler works with, and how it finds the payment job a Stripe object belongs to."""
+"""What a webhook handler works with, and how it finds the job (a payment, or a subscription charge) a Stripe object
+belongs to."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import sqlalchemy as sa
 
 from engine.db import jobs as job_repo
 from engine.db.tables import jobs
+
+#: The job kinds that charge through the payment pipeline's charge stage (their PaymentIntent is recorded in the
+#: same place): a 3-D Secure charge of either is resumed the same way.
+CHARGING_KINDS = ("payment", "subscription")
 
 
 @dataclass
@@ -22,11 +27,18 @@ class HandlerContext:
     job_id: str
 
 
-def payment_job_for(db: sa.Engine, *, job_id: str | None = None, payment_intent: str | None = None) -> str | None:
-    """The id of the payment job that made ``payment_intent`` (or ``job_id`` from the object's metadata, checked).
+def payment_job_for(
+    db: sa.Engine,
+    *,
+    job_id: str | None = None,
+    payment_intent: str | None = None,
+    kinds: tuple[str, ...] = ("payment",),
+) -> str | None:
+    """The id of the job of one of ``kinds`` (payments by default) that made ``payment_intent`` (or ``job_id`` from
+    the object's metadata, checked).
 
-    The metadata is the engine's own mark on what it creates; the recorded PaymentIntent of a payment job is the
-    fallback (objects Stripe copies without metadata).  None when the engine knows no such payment.
+    The metadata is the engine's own mark on what it creates; the recorded PaymentIntent of the job is the
+    fallback (objects Stripe copies without metadata).  None when the engine knows no such job.
     """
     with db.connect() as conn:
         if job_id:
@@ -34,14 +46,14 @@ def payment_job_for(db: sa.Engine, *, job_id: str | None = None, payment_intent:
                 job = job_repo.get(conn, job_id)
             except job_repo.JobNotFound:
                 job = None
-            if job is not None and job.kind == "payment":
+            if job is not None and job.kind in kinds:
                 return job.id
         if not payment_intent:
             return None
         found = conn.execute(
             sa.select(jobs.c.id)
             .where(
-                jobs.c.kind == "payment",
+                jobs.c.kind.in_(kinds),
                 sa.or_(
                     jobs.c.stage_results["charge"]["payment_intent"].astext == payment_intent,
                     jobs.c.stage_results["charge_progress"]["payment_intent"].astext == payment_intent,

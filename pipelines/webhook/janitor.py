@@ -1,10 +1,10 @@
 """The janitor (a scheduler task): payments whose Stripe outcome the engine does not know, and held refunds.
 
-* Payments parked ``requires_action`` (3-D Secure) or ``processing`` with a PaymentIntent whose outcome was unknown
-  are re-polled once they have waited :data:`REPOLL_AFTER_SECONDS`: the intent is looked up (never charged again)
-  and, when Stripe has decided, the payment is resumed as the webhook would (a lost or never-sent webhook must not
-  leave a payment parked forever).  The age of the oldest such payment per status is exported as
-  ``payments_stripe_unresolved_age_seconds{status}``.
+* Payments and subscription charges (creates, upgrades) parked ``requires_action`` (3-D Secure) or
+  ``processing`` with a PaymentIntent whose outcome was unknown are re-polled once they have waited
+  :data:`REPOLL_AFTER_SECONDS`: the intent is looked up (never charged again) and, when Stripe has decided, the job
+  is resumed as the webhook would (a lost or never-sent webhook must not leave a payment parked forever).  The age
+  of the oldest such job per status is exported as ``payments_stripe_unresolved_age_seconds{status}``.
 * Refunds held for payments that settled since are released (:func:`pipelines.refund.holds.sweep_held`).
 """
 
@@ -22,6 +22,7 @@ from engine.db.tables import jobs
 from engine.errors import TransientError
 from engine.runtime import metrics
 from pipelines.refund.holds import sweep_held
+from pipelines.webhook.context import CHARGING_KINDS
 from pipelines.webhook.payment_intent import resume_parked_payment
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ DECIDED = ("succeeded", "requires_payment_method", "canceled")
 
 
 def unresolved(db: sa.Engine, now: datetime) -> list[dict[str, Any]]:
-    """Payments waiting for Stripe's outcome, oldest first: id, status, intent, age in seconds."""
+    """Payments and subscription charges waiting for Stripe's outcome, oldest first: id, status, intent, age in
+    seconds."""
     progress_intent = jobs.c.stage_results["charge_progress"]["payment_intent"].astext
     charge_intent = jobs.c.stage_results["charge"]["payment_intent"].astext
     uncertain = jobs.c.stage_results["charge_progress"]["uncertain"].astext == "true"
     query = (
         sa.select(jobs.c.id, jobs.c.status, jobs.c.updated_at, progress_intent.label("p"), charge_intent.label("c"))
         .where(
-            jobs.c.kind == "payment",
+            jobs.c.kind.in_(CHARGING_KINDS),
             sa.or_(
                 jobs.c.status == "requires_action",
                 sa.and_(jobs.c.status == "processing", sa.or_(progress_intent.is_not(None), uncertain)),

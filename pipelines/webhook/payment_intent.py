@@ -5,6 +5,10 @@ stage, with the PaymentIntent recorded as the charge's progress, and its message
 queue.  The charge stage then looks the intent up (never charging again) and the pipeline goes on to the ledger
 and the notification, or fails with the intent's error.  A payment still ``processing`` with an unknown outcome
 needs nothing: its own message is being retried and will find the intent.  The janitor uses the same resume.
+
+A subscription job (create or upgrade) parked ``requires_action`` is resumed the same way: its charge stages are
+the payment pipeline's, wrapped (``pipelines/subscription/steps.py``) under the same names, so it restarts after
+``vat`` on the subscriptions queue and goes on to ``apply`` (booking, invoice, subscription state).
 """
 
 from __future__ import annotations
@@ -19,12 +23,12 @@ from engine.db.tables import jobs
 from engine.jobs.resend import send_again
 from pipelines.payment.charge import ChargeOutput
 from pipelines.payment.vat import VatStage
-from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
+from pipelines.webhook.context import CHARGING_KINDS, HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)
 
-#: The recovery point a resumed payment restarts from: the payment pipeline's stage before the charge
-#: (tests/unit/jobs/test_registry.py checks it against the payment kind's stage list).
+#: The recovery point a resumed payment (or subscription charge) restarts from: the stage before the charge in both
+#: pipelines (tests/unit/jobs/test_registry.py checks it against the kinds' stage lists).
 BEFORE_CHARGE = VatStage.name
 
 
@@ -59,10 +63,12 @@ def resume_parked_payment(db: sa.Engine, broker: Any, payment_job_id: str, payme
 
 
 def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
-    """Resume the payment an intent event is about; report what was done."""
+    """Resume the payment or subscription charge an intent event is about; report what was done."""
     intent = event["data"]["object"]
-    payment = payment_job_for(ctx.db, job_id=metadata_job_id(intent), payment_intent=intent.get("id"))
+    payment = payment_job_for(
+        ctx.db, job_id=metadata_job_id(intent), payment_intent=intent.get("id"), kinds=CHARGING_KINDS
+    )
     if payment is None:
-        return {"outcome": "ignored", "reason": "no payment job for this PaymentIntent"}
+        return {"outcome": "ignored", "reason": "no payment or subscription job for this PaymentIntent"}
     outcome = resume_parked_payment(ctx.db, ctx.broker, payment, str(intent["id"]), "webhook")
     return {"outcome": outcome, "payment": payment}

@@ -24,6 +24,8 @@ from engine.runtime.container import PROVIDERS, Container, UnknownDependency, bo
 from engine.runtime.endpoints import Endpoints, NothingRunningError
 from pipelines.payment.kind import KIND as PAYMENT
 from pipelines.registry import CATALOGUE, JOB_KINDS
+from pipelines.subscription.kind import KIND as SUBSCRIPTION
+from pipelines.webhook.context import CHARGING_KINDS
 from pipelines.webhook.payment_intent import BEFORE_CHARGE
 
 
@@ -71,8 +73,11 @@ def test_every_factory_of_every_kind_names_providers_only() -> None:
 
 
 def test_a_resumed_payment_restarts_from_the_stage_before_the_charge() -> None:
-    names = PAYMENT.stage_names
-    assert names[names.index("charge") - 1] == BEFORE_CHARGE
+    # A subscription charge parked for 3-D Secure is resumed the same way (pipelines/webhook/payment_intent.py).
+    assert {PAYMENT.name, SUBSCRIPTION.name} == set(CHARGING_KINDS)
+    for kind in (PAYMENT, SUBSCRIPTION):
+        names = kind.stage_names
+        assert names[names.index("charge") - 1] == BEFORE_CHARGE, kind.name
 
 
 @dataclass
