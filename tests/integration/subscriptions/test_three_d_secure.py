@@ -1,4 +1,4 @@
-"""3-D Secure on subscription charges (issue 15 item 1), against the Stripe sandbox: a create parked
+"""3-D Secure on subscription charges (issue 15 item 1), against the Stripe sandbox: a create (or an upgrade) parked
 ``requires_action`` is resumed by the ``payment_intent.succeeded`` webhook or, with no webhook, by the janitor, and
 ends ``active`` with one charge, one invoice and its ledger postings; an off-session renewal that would need the
 customer is given up and its PaymentIntent canceled, even when two copies of the job race or one is redelivered."""
@@ -207,4 +207,27 @@ def test_a_worker_dying_after_the_cancel_leaves_one_canceled_intent_on_redeliver
     assert redelivered.status == "failed" and redelivered.error["code"] == "authentication_required"  # type: ignore[index]
     assert [pi["status"] for pi in world.intents({job_id})] == ["canceled"]  # the same intent, no second one
     assert world.get(sub_id)["status"] == "past_due"
+    assert verify(world.c.db).ok
+
+
+def test_an_upgrade_with_three_d_secure_keeps_the_old_plan_until_authenticated(world: World) -> None:
+    accepted = world.subscribe("basic-monthly")
+    sub_id = accepted["subscription"]["id"]
+    world.work()
+    world.post(f"/v1/subscriptions/{sub_id}/payment_method", {"payment_method": THREE_DS})
+    world.work()
+    upgrade = world.post(f"/v1/subscriptions/{sub_id}/change", {"plan": "pro-monthly"})
+    [parked] = world.work()
+    assert parked.id == upgrade["id"] and parked.status == "requires_action", parked.error
+    assert world.get(sub_id)["plan"] == "basic-monthly"  # not upgraded before it is paid
+    intent = world.job(parked.id).view()["stripe"]["payment_intent"]
+    authenticate(world, intent)
+    ctx = HandlerContext(world.c.db, world.c.broker, world.c.stripe, "webhook-test")
+    assert handle(ctx, intent_event(world, "payment_intent.succeeded", intent))["outcome"] == "resumed"
+    [done] = world.work()
+    assert done.id == parked.id and done.status == "succeeded", done.error
+    after = world.get(sub_id)
+    assert after["plan"] == "pro-monthly" and after["status"] == "active"
+    assert [pi["status"] for pi in world.intents({parked.id})] == ["succeeded"]
+    assert len([r for r in world.invoices() if r["job_id"] == parked.id]) == 1
     assert verify(world.c.db).ok
