@@ -68,11 +68,17 @@ def _stripe_reconcile(db: sa.Engine, stripe_or_none: Any, now: datetime) -> str:
     return run_task(db, stripe_or_none, now)
 
 
+def _idempotency_purge(idempotency: Any, now: datetime) -> str:
+    """Delete expired Idempotency-Key rows (the table otherwise grows for ever)."""
+    return f"{idempotency.purge_expired()} expired idempotency key(s) deleted"
+
+
 #: The engine's own tasks, run first in every pass.
 ENGINE_TASKS: list[Task] = [
     Task("dlq-sweep", 60.0, _dlq_sweep),
     Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
+    Task("idempotency-purge", 3600.0, _idempotency_purge),
     Task("stripe-reconcile", 86400.0, _stripe_reconcile),
     Task("audit-seal", 5.0, seal_task),
     Task("audit-ship", SHIP_INTERVAL_SECONDS, ship_task),
@@ -92,12 +98,22 @@ def run_once(c: Container, now: datetime | None = None, tasks: list[Task] | None
     """Run every task of ``c``'s kinds once (a failing task is reported, the others still run)."""
     at = now or c.clock()
     report: dict[str, str] = {}
+    from engine.runtime import metrics
+
     for task in tasks or tasks_of(c.kinds):
+        metrics.SCHEDULER_INTERVAL.labels(task.name).set(task.interval_seconds)
+        started = time.monotonic()
         try:
             report[task.name] = c.build(task.run, now=at)
         except Exception as exc:  # one task's outage must not stop the others
             log.exception("scheduler task %s failed", task.name)
             report[task.name] = f"failed: {type(exc).__name__}: {exc}"
+            metrics.SCHEDULER_RUNS.labels(task.name, "failed").inc()
+        else:
+            metrics.SCHEDULER_RUNS.labels(task.name, "ok").inc()
+            metrics.SCHEDULER_LAST_SUCCESS.labels(task.name).set(time.time())
+        finally:
+            metrics.SCHEDULER_LAST_RUN_SECONDS.labels(task.name).set(time.monotonic() - started)
     return report
 
 

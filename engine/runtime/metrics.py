@@ -94,6 +94,27 @@ REPORT_SECONDS = Histogram(
     ["type", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
 )
+SCHEDULER_RUNS = Counter(
+    "payments_scheduler_runs_total", "Scheduler task runs by outcome (ok, failed).", ["task", "outcome"]
+)
+SCHEDULER_LAST_SUCCESS = Gauge(
+    "payments_scheduler_last_success_timestamp_seconds",
+    "When each scheduler task last finished without an error (Unix time).",
+    ["task"],
+    multiprocess_mode="max",
+)
+SCHEDULER_LAST_RUN_SECONDS = Gauge(
+    "payments_scheduler_last_run_duration_seconds",
+    "How long each scheduler task's last run took.",
+    ["task"],
+    multiprocess_mode="mostrecent",
+)
+SCHEDULER_INTERVAL = Gauge(
+    "payments_scheduler_interval_seconds",
+    "Each scheduler task's interval (the staleness alert allows three of them).",
+    ["task"],
+    multiprocess_mode="max",
+)
 REPORT_ROWS = Counter("payments_report_rows_total", "Data rows written to report files (CSV and JSON).", ["type"])
 
 

@@ -41,6 +41,7 @@ EXPECTED_ALERTS = {
     "StripeLedgerMismatch",
     "StripeMoneyIncident",
     "PaymentsTargetDown",
+    "SchedulerTaskStale",
 }
 PROMQL_NAME = re.compile(r"\bpayments_[a-z0-9_]+")
 
