@@ -315,7 +315,7 @@ class JobAcceptor:
                 param="Idempotency-Key",
                 error_type="idempotency_error",
             )
-        return SavedAnswer(202, job.view())
+        return SavedAnswer(202, job.view(), replayed=True)
 
     def _hand_off(self) -> None:
         """Get the committed message on its way: wake the relay, or relay here (a failure leaves it in the outbox

@@ -17,8 +17,10 @@ from engine.ingest.client_address import parse_networks
 from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.headers import check_request_id
 from engine.ingest.health import READY_CHECKS, run_checks
+from engine.ingest.openapi import contract, install_openapi, operation_id
 from engine.ingest.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from engine.ingest.routes import build_router
+from engine.ingest.schemas import HealthVerdict
 from engine.runtime.container import Container, bootstrap
 
 #: How often the ingest's relay looks for rows nobody kicked it for (rows left by a failed send, or by a CLI).
@@ -33,7 +35,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         version="1",
         description="Accepts payment, refund, subscription and settlement jobs onto SQS FIFO queues.",
         lifespan=_relay_lifespan(c),
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     app.state.container = c
     install_error_handlers(app)
     _install_rate_limit(app, c)
@@ -52,17 +56,29 @@ def create_app(container: Container | None = None) -> FastAPI:
             app.include_router(c.build(kind.routes))
     app.include_router(build_router(c))
 
-    @app.get("/health", tags=["operations"])
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="The service's verdict",
+        openapi_extra=contract(),
+        responses=_VERDICT_RESPONSES,
+    )
     async def health() -> JSONResponse:
         # Public: the verdict only.  Which part is down, with hosts and errors, is on the internal port.
         checks = await run_checks(c)
         return _verdict(all(check["ok"] for check in checks.values()))
 
-    @app.get("/health/live", tags=["operations"])
+    @app.get("/health/live", tags=["operations"], summary="The process answers", openapi_extra=contract())
     async def live() -> dict[str, Any]:
         return {"status": "ok"}
 
-    @app.get("/health/ready", tags=["operations"])
+    @app.get(
+        "/health/ready",
+        tags=["operations"],
+        summary="Ready to accept jobs (database, queues)",
+        openapi_extra=contract(),
+        responses=_VERDICT_RESPONSES,
+    )
     async def ready() -> JSONResponse:
         checks = await run_checks(c, READY_CHECKS)
         return _verdict(all(check["ok"] for check in checks.values()))
@@ -89,6 +105,13 @@ def _relay_lifespan(c: Container) -> Any:
             await asyncio.to_thread(relay.stop)
 
     return lifespan
+
+
+_VERDICT = {"application/json": {"schema": {"$ref": "#/components/schemas/HealthVerdict"}}}
+_VERDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Healthy.", "model": HealthVerdict},
+    503: {"description": "Degraded: which dependency is down is on the internal port.", "content": _VERDICT},
+}
 
 
 def _verdict(ok: bool) -> JSONResponse:

@@ -67,7 +67,9 @@ class ApiError(PaymentsError):
         return {"error": error}
 
     def response(self) -> JSONResponse:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: the scheme the client must use
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 

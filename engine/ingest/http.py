@@ -10,16 +10,24 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from engine.domain.pan import find_pan
 from engine.ingest.errors import ApiError
 from engine.ingest.headers import check_request_id
+from engine.ingest.idempotency import SavedAnswer
 
 
-def body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI ``requestBody`` of a route whose JSON body is ``model`` (the route reads the raw body itself)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+def job_answer(answer: SavedAnswer) -> JSONResponse:
+    """The answer of a route that accepts a job: its status and body, ``Location: /v1/jobs/{id}`` on a 202, and
+    ``Idempotent-Replayed: true`` when it is the saved answer of an earlier request (as Stripe does)."""
+    headers: dict[str, str] = {}
+    if answer.status == 202 and isinstance(answer.body.get("id"), str):
+        headers["Location"] = f"/v1/jobs/{answer.body['id']}"
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 async def read_json(request: Request, *, scan: bool = True) -> Any:

@@ -45,8 +45,11 @@ def check_key(key: str | None) -> str:
 
 @dataclass(frozen=True)
 class SavedAnswer:
+    """An answer to a request that accepts a job; ``replayed`` when it is an earlier request's answer again."""
+
     status: int
     body: dict[str, Any]
+    replayed: bool = False
 
 
 class IdempotencyStore:
@@ -88,7 +91,7 @@ class IdempotencyStore:
                 param="Idempotency-Key",
                 error_type="idempotency_error",
             )
-        return SavedAnswer(row["response_status"], row["response_body"])
+        return SavedAnswer(row["response_status"], row["response_body"], replayed=True)
 
     def acquire(self, client: str, key: str) -> bool:
         """Take the in-flight lock; False when another request with this key has not answered yet.

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 
 from engine.db import jobs as job_repo
 from engine.ingest.errors import ApiError
-from engine.ingest.http import body_schema, in_thread, read_json, validate
+from engine.ingest.http import in_thread, read_json, validate
+from engine.ingest.openapi import contract
 from engine.ingest.schemas import ReviewDecision
 from engine.ingest.security import ADMIN, ALL_ROLES, SUPPORT, authenticate
 from engine.runtime.container import Container
@@ -25,7 +26,12 @@ def build_router(c: Container) -> APIRouter:
     verifier = c.verifier
     kinds = [kind.name for kind in c.kinds]
 
-    @router.get("/jobs/{job_id}", tags=["jobs"], summary="Retrieve a job")
+    @router.get(
+        "/jobs/{job_id}",
+        tags=["jobs"],
+        summary="Retrieve a job",
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404,)),
+    )
     async def get_job(job_id: str, request: Request) -> JSONResponse:
         authenticate(request, verifier, ALL_ROLES)
 
@@ -38,7 +44,12 @@ def build_router(c: Container) -> APIRouter:
         except job_repo.JobNotFound:
             raise ApiError(404, "not_found", f"No job {job_id}.", param="id") from None
 
-    @router.get("/jobs", tags=["jobs"], summary="List jobs, newest first")
+    @router.get(
+        "/jobs",
+        tags=["jobs"],
+        summary="List jobs, newest first",
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404, 422)),
+    )
     async def list_jobs(
         request: Request,
         status: str | None = None,
@@ -91,7 +102,7 @@ def build_router(c: Container) -> APIRouter:
     @router.post(
         "/jobs/{job_id}/review",
         tags=["jobs"],
-        openapi_extra=body_schema(ReviewDecision),
+        openapi_extra=contract(roles=(ADMIN, SUPPORT), body=ReviewDecision, errors=(404, 409)),
         summary="Approve or decline a job parked in_review",
     )
     async def review_job(job_id: str, request: Request) -> JSONResponse:

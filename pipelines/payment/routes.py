@@ -14,8 +14,9 @@ from engine.adapters.auth import TokenVerifier
 from engine.domain.pan import find_pan
 from engine.ingest.accept import JobAcceptor, Submission
 from engine.ingest.errors import ApiError
-from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
+from engine.ingest.http import correlation_id, in_thread, job_answer, read_json, validate
 from engine.ingest.idempotency import canonical_hash, check_key
+from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
 from pipelines.payment.batch import PaymentBatch, batch_items
 from pipelines.payment.request import PaymentRequest
@@ -31,7 +32,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
         "/payments",
         status_code=202,
         tags=["payments"],
-        openapi_extra=body_schema(PaymentRequest),
+        openapi_extra=contract(roles=WRITE_ROLES, body=PaymentRequest, idempotent=True, job=True),
         summary="Accept a payment job",
     )
     async def create_payment(request: Request) -> JSONResponse:
@@ -54,7 +55,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
             correlation_id=correlation_id(request),
             public={"customer": payment.customer.id, "amount": payment.amount, "currency": payment.currency},
         )
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     @router.post(
         "/payments/batch",

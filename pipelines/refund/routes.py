@@ -18,8 +18,9 @@ from engine.db import jobs as job_repo
 from engine.domain.money import currency as currency_of
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
-from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
+from engine.ingest.http import correlation_id, in_thread, job_answer, read_json, validate
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
+from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
 from engine.jobs.job import Job
 from pipelines.refund.precheck import check_refundable
@@ -47,7 +48,7 @@ def build_router(
         "/refunds",
         status_code=202,
         tags=["refunds"],
-        openapi_extra=body_schema(RefundRequest),
+        openapi_extra=contract(roles=REFUND_ROLES, body=RefundRequest, idempotent=True, errors=(404,), job=True),
         summary="Accept a refund job for a payment",
     )
     async def create_refund(request: Request) -> JSONResponse:
@@ -59,7 +60,7 @@ def build_router(
         # A replay (or a reused key) answers before the 404 check, in the order of docs/api.md.
         saved = await in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
-            return JSONResponse(saved.body, status_code=saved.status)
+            return job_answer(saved)
         payment = await in_thread(load_payment, refund.payment)
         if payment is None:
             raise ApiError(404, "not_found", f"No payment {refund.payment}.", param="payment")
@@ -90,6 +91,6 @@ def build_router(
             correlation_id=correlation_id(request),
             public=public,
         )
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     return router

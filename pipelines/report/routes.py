@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse
 from engine.adapters.auth import TokenVerifier
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
-from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
+from engine.ingest.http import correlation_id, in_thread, job_answer, read_json, validate
 from engine.ingest.idempotency import check_key
+from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, VIEWER, authenticate
 from engine.reports.generate import ReportRequestError
 from pipelines.report.accept import accept_report
@@ -35,7 +36,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor, clock: Callable
         "/reports",
         status_code=202,
         tags=["reports"],
-        openapi_extra=body_schema(ReportRequest),
+        openapi_extra=contract(roles=REPORT_ROLES, body=ReportRequest, idempotent=True, job=True),
         summary="Accept a report job (OSS return, revenue, settlement)",
     )
     async def create_report(request: Request) -> JSONResponse:
@@ -56,6 +57,6 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor, clock: Callable
             key=key,
             correlation_id=correlation_id(request),
         )
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     return router

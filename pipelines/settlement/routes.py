@@ -23,8 +23,9 @@ from engine.adapters.auth import TokenVerifier
 from engine.adapters.s3 import settlements_bucket
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
-from engine.ingest.http import correlation_id
+from engine.ingest.http import correlation_id, job_answer
 from engine.ingest.idempotency import check_key
+from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
 from engine.jobs.kind import Lazy
 from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
@@ -45,6 +46,7 @@ def build_router(s3: Lazy[Any], settings: Settings, verifier: TokenVerifier, acc
         tags=["settlements"],
         summary="Upload a POS batch (CSV) for settlement",
         openapi_extra={
+            **contract(roles=(ADMIN, OPERATOR), idempotent=True, errors=(415, 422), job=True),
             "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
         },
     )
@@ -97,6 +99,6 @@ def build_router(s3: Lazy[Any], settings: Settings, verifier: TokenVerifier, acc
             )
         except sa.exc.OperationalError as exc:
             raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=5) from exc
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     return router

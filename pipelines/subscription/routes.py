@@ -21,8 +21,9 @@ from engine.domain.plans import PlanCatalogue, UnknownPlan
 from engine.domain.vat import VatIdCountryMismatch, check_vat_id
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
-from engine.ingest.http import body_schema, correlation_id, in_thread, read_json, validate
+from engine.ingest.http import correlation_id, in_thread, job_answer, read_json, validate
 from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_key
+from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
 from pipelines.subscription import repo
 from pipelines.subscription.request import (
@@ -79,7 +80,7 @@ def build_router(
         request_hash = canonical_hash("POST", path, body)
         saved = await in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
-            return JSONResponse(saved.body, status_code=saved.status)
+            return job_answer(saved)
         row = await in_thread(load, subscription_id)
         if row is None:
             raise ApiError(404, "not_found", f"No subscription {subscription_id}.", param="id")
@@ -101,13 +102,13 @@ def build_router(
             correlation_id=correlation_id(request),
             public={"subscription": repo.job_block(row)},
         )
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     @router.post(
         "/subscriptions",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=body_schema(SubscriptionCreate),
+        openapi_extra=contract(roles=WRITE_ROLES, body=SubscriptionCreate, idempotent=True, job=True),
         summary="Accept a new subscription (first charge or trial start)",
     )
     async def create_subscription(request: Request) -> JSONResponse:
@@ -164,13 +165,13 @@ def build_router(
 
             # The job is durable already; if this insert is lost the worker creates the row (it upserts).
             await in_thread(record)
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     @router.post(
         "/subscriptions/{subscription_id}/cancel",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=body_schema(SubscriptionCancel),
+        openapi_extra=contract(roles=CANCEL_ROLES, body=SubscriptionCancel, idempotent=True, errors=(404,), job=True),
         summary="Cancel a subscription at period end (default) or now",
     )
     async def cancel_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -181,7 +182,7 @@ def build_router(
         "/subscriptions/{subscription_id}/change",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=body_schema(SubscriptionChange),
+        openapi_extra=contract(roles=WRITE_ROLES, body=SubscriptionChange, idempotent=True, errors=(404,), job=True),
         summary="Change plan: an upgrade is charged at once (prorated), a downgrade credited on the next renewal",
     )
     async def change_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -192,7 +193,9 @@ def build_router(
         "/subscriptions/{subscription_id}/payment_method",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=body_schema(SubscriptionPaymentMethod),
+        openapi_extra=contract(
+            roles=WRITE_ROLES, body=SubscriptionPaymentMethod, idempotent=True, errors=(404,), job=True
+        ),
         summary="Use another payment method for the next charges",
     )
     async def payment_method(subscription_id: str, request: Request) -> JSONResponse:
@@ -201,7 +204,12 @@ def build_router(
             request, subscription_id, WRITE_ROLES, SubscriptionPaymentMethod, "payment_method", path
         )
 
-    @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], summary="Retrieve a subscription")
+    @router.get(
+        "/subscriptions/{subscription_id}",
+        tags=["subscriptions"],
+        summary="Retrieve a subscription",
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404,)),
+    )
     async def get_subscription(subscription_id: str, request: Request) -> JSONResponse:
         authenticate(request, verifier, ALL_ROLES)
         row = await in_thread(load, subscription_id)

@@ -32,6 +32,7 @@ from engine.db.tables_refunds import stripe_events
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.http import correlation_id, in_thread
+from engine.ingest.openapi import contract
 from engine.jobs.job import Job
 from engine.jobs.kind import Lazy
 from engine.runtime import metrics
@@ -136,7 +137,13 @@ def build_router(settings: Settings, db: sa.Engine, broker: Lazy[Any], queues: Q
     queue = queues.for_kind("webhook")
     assert queue is not None
 
-    @router.post("/webhooks/stripe", tags=["webhooks"], summary="Receive a signed Stripe event")
+    @router.post(
+        "/webhooks/stripe",
+        tags=["webhooks"],
+        summary="Receive a signed Stripe event",
+        # No bearer token: the Stripe-Signature header authenticates the delivery.
+        openapi_extra=contract(errors=(503,)),
+    )
     async def stripe_webhook(request: Request) -> JSONResponse:
         payload = await request.body()
         secrets = configured_secrets(settings)
