@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,11 +45,12 @@ def check_key(key: str | None) -> str:
 
 @dataclass(frozen=True)
 class SavedAnswer:
-    """An answer to a request that accepts a job; ``replayed`` when it is an earlier request's answer again."""
+    """An answer to a request that accepts a job; ``replayed`` when it is an earlier request's answer again (an
+    answer and its replay are equal: the flag only sets the ``Idempotent-Replayed`` header)."""
 
     status: int
     body: dict[str, Any]
-    replayed: bool = False
+    replayed: bool = field(default=False, compare=False)
 
 
 class IdempotencyStore:
