@@ -35,6 +35,7 @@ BEARER = "bearer"
 #: Operation ids that are not the route function's name in camelCase.
 _OPERATION_IDS = {
     "upload_settlement": "createSettlement",
+    "create_payments": "createPaymentBatch",
     "payment_method": "updateSubscriptionPaymentMethod",
     "stripe_webhook": "receiveStripeWebhook",
     "health": "getHealth",

@@ -61,7 +61,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
         "/payments/batch",
         status_code=207,
         tags=["payments"],
-        openapi_extra=body_schema(PaymentBatch),
+        openapi_extra=contract(roles=WRITE_ROLES, body=PaymentBatch, idempotent=True),
         summary="Accept up to 100 payment jobs in one commit, one result per item",
     )
     async def create_payments(request: Request) -> JSONResponse:
@@ -77,7 +77,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
             request_hash=canonical_hash("POST", "/v1/payments/batch", body),
             items=[_item(i, item, correlation) for i, item in enumerate(items)],
         )
-        return JSONResponse(answer.body, status_code=answer.status)
+        return job_answer(answer)
 
     return router
 
