@@ -29,6 +29,7 @@ SCENARIOS: list[str] = [
     "bench.broker",
     "bench.local_sqs_depth",
     "bench.payments",
+    "bench.scaling",
     "bench.ingest",
     "bench.settlement",
     "bench.prometheus",
