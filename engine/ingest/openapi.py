@@ -25,7 +25,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from engine.ingest.schemas import ErrorEnvelope
+from engine.ingest.schemas import ErrorEnvelope, Job
 
 _EXTENSION = "x-payments-contract"
 _COMPONENTS = "#/components/schemas/"
@@ -97,11 +97,13 @@ def contract(
     idempotent: bool = False,
     errors: Iterable[int] = (),
     job: bool = False,
+    answer: type[BaseModel] | None = None,
 ) -> dict[str, Any]:
     """The ``openapi_extra`` of a route: who may call it (``roles``: the bearer roles, ``None`` for a route without
     a token), its JSON ``body`` model (the route reads the raw body itself), whether it takes an
     ``Idempotency-Key``, the error statuses its own code answers beyond those every route of its kind has, and
-    whether its success answer is a job accepted (202 with ``Location``).  :func:`install_openapi` turns it into the
+    whether its success answer is a job accepted (202 with ``Location``); ``answer`` is the model of its success
+    body (a :class:`Job` when ``job``).  :func:`install_openapi` turns it into the
     operation's parameters, security and responses."""
     extra: dict[str, Any] = {
         _EXTENSION: {
@@ -111,6 +113,10 @@ def contract(
             "job": job,
         }
     }
+    model = answer or (Job if job else None)
+    if model is not None:
+        extra[_EXTENSION]["answer"] = model.__name__
+        extra[_EXTENSION]["answer_schema"] = model.model_json_schema(ref_template=_COMPONENTS + "{model}")
     if body is not None:
         extra["requestBody"] = {
             "required": True,
@@ -200,7 +206,11 @@ def _complete(method: str, op: dict[str, Any], schemas: dict[str, Any]) -> None:
         errors.add(422)
         _body_component(op, schemas)
 
+    if spec.get("answer"):
+        _put(schemas, spec["answer"], spec["answer_schema"])
     for status, answer in responses.items():
+        if spec.get("answer") and status.startswith("2"):
+            answer["content"] = {"application/json": {"schema": {"$ref": _COMPONENTS + spec["answer"]}}}
         answer.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID_HEADER
         if spec["job"] and status.startswith("2"):
             answer["headers"].update(_JOB_HEADERS)

@@ -15,7 +15,7 @@ from engine.db import jobs as job_repo
 from engine.ingest.errors import ApiError
 from engine.ingest.http import in_thread, read_json, validate
 from engine.ingest.openapi import contract
-from engine.ingest.schemas import ReviewDecision
+from engine.ingest.schemas import Job, JobList, ReviewDecision
 from engine.ingest.security import ADMIN, ALL_ROLES, SUPPORT, authenticate
 from engine.runtime.container import Container
 
@@ -30,7 +30,7 @@ def build_router(c: Container) -> APIRouter:
         "/jobs/{job_id}",
         tags=["jobs"],
         summary="Retrieve a job",
-        openapi_extra=contract(roles=ALL_ROLES, errors=(404,)),
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404,), answer=Job),
     )
     async def get_job(job_id: str, request: Request) -> JSONResponse:
         authenticate(request, verifier, ALL_ROLES)
@@ -48,7 +48,7 @@ def build_router(c: Container) -> APIRouter:
         "/jobs",
         tags=["jobs"],
         summary="List jobs, newest first",
-        openapi_extra=contract(roles=ALL_ROLES, errors=(404, 422)),
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404, 422), answer=JobList),
     )
     async def list_jobs(
         request: Request,
@@ -102,7 +102,7 @@ def build_router(c: Container) -> APIRouter:
     @router.post(
         "/jobs/{job_id}/review",
         tags=["jobs"],
-        openapi_extra=contract(roles=(ADMIN, SUPPORT), body=ReviewDecision, errors=(404, 409)),
+        openapi_extra=contract(roles=(ADMIN, SUPPORT), body=ReviewDecision, errors=(404, 409), answer=Job),
         summary="Approve or decline a job parked in_review",
     )
     async def review_job(job_id: str, request: Request) -> JSONResponse:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from engine.jobs.request import Strict
 
@@ -41,3 +41,57 @@ class HealthVerdict(BaseModel):
     """The public health verdict (each dependency's state is on the internal port)."""
 
     status: Literal["ok", "degraded"]
+
+
+_JOB_EXAMPLE: dict[str, JsonValue] = {
+    "id": "job_01JD3X9Q4M6Z8K2V7N5R1T0B3C",
+    "object": "job",
+    "kind": "payment",
+    "status": "succeeded",
+    "stage": "notify",
+    "created_at": "2026-11-30T10:15:00.000Z",
+    "updated_at": "2026-11-30T10:15:00.000Z",
+    "customer": "cus_1",
+    "amount": 1000,
+    "currency": "eur",
+}
+
+
+class Job(BaseModel):
+    """A job (``engine/jobs/job.py``): these fields on every kind, and the kind's own fields beside them
+    (``docs/api.md``, "Objects")."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_JOB_EXAMPLE]})
+
+    id: str
+    object: Literal["job"]
+    kind: str
+    status: str
+    stage: str | None
+    created_at: str = Field(description="ISO 8601 in UTC, ending in Z.")
+    updated_at: str = Field(description="ISO 8601 in UTC, ending in Z.")
+    error: dict[str, Any] | None = Field(default=None, description="Why the job failed, when it did.")
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "list",
+                    "url": "/v1/jobs",
+                    "data": [_JOB_EXAMPLE],
+                    "has_more": True,
+                    "next_cursor": "eyJ0IjoiMjAyNi0xMS0zMCJ9",
+                }
+            ]
+        }
+    )
+
+    object: Literal["list"]
+    url: str
+    data: list[Job]
+    has_more: bool
+    next_cursor: str | None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from engine.ingest.schemas import Job
+
 PAYMENT: dict[str, Any] = {
     "customer": {"id": "cus_contract_1", "email": "anna@example.ie", "country": "IE", "type": "consumer"},
     "amount": 1000,
@@ -19,6 +21,7 @@ def test_accepted_job_has_location_and_a_replay_says_so(api, auth) -> None:  # t
     first = api.post("/v1/payments", json=PAYMENT, headers=auth(key=key))
     assert first.status_code == 202, first.json()
     job = first.json()["id"]
+    Job.model_validate(first.json())  # the answer is what the document's Job promises
     assert first.headers["Location"] == f"/v1/jobs/{job}"
     assert "Idempotent-Replayed" not in first.headers
     assert api.get(first.headers["Location"], headers=auth("viewer", key=None)).json()["id"] == job

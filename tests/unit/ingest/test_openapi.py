@@ -150,3 +150,19 @@ def test_a_401_asks_for_a_bearer_token(app: FastAPI) -> None:
     wrong = client.get("/v1/jobs", headers={"Authorization": "Bearer not-a-jwt"})
     assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == "Bearer"
     assert wrong.json()["error"]["code"] == "unauthenticated"
+
+
+def test_job_answers_are_typed_and_their_examples_validate(doc: dict[str, Any]) -> None:
+    from engine.ingest.schemas import Job, JobList
+
+    def answer(path: str, method: str, status: str) -> Any:
+        return doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    assert answer("/v1/payments", "post", "202") == {"$ref": "#/components/schemas/Job"}
+    assert answer("/v1/jobs/{job_id}", "get", "200") == {"$ref": "#/components/schemas/Job"}
+    assert answer("/v1/jobs", "get", "200") == {"$ref": "#/components/schemas/JobList"}
+    for name, model in (("Job", Job), ("JobList", JobList)):
+        examples = doc["components"]["schemas"][name]["examples"]
+        assert examples
+        for example in examples:
+            model.model_validate(example)
