@@ -1,8 +1,8 @@
 """Dependency checks for ``/health``: each answers ``{"ok", "latency_ms", "detail"}``.
 
-``/health`` is 200 only when every part is up (database, queues, Redis, at least one live worker and, when
-embedded, the Stripe sandbox); ``/health/ready`` needs what the ingest itself needs to accept a job
-(database and queues); ``/health/live`` only says the process answers.
+``/health`` is 200 only when every part is up (database, queues, Redis, at least one live worker and Stripe:
+its circuit breaker closed and a real API call answering); ``/health/ready`` needs what the ingest itself needs to
+accept a job (database and queues); ``/health/live`` only says the process answers.
 """
 
 from __future__ import annotations
@@ -46,15 +46,27 @@ def _check_workers(c: Container) -> str:
     return f"{count} live"
 
 
-def _check_stripe(c: Container) -> str:
-    import httpx
+#: A real Stripe call at most this often per process: /health is polled, Stripe's rate limit is not ours to spend.
+STRIPE_CHECK_TTL_SECONDS = 30.0
+_stripe_checked: dict[str, float] = {}
 
-    base = c.endpoints.stripe_api_base
-    if not base:
-        return "external"
-    response = httpx.get(f"{base.rstrip('/')}/_sim/config", timeout=CHECK_TIMEOUT_SECONDS)
-    response.raise_for_status()
-    return base
+
+def _check_stripe(c: Container) -> str:
+    """Stripe through the SDK as the engine uses it — any Stripe-compatible server, no sandbox-only endpoint:
+    the circuit breaker's state, then a real API call (``GET /v1/payment_intents?limit=1``, the breaker's own
+    probe) at most every :data:`STRIPE_CHECK_TTL_SECONDS`."""
+    if not (c.endpoints.stripe_api_base or c.endpoints.stripe_api_key):
+        return "not configured"
+    gateway = c.stripe
+    state = gateway.breaker.state
+    if state == "open":
+        raise RuntimeError("circuit breaker open: Stripe calls are held")
+    where = c.endpoints.stripe_api_base or "api.stripe.com"
+    now = time.monotonic()
+    if now - _stripe_checked.get(where, float("-inf")) >= STRIPE_CHECK_TTL_SECONDS:
+        gateway.client.v1.payment_intents.list(params={"limit": 1}, options={"max_network_retries": 0})
+        _stripe_checked[where] = now
+    return f"{where} (breaker {state})"
 
 
 CHECKS: dict[str, Callable[[Container], str]] = {

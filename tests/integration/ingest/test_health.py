@@ -77,3 +77,28 @@ def test_http_durations_are_labelled_by_route_template(container) -> None:  # ty
     text = TestClient(create_internal_app(container)).get("/metrics").text
     assert 'payments_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}",status="401"}' in text
     assert "job_abc" not in text
+
+
+def test_the_stripe_check_uses_the_api_and_the_breaker_not_sandbox_knobs(payment_container) -> None:  # type: ignore[no-untyped-def]
+    """Against any Stripe-compatible server (issue 16: localstripe answered /_sim/config with 401): a real API call,
+    and an open breaker makes it fail."""
+    import engine.ingest.health as health
+
+    assert "_sim" not in __import__("inspect").getsource(health._check_stripe)
+    container = payment_container
+    health._stripe_checked.clear()
+    assert "breaker closed" in health._check_stripe(container)
+    breaker = container.stripe.breaker
+    for i in range(200):
+        breaker.record_failure(f"job_{i}", dependency_wide=True, server_error=True)
+        if breaker.state == "open":
+            break
+    assert breaker.state == "open"
+    try:
+        health._check_stripe(container)
+    except RuntimeError as exc:
+        assert "circuit breaker open" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("an open breaker must fail the check")
+    finally:
+        breaker.record_success()
