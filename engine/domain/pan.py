@@ -15,7 +15,9 @@ five separator characters: whitespace of any kind (space, tab, newline; in a CSV
 ``4111 - 1111 - 1111 - 1111``, ``4111/1111/1111/1111``, ``4111\t1111…`` and double spaces are all one run.  The run is a
 candidate only when it holds 13 to 19 digits in all; a longer run (an IBAN's digits, a 24-digit order id) is not a card
 number and is not searched for card-number-shaped pieces, which would flag roughly one in ten long numbers by chance.
-The price: a PAN glued to more digits by a separator (``"4242 4242 4242 4242 123"``) is one 22-digit run that passes.
+The price: a PAN glued to more digits by a separator (``"4242 4242 4242 4242 123"``) is one 22-digit run that passes,
+unless the PAN itself is written without separators (``"4242424242424242 12/29"``: a whole 13-19-digit block inside
+a run that fails as a whole is checked on its own).
 A run that touches an ASCII letter on either side is part of an identifier (a hexadecimal key, ``pi_3N…``), not a
 card number: ``key-3a4111111111111111bf`` passes, ``card 4111111111111111`` and ``pan:4111111111111111`` do not.
 Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too,
@@ -115,11 +117,22 @@ def _glued(text: str | bytes, start: int, end: int) -> bool:
 
 def _is_card(text: str, match: re.Match[str]) -> bool:
     digits = _NOT_DIGIT.sub("", match.group())
-    return (
-        _MIN_DIGITS <= len(digits) <= _MAX_DIGITS
-        and not _glued(text, match.start(), match.end())
-        and luhn_valid(digits)
-    )
+    if _glued(text, match.start(), match.end()):
+        return False
+    if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
+        return True
+    return len(digits) > _MIN_DIGITS and _has_whole_block(match.group())
+
+
+# 13-19 digits with no separator inside, not touching another digit.
+_BLOCK = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
+
+
+def _has_whole_block(run: str) -> bool:
+    """A run that is not one card number as a whole may still start or end with one written without separators:
+    ``4111111111111111 12/29`` (a PAN and its expiry), ``exp 12/29 378282246310005``.  A block of 13-19 digits
+    standing alone would be flagged anyway, so checking it inside a longer run adds no false positives of its own."""
+    return any(luhn_valid(block.group()) for block in _BLOCK.finditer(run))
 
 
 def _any_card(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -167,8 +180,10 @@ def find_pan_in_csv_bytes(data: bytes) -> int | None:
     if data.isascii():
         for match in _CSV_RUN_BYTES.finditer(data):
             digits = _NOT_DIGIT_BYTES.sub(b"", match.group()).decode()
-            glued = _glued(data, match.start(), match.end())
-            if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and not glued and luhn_valid(digits):
+            if _glued(data, match.start(), match.end()):
+                continue
+            whole = len(digits) <= _MAX_DIGITS and luhn_valid(digits)
+            if whole or (len(digits) > _MIN_DIGITS and _has_whole_block(match.group().decode())):
                 return data.count(b"\n", 0, match.start())
         return None
     text = data.decode("utf-8", "replace")

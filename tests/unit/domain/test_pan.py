@@ -248,3 +248,15 @@ def test_random_hex_ids_are_never_taken_for_card_numbers() -> None:
     from engine.domain.pan import contains_pan
 
     assert not any(contains_pan(f"key-{uuid.uuid4().hex}") for _ in range(20_000))
+
+
+@pytest.mark.parametrize(
+    "text", [f"{VISA} 12/29", f"{VISA} 12 29", f"exp 12/29 {AMEX}", f"{VISA_13} - 123", f"{UNIONPAY_19}.1"]
+)
+def test_a_whole_card_number_followed_or_preceded_by_more_digits_is_found(text: str) -> None:
+    assert find_pan({"note": text}) == "note"
+    assert find_pan_in_csv_bytes(f"a,{text}\n".encode()) == 0
+
+
+def test_long_grouped_numbers_without_a_whole_block_still_pass() -> None:
+    assert find_pan({"iban": "DE89 3704 0044 0532 0130 00", "ref": "1234 5678 9012 3456 7890"}) is None
