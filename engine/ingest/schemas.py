@@ -34,6 +34,21 @@ class ErrorDetail(BaseModel):
 class ErrorEnvelope(BaseModel):
     """Every error the API answers: ``{"error": {"type", "code", "message", "param"?}}``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "validation_error",
+                        "message": "amount: Input should be greater than 0",
+                        "param": "amount",
+                    }
+                }
+            ]
+        }
+    )
+
     error: ErrorDetail
 
 

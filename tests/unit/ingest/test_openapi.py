@@ -161,7 +161,7 @@ def test_job_answers_are_typed_and_their_examples_validate(doc: dict[str, Any]) 
     assert answer("/v1/payments", "post", "202") == {"$ref": "#/components/schemas/Job"}
     assert answer("/v1/jobs/{job_id}", "get", "200") == {"$ref": "#/components/schemas/Job"}
     assert answer("/v1/jobs", "get", "200") == {"$ref": "#/components/schemas/JobList"}
-    for name, model in (("Job", Job), ("JobList", JobList)):
+    for name, model in (("Job", Job), ("JobList", JobList), ("ErrorEnvelope", ErrorEnvelope)):
         examples = doc["components"]["schemas"][name]["examples"]
         assert examples
         for example in examples:
