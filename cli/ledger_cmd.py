@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.output import EXIT_CHECK_FAILED, fail, print_json, print_table
+from cli.output import EXIT_CHECK_FAILED, fail, money, print_json, print_table
 
 
 def _database_url() -> str:
@@ -87,7 +87,10 @@ def balances(account_prefix: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no ledger entries" + (f" for accounts starting with {account_prefix!r}" if account_prefix else ""))
         return
-    print_table([dict(r) for r in rows], ["account", "currency", "balance"])
+    print_table(
+        [{**dict(r), "balance": money(dict(r)["balance"], dict(r)["currency"])} for r in rows],
+        ["account", "balance"],  # the balance carries its currency ("-2,366.67 EUR"); --json keeps minor units
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -37,6 +37,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def money(amount: Any, currency: Any) -> str:
+    """An amount in minor units as a human table shows it: ``money(750000, "eur") == "7,500.00 EUR"`` (the
+    currency's own decimals; ``--json`` keeps minor units).  Anything unformattable is shown as it is."""
+    from engine.domain.money import format_amount
+
+    try:
+        text = format_amount(amount, str(currency))
+    except Exception:  # an unknown currency or a missing amount: show what there is
+        return "" if amount is None else f"{amount} {str(currency or '').upper()}".strip()
+    number, _, code = text.partition(" ")
+    sign = "-" if number.startswith("-") else ""
+    units, dot, minor = number.lstrip("-").partition(".")
+    return f"{sign}{int(units):,}{dot}{minor} {code}"
+
+
 def shorten(text: str, width: int) -> str:
     """``text`` cut to ``width`` characters at a word boundary where one is near, ending with "…" when cut."""
     if len(text) <= width:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.output import EXIT_USAGE, fail, print_json, print_table
+from cli.output import EXIT_USAGE, fail, money, print_json, print_table
 
 if TYPE_CHECKING:
     from engine.runtime.container import Container
@@ -43,15 +43,14 @@ def ls(as_json: bool) -> None:
         {
             "id": j["id"],
             "customer": j.get("customer"),
-            "amount": j.get("amount"),
-            "currency": j.get("currency"),
+            "amount": money(j.get("amount"), j.get("currency")),
             "score": (j.get("fraud") or {}).get("score"),
             "reasons": ",".join((j.get("fraud") or {}).get("reasons", [])),
             "updated_at": j["updated_at"],
         }
         for j in jobs
     ]
-    print_table(rows, ["id", "customer", "amount", "currency", "score", "reasons", "updated_at"])
+    print_table(rows, ["id", "customer", "amount", "score", "reasons", "updated_at"])
 
 
 def _decide(job_id: str, decision: str, reviewer: str, as_json: bool) -> None:

@@ -80,3 +80,13 @@ def test_a_cut_cell_ends_with_an_ellipsis_at_a_word_boundary() -> None:
     assert len(cut) <= 80 and cut.endswith("…") and text.startswith(cut[:-1])
     assert text[len(cut) - 1] == " "  # not mid-word
     assert shorten("short", 80) == "short"
+
+
+def test_human_tables_show_amounts_with_their_currency() -> None:
+    from cli.output import money
+
+    assert money(750000, "eur") == "7,500.00 EUR"
+    assert money(-236667, "EUR") == "-2,366.67 EUR"
+    assert money(1234567, "jpy") == "1,234,567 JPY"
+    assert money(5, "eur") == "0.05 EUR"
+    assert money(12, "zzz") == "12 ZZZ" and money(None, None) == ""
