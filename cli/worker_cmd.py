@@ -244,6 +244,10 @@ def _supervise(
 
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
+    from engine.runtime.metrics import forget_process
+
     for child in children:
         child.join()
+        if child.pid is not None:
+            forget_process(child.pid)  # its live gauges must not linger in the aggregated scrape
     return max((child.exitcode or 0) for child in children)

@@ -208,8 +208,18 @@ class Stack:
                     self.say(f"{child.name} exited ({code}) {restarts} times; giving up — stopping the stack")
                     return
                 self.say(f"{child.name} exited ({code}); restarting ({restarts + 1}/{RESTART_LIMIT})")
+                if child.pid is not None:
+                    self._forget_metrics_of(child.pid)
                 child.start()
                 self._record()
+
+    def _forget_metrics_of(self, pid: int) -> None:
+        """A dead child's live gauges leave the aggregated scrape (prometheus-client's ``mark_process_dead``)."""
+        from engine.runtime.metrics import forget_process
+
+        prom_dir = self.settings.data_dir / "prometheus"
+        if prom_dir.is_dir():
+            forget_process(pid, str(prom_dir))
 
     def request_stop(self) -> None:
         self._stopping.set()

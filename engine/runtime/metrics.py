@@ -118,6 +118,18 @@ SCHEDULER_INTERVAL = Gauge(
 REPORT_ROWS = Counter("payments_report_rows_total", "Data rows written to report files (CSV and JSON).", ["type"])
 
 
+def forget_process(pid: int, directory: str | None = None) -> None:
+    """Tell prometheus-client's multiprocess mode that ``pid`` is dead, so its live gauges stop being exposed
+    (``mark_process_dead``); a no-op outside multiprocess mode.  ``directory`` defaults to
+    ``PROMETHEUS_MULTIPROC_DIR``."""
+    path = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, path)
+
+
 def registry() -> CollectorRegistry:
     """The registry to expose: an aggregating one in multiprocess mode, else the default."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
