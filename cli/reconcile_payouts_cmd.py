@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cli.output import EXIT_CHECK_FAILED, fail, print_json, print_table
+from cli.reconcile_report import run_reconciliation
 
 
 @click.command("payouts")
@@ -18,27 +18,8 @@ def payouts_cmd(currency: str | None, as_json: bool) -> None:
 
     Exit 0 when everything agrees, 1 when anything is found (or Stripe or the database cannot be read).
     """
-    import sqlalchemy as sa
-    import stripe
-
     from engine.ops.payout_reconcile import reconcile_payouts
-    from engine.runtime.container import bootstrap
-    from engine.runtime.endpoints import NothingRunningError
 
-    try:
-        c = bootstrap()
-        report = reconcile_payouts(c.db, c.stripe, currency)
-    except NothingRunningError as exc:
-        fail(str(exc))
-    except stripe.StripeError as exc:
-        fail(f"cannot read Stripe: {type(exc).__name__}: {exc.user_message or exc}")
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        click.echo(report.line())
-        if report.findings:
-            print_table([f.to_dict() for f in report.findings], ["kind", "payout", "currency", "detail"])
-    if not report.ok:
-        raise SystemExit(EXIT_CHECK_FAILED)
+    run_reconciliation(
+        lambda c: reconcile_payouts(c.db, c.stripe, currency), ["kind", "payout", "currency", "detail"], as_json
+    )

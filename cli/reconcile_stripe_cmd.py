@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import click
 
-from cli.output import EXIT_CHECK_FAILED, fail, print_json, print_table
+from cli.reconcile_report import run_reconciliation
 
 
 def _since(value: str | None) -> datetime | None:
@@ -32,28 +32,9 @@ def stripe_cmd(since: str | None, as_json: bool) -> None:
 
     Exit 0 when the ledger equals Stripe, 1 when anything is found (or Stripe or the database cannot be read).
     """
-    import sqlalchemy as sa
-    import stripe
-
     from engine.ops.stripe_reconcile import reconcile_stripe
-    from engine.runtime.container import bootstrap
-    from engine.runtime.endpoints import NothingRunningError
 
     window = _since(since)
-    try:
-        c = bootstrap()
-        report = reconcile_stripe(c.db, c.stripe, since=window)
-    except NothingRunningError as exc:
-        fail(str(exc))
-    except stripe.StripeError as exc:
-        fail(f"cannot read Stripe: {type(exc).__name__}: {exc.user_message or exc}")
-    except sa.exc.SQLAlchemyError as exc:
-        fail(f"cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        click.echo(report.line())
-        if report.findings:
-            print_table([f.to_dict() for f in report.findings], ["kind", "job", "stripe", "detail"])
-    if not report.ok:
-        raise SystemExit(EXIT_CHECK_FAILED)
+    run_reconciliation(
+        lambda c: reconcile_stripe(c.db, c.stripe, since=window), ["kind", "job", "stripe", "detail"], as_json
+    )
