@@ -196,20 +196,11 @@ class JobAcceptor:
                     try:
                         item_saved = self._store.lookup(client, item_key, s.request_hash, conn)
                         if item_saved is None:
-                            row = (
-                                conn.execute(
-                                    pg_insert(jobs)
-                                    .values(**job_repo.row_values(p.draft))
-                                    .on_conflict_do_nothing()
-                                    .returning(jobs)
-                                )
-                                .mappings()
-                                .one_or_none()
-                            )
-                            if row is None:
+                            inserted = _insert_job(conn, p.draft)
+                            if inserted is None:
                                 item_saved = self._existing(conn, client, item_key, s, p.draft.idempotency_scope)
                             else:
-                                job = job_repo.row_to_job(row)
+                                job = inserted
                                 item_saved = SavedAnswer(202, job.view())
                                 self._store.save(conn, client, item_key, s.request_hash, job.id, item_saved)
                                 created.append((job, s))
@@ -269,19 +260,10 @@ class JobAcceptor:
                     saved = self._store.lookup(client, key, s.request_hash, conn)
                     if saved is not None:
                         return saved, False
-                    row = (
-                        conn.execute(
-                            pg_insert(jobs)
-                            .values(**job_repo.row_values(p.draft))
-                            .on_conflict_do_nothing()
-                            .returning(jobs)
-                        )
-                        .mappings()
-                        .one_or_none()
-                    )
-                    if row is None:
+                    inserted = _insert_job(conn, p.draft)
+                    if inserted is None:
                         raise _Collision()
-                    job = job_repo.row_to_job(row)
+                    job = inserted
                     answer = SavedAnswer(202, job.view())
                     if not self._store.save(conn, client, key, s.request_hash, job.id, answer):
                         # A live answer under this key for another scope: only rows edited by hand do that.
@@ -338,3 +320,13 @@ class _Collision(PaymentsError):
 def _error(index: int, exc: ApiError) -> dict[str, Any]:
     """One batch item's failure, in the API's error shape."""
     return {"index": index, "status": exc.status, **exc.body()}
+
+
+def _insert_job(conn: sa.Connection, draft: Job) -> Job | None:
+    """The job row inserted, or ``None`` when its idempotency scope already has a job (nothing is written)."""
+    row = (
+        conn.execute(pg_insert(jobs).values(**job_repo.row_values(draft)).on_conflict_do_nothing().returning(jobs))
+        .mappings()
+        .one_or_none()
+    )
+    return None if row is None else job_repo.row_to_job(row)
