@@ -89,6 +89,12 @@ class DependencyDown(TransientError):
         self.retry_after = retry_after
 
 
+class KeyStillInFlight(DependencyDown):
+    """Stripe is still processing an earlier request under this job's idempotency key (409 after the in-process
+    retries).  Its outcome is known shortly and is not the job's failure: as for a dependency that is down, the
+    message comes back after ``retry_after`` without spending one of the job's attempts."""
+
+
 class PoisonError(PaymentsError):
     """A message or job that can never succeed, whatever is retried."""
 

@@ -28,7 +28,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_
 
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db import jobs as job_repo
-from engine.errors import DependencyDown, PoisonError, TransientError, classify_stripe_error
+from engine.errors import DependencyDown, KeyStillInFlight, PoisonError, TransientError, classify_stripe_error
 from engine.jobs.job import Job
 
 #: How long a worker thread holds a job while the Stripe breaker is open before giving the message back: short,
@@ -55,6 +55,9 @@ def replayed(exc: stripe.StripeError) -> bool:
     headers = {str(k).lower(): str(v) for k, v in (exc.headers or {}).items()}
     return headers.get("idempotent-replayed") == "true"
 
+
+#: How long a message whose key is still in flight at Stripe waits before it comes back (plus jitter).
+KEY_IN_FLIGHT_RETRY_SECONDS = 2.0
 
 #: Wraps a gateway call: up to four tries, jittered, for the errors :func:`safe_to_repeat_now` accepts.
 retry_in_process = retry(
@@ -129,6 +132,13 @@ class StripeEffect:
             raise DependencyDown(
                 f"Stripe down: {type(exc).__name__}: {exc.user_message or exc}",
                 retry_after=breaker.seconds_until_probe(),
+                http_status=exc.http_status,
+                request_id=exc.request_id,
+            ) from exc
+        if exc.http_status == 409:
+            raise KeyStillInFlight(
+                f"Stripe is still processing an earlier request with this key: {exc.user_message or exc}",
+                retry_after=KEY_IN_FLIGHT_RETRY_SECONDS,
                 http_status=exc.http_status,
                 request_id=exc.request_id,
             ) from exc

@@ -12,7 +12,7 @@ import pytest
 from dramatiq.errors import Retry
 
 from engine.broker.errors import DeadLetterRequested
-from engine.errors import DependencyDown, PoisonError
+from engine.errors import DependencyDown, KeyStillInFlight, PoisonError
 from engine.jobs.attempts import AttemptsExhausted, pause_delay_ms, run_counted
 
 
@@ -36,6 +36,14 @@ def test_dependency_down_spends_no_attempt_and_comes_back_after_the_breaker_open
         run_counted(NoDatabase(), "job_1", raising(down), max_attempts=3)  # type: ignore[arg-type]
     assert caught.value.__cause__ is down
     assert caught.value.delay is not None and 5_000 <= caught.value.delay <= 9_000
+
+
+def test_a_key_still_in_flight_at_stripe_spends_no_attempt() -> None:
+    # Stripe answers 409 while it still processes the first request with the key: not the job's failure.
+    in_flight = KeyStillInFlight("another in-progress request uses this key", retry_after=2.0, http_status=409)
+    with pytest.raises(Retry) as caught:
+        run_counted(NoDatabase(), "job_1", raising(in_flight), max_attempts=3)  # type: ignore[arg-type]
+    assert caught.value.__cause__ is in_flight
 
 
 def test_poison_and_explicit_dead_letters_are_not_counted() -> None:
