@@ -7,10 +7,11 @@ commands stay fast and a command never pays for another's imports.  Exit codes: 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 
 import click
+
+from cli import lazy_group
 
 # name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -37,20 +38,13 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+class LazyGroup(lazy_group.LazyGroup):
+    """The ``payments`` group: sub-commands imported on first use, listed with their whole summaries."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        assert isinstance(command, click.Command)
-        full_summaries(command)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            full_summaries(command)
         return command
 
 
@@ -76,7 +70,7 @@ def full_summaries(command: click.Command) -> None:
                 full_summaries(sub)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="payments-engine", prog_name="payments")
 def cli() -> None:
     """payments-engine: payment jobs on SQS FIFO, run by Dramatiq workers.

@@ -7,9 +7,9 @@ The group lives in its own module and lists its commands lazily (:data:`COMMANDS
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from cli.lazy_group import LazyGroup
 
 # name -> "module:attribute" of a click command.
 COMMANDS: dict[str, str] = {
@@ -18,20 +18,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class _LazyReconcile(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, _, attribute = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attribute)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(cls=_LazyReconcile)
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
 def reconcile() -> None:
     """Reconcile the ledger with what outside systems say happened (exit 1 when anything differs)."""
