@@ -10,13 +10,13 @@ reachable or the job did not succeed, 2 bad input (the message names the field).
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import click
 
 from cli.output import EXIT_CHECK_FAILED, EXIT_USAGE, fail, print_json, print_table
+from cli.stack_jobs import load_job, stack_container, wait_for_job
 
 _COMMON = [
     click.option("--wait", is_flag=True, help="Wait until the report is generated and print where its files are."),
@@ -74,8 +74,8 @@ def show(job_id: str, as_json: bool) -> None:
 
     Exit 1 when there is no such report job.
     """
-    c = _container()
-    job = _load(c, job_id)
+    c = stack_container("database", "sqs")
+    job = load_job(c, job_id)
     if job is None or job.get("kind") != "report":
         fail(f"no report job {job_id}")
     if as_json:
@@ -101,55 +101,20 @@ def _ask(body: dict[str, Any], *, wait: bool, timeout: float, as_json: bool, key
         fail(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", EXIT_USAGE)
     except ReportRequestError as exc:
         fail(f"{exc.param}: {exc.message} ({exc.code})", EXIT_USAGE)
-    c = _container()
+    c = stack_container("database", "sqs")
     try:
         answer = accept_report(c.acceptor, spec, body, client=client, key=key or uuid.uuid4().hex, correlation_id=None)
     except ApiError as exc:
         fail(f"{exc.code}: {exc.message}", EXIT_USAGE if exc.status == 422 else EXIT_CHECK_FAILED)
     job = answer.body
     if wait:
-        job = _wait(c, job["id"], timeout)
+        job = wait_for_job(c, job["id"], timeout)
     if as_json:
         print_json(job)
     else:
         _print_job(job)
     if wait and job.get("status") != "succeeded":
         raise SystemExit(EXIT_CHECK_FAILED)
-
-
-def _container() -> Any:
-    """The container of the running or configured stack; exits 1 when the database or SQS is missing."""
-    from engine.runtime.container import bootstrap
-    from engine.runtime.endpoints import NothingRunningError
-
-    c = bootstrap()
-    try:
-        c.endpoints.require("database", "sqs")
-    except NothingRunningError as exc:
-        fail(str(exc))
-    return c
-
-
-def _load(c: Any, job_id: str) -> dict[str, Any] | None:
-    from engine.db import jobs as job_repo
-
-    with c.db.connect() as conn:
-        try:
-            return job_repo.get(conn, job_id).view()
-        except job_repo.JobNotFound:
-            return None
-
-
-def _wait(c: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    from engine.jobs.job import TERMINAL
-
-    deadline = time.monotonic() + timeout
-    while True:
-        job = _load(c, job_id)
-        assert job is not None
-        if job["status"] in TERMINAL or time.monotonic() > deadline:
-            return job
-        time.sleep(0.5)
 
 
 def _print_job(job: dict[str, Any]) -> None:

@@ -13,28 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.output import EXIT_CHECK_FAILED, fail, is_terminal, print_json, print_table
+from cli.stack_jobs import load_job, stack_container, wait_for_job
 
 READ_BYTES = 1024 * 1024
-
-
-def _container() -> Any:
-    """The container of the running or configured stack; exits 1 when S3, the database or SQS is missing."""
-    from engine.runtime.container import bootstrap
-    from engine.runtime.endpoints import NothingRunningError
-
-    c = bootstrap()
-    try:
-        c.endpoints.require("database", "s3", "sqs")
-    except NothingRunningError as exc:
-        fail(str(exc))
-    return c
 
 
 def default_key(sha256_hex: str) -> str:
@@ -69,7 +56,7 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
     from engine.ingest.errors import ApiError
     from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, accept_batch
 
-    c = _container()
+    c = stack_container("database", "s3", "sqs")
     sink = BatchSink(c.s3, settlements_bucket(c.settings))
     size = file.stat().st_size
     digest = hashlib.sha256()
@@ -95,7 +82,7 @@ def upload(file: Path, as_json: bool, key: str | None, client: str, wait: bool, 
         fail(f"{exc.code}: {exc.message}")
     job = answer.body
     if wait:
-        job = _wait(c, job["id"], timeout)
+        job = wait_for_job(c, job["id"], timeout)
     if as_json:
         print_json(job)
     else:
@@ -112,36 +99,14 @@ def report(job_id: str, as_json: bool) -> None:
 
     Exit 1 when there is no such settlement job.
     """
-    c = _container()
-    job = _load(c, job_id)
+    c = stack_container("database", "s3", "sqs")
+    job = load_job(c, job_id)
     if job is None or job.get("kind") != "settlement":
         fail(f"no settlement job {job_id}")
     if as_json:
         print_json(job)
         return
     _print_job(job)
-
-
-def _load(c: Any, job_id: str) -> dict[str, Any] | None:
-    from engine.db import jobs as job_repo
-
-    with c.db.connect() as conn:
-        try:
-            return job_repo.get(conn, job_id).view()
-        except job_repo.JobNotFound:
-            return None
-
-
-def _wait(c: Any, job_id: str, timeout: float) -> dict[str, Any]:
-    from engine.jobs.job import TERMINAL
-
-    deadline = time.monotonic() + timeout
-    while True:
-        job = _load(c, job_id)
-        assert job is not None
-        if job["status"] in TERMINAL or time.monotonic() > deadline:
-            return job
-        time.sleep(0.5)
 
 
 def _print_job(job: dict[str, Any]) -> None:
