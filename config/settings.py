@@ -176,6 +176,12 @@ class IdempotencySettings(BaseModel):
     ttl_seconds: int = Field(default=86400, ge=1, description="How long Idempotency-Key answers are kept.")
 
 
+class OutboxSettings(BaseModel):
+    retention_days: int = Field(
+        default=7, ge=1, description="Days a relayed outbox row (event or job dispatch) is kept before it is purged."
+    )
+
+
 class ReconcileSettings(BaseModel):
     after_seconds: int = Field(default=900, ge=1, description="Re-enqueue jobs with no progress for this long.")
 
@@ -254,6 +260,7 @@ class Settings(BaseSettings):
     vat: VatSettings = VatSettings()
     rates: RatesSettings = RatesSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    outbox: OutboxSettings = OutboxSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     dunning: DunningSettings = DunningSettings()
     settlement: SettlementSettings = SettlementSettings()

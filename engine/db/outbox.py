@@ -82,3 +82,14 @@ def mark_relayed(conn: sa.Connection, ids: list[int]) -> None:
 def unrelayed_count(conn: sa.Connection) -> int:
     """How many rows wait for the relay (health and tests)."""
     return int(conn.execute(sa.select(sa.func.count()).where(outbox.c.relayed_at.is_(None))).scalar_one())
+
+
+def purge_relayed(conn: sa.Connection, older_than_days: int) -> int:
+    """Delete rows relayed more than ``older_than_days`` days ago; returns how many.
+
+    Safe because what an old row guards is settled by then: an event's job is terminal (a late stale copy is fenced
+    off before it could announce again) and a dispatched job's Idempotency-Key answer has expired or names the job.
+    Unrelayed rows are never deleted, whatever their age.
+    """
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, older_than_days)
+    return conn.execute(outbox.delete().where(outbox.c.relayed_at < cutoff)).rowcount

@@ -73,12 +73,23 @@ def _idempotency_purge(idempotency: Any, now: datetime) -> str:
     return f"{idempotency.purge_expired()} expired idempotency key(s) deleted"
 
 
+def _outbox_purge(db: sa.Engine, settings: Settings, now: datetime) -> str:
+    """Delete outbox rows relayed longer ago than ``PAYMENTS_OUTBOX_RETENTION_DAYS`` (the table otherwise grows for
+    ever: one dispatch row per accepted job, one row per notification)."""
+    from engine.db.outbox import purge_relayed
+
+    with db.begin() as conn:
+        count = purge_relayed(conn, settings.outbox.retention_days)
+    return f"{count} relayed outbox row(s) deleted"
+
+
 #: The engine's own tasks, run first in every pass.
 ENGINE_TASKS: list[Task] = [
     Task("dlq-sweep", 60.0, _dlq_sweep),
     Task("reconciler", 60.0, reconciler.run_task),
     Task("queue-gauges", 15.0, _queue_gauges),
     Task("idempotency-purge", 3600.0, _idempotency_purge),
+    Task("outbox-purge", 3600.0, _outbox_purge),
     Task("stripe-reconcile", 86400.0, _stripe_reconcile),
     Task("audit-seal", 5.0, seal_task),
     Task("audit-ship", SHIP_INTERVAL_SECONDS, ship_task),

@@ -1,5 +1,5 @@
-"""Housekeeping the scheduler runs (issue 16): expired Idempotency-Keys are purged, and every task run leaves
-metrics (last success, duration, outcome, interval) for the SchedulerTaskStale alert."""
+"""Housekeeping the scheduler runs: expired Idempotency-Keys and long-relayed outbox rows are purged, and every task
+run leaves metrics (last success, duration, outcome, interval) for the SchedulerTaskStale alert."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from engine.db.tables import idempotency_keys
+from engine.db.tables import idempotency_keys, outbox
 from engine.ops.scheduler import ENGINE_TASKS, run_once
 
 
@@ -31,6 +31,34 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(container) -> No
     with container.db.connect() as conn:
         left = conn.execute(sa.select(idempotency_keys.c.key).where(idempotency_keys.c.client == client)).scalars()
         assert list(left) == ["live"]
+
+
+def test_outbox_rows_relayed_longer_ago_than_the_retention_are_purged_and_the_rest_kept(container) -> None:  # type: ignore[no-untyped-def]
+    tag = uuid.uuid4().hex[:8]
+    days = container.settings.outbox.retention_days
+    rows = {
+        "old-relayed": sa.func.now() - sa.func.make_interval(0, 0, 0, days + 1),
+        "recent-relayed": sa.func.now() - sa.func.make_interval(0, 0, 0, days - 1),
+    }
+    with container.db.begin() as conn:
+        for name, relayed_at in rows.items():
+            conn.execute(
+                outbox.insert().values(
+                    job_id=None,
+                    event_type="test.event",
+                    event_key=f"{tag}:{name}",
+                    payload={},
+                    created_at=sa.func.now() - sa.func.make_interval(0, 0, 0, days + 30),
+                    relayed_at=relayed_at,
+                )
+            )
+    [task] = [t for t in ENGINE_TASKS if t.name == "outbox-purge"]
+    report = run_once(container, tasks=[task])
+    assert report["outbox-purge"].endswith("relayed outbox row(s) deleted")
+    assert not report["outbox-purge"].startswith("0 ")
+    with container.db.connect() as conn:
+        left = conn.execute(sa.select(outbox.c.event_key).where(outbox.c.event_key.startswith(f"{tag}:"))).scalars()
+        assert sorted(left) == [f"{tag}:recent-relayed"]
 
 
 def test_every_run_records_outcome_duration_and_last_success(container) -> None:  # type: ignore[no-untyped-def]

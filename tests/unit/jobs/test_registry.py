@@ -43,7 +43,8 @@ def test_the_registry_is_what_the_tables_the_catalogue_and_the_actors_know() -> 
     assert [spec.base for spec in CATALOGUE] == [kind.queue.base for kind in JOB_KINDS] + ["notifications"]
     assert [kind.actor_name for kind in JOB_KINDS] == [f"process_{name}" for name in names]
     assert [task.name for task in TASKS] == [
-        "dlq-sweep", "reconciler", "queue-gauges", "idempotency-purge", "stripe-reconcile", "audit-seal", "audit-ship",
+        "dlq-sweep", "reconciler", "queue-gauges", "idempotency-purge", "outbox-purge", "stripe-reconcile",
+        "audit-seal", "audit-ship",
         "stripe-janitor", "subscription-renewals", "ecb-rates",
     ]  # fmt: skip
 
