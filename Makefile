@@ -58,7 +58,7 @@ bench: $(STAMP)
 lint: $(STAMP) lint-deploy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy engine actors pipelines cli config sandbox payments_broker_module.py
+	$(BIN)/mypy engine actors pipelines cli config sandbox bench payments_broker_module.py
 
 # The CloudFormation templates and the Dockerfile: schema (cfn-lint), Dockerfile rules (hadolint), security
 # policies (checkov, offline: --skip-download).

@@ -50,7 +50,7 @@ def child_settle(database_url: str, s3_url: str, job_id: str, out: str, chunk_ro
     """Run the settlement pipeline for ``job_id`` in this (fresh) process; write timing and peak RSS to ``out``."""
     import psutil
 
-    from config.settings import Settings
+    from config.settings import S3Settings, Settings, SettlementSettings
     from engine.db.engine import get_engine
     from engine.jobs.pipeline import Pipeline, PipelineRunner
     from pipelines.settlement.stages import IngestStage, PostStage, ReportStage
@@ -62,7 +62,9 @@ def child_settle(database_url: str, s3_url: str, job_id: str, out: str, chunk_ro
     s3.head_bucket(Bucket=BUCKET)
     idle = psutil.Process().memory_info().rss
     started = time.perf_counter()
-    settings = Settings(queue_prefix="", s3={"bucket_settlements": BUCKET}, settlement={"fee_bps": 0})
+    settings = Settings(
+        queue_prefix="", s3=S3Settings(bucket_settlements=BUCKET), settlement=SettlementSettings(fee_bps=0)
+    )
     stages = (
         IngestStage(db, s3, settings, chunk_rows=int(chunk_rows)),
         PostStage(db, settings),
