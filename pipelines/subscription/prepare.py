@@ -13,6 +13,7 @@ scheduler's ``now`` (``billed_at``, so ``payments scheduler --once --now`` simul
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from pipelines.subscription import repo
+from pipelines.subscription import renewals, repo
 from pipelines.subscription.billing import (
     add_intervals,
     change_plan,
@@ -262,7 +263,15 @@ class PrepareStage:
                 and row["dunning_attempt"] == attempt - 1
             )
         if not due:
-            return _fail("renewal_not_due", f"Subscription {row['id']} has no renewal due for {iso_utc(period_start)}.")
+            refused = _fail(
+                "renewal_not_due", f"Subscription {row['id']} has no renewal due for {iso_utc(period_start)}."
+            )
+            if attempt > 1:
+                return refused
+            # A catch-up period behind one that was declined (or a job sent late, behind a later period): its claim
+            # is given back with the job's failure, so a later pass enqueues the period again once it is due.
+            job_id = job.id
+            return dataclasses.replace(refused, write=lambda conn: renewals.release(conn, job_id))
         if row["cancel_at_period_end"]:
             # Canceled after the renewal was enqueued: the period ends, nothing is billed.
             change = {"status": "canceled", "canceled_at": iso_utc(period_start), "next_retry_at": None}
