@@ -22,6 +22,7 @@ from engine.db import jobs as job_repo
 from engine.db.ledger import record
 from engine.domain.ledger import invoice_issued, invoice_paid, stripe_fee
 from engine.errors import TransientError, classify_stripe_error
+from engine.invoices import document as invoice_document
 from engine.invoices import numbering
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
@@ -53,17 +54,9 @@ class ApplyStage:
     name: str = "apply"
 
     @property
-    def seller_country(self) -> str:
-        return self.settings.seller.country
-
-    @property
-    def seller_vat_id(self) -> str | None:
-        return self.settings.seller.vat_id
-
-    @property
     def seller(self) -> str:
-        """The seller's key for invoice numbering: its VAT id, else its country."""
-        return self.seller_vat_id or self.seller_country
+        """The seller's key for invoice numbering (:func:`engine.invoices.document.seller_key`)."""
+        return invoice_document.seller_key(self.settings)
 
     def _fee(self, job: Job, charge: ChargeOutput | None) -> Fee | None:
         """Stripe's fee on the subscription's charge, from its balance transaction (as the payment's ledger stage
@@ -98,19 +91,20 @@ class ApplyStage:
         fee_txn = stripe_fee(f"subscription:{job.id}:fee", fee.currency, fee.amount, job.id) if fee else None
         billed_at = parse_time(decision.billed_at)
         assert billed_at is not None
-        document = {
-            "seller": {"country": self.seller_country, "vat_id": self.seller_vat_id},
-            "customer": {k: customer.get(k) for k in ("id", "email", "country", "vat_id", "type")},
-            "currency": currency,
-            "lines": decision.lines,
-            "net": net,
-            "vat_amount": tax,
-            "total": total,
-            "vat": {"country": vat.country, "rate": vat.rate, "scheme": vat.scheme},
-            "notes": list(vat.notes),
-            "subscription": sub_id,
-            "payment_intent": charge.payment_intent if charge else None,
-        }
+        document = invoice_document.build(
+            self.settings,
+            customer,
+            currency=currency,
+            lines=decision.lines or [],
+            net=net,
+            vat=tax,
+            vat_country=vat.country,
+            vat_rate=vat.rate,
+            vat_scheme=vat.scheme,
+            notes=vat.notes,
+            subscription=sub_id,
+            payment_intent=charge.payment_intent if charge else None,
+        )
         change = decision.success
         event = decision.success_event
         create = decision.create

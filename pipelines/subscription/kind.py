@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from engine.broker.queues import work_queue
 from engine.errors import PoisonError
+from engine.invoices.stage import InvoiceStage
 from engine.jobs.kind import JobKind, Task
 from engine.jobs.notify import NotifyStage
 from pipelines.payment.charge import ChargeStage
@@ -19,7 +20,6 @@ from pipelines.payment.fraud import FraudStage
 from pipelines.payment.vat import VatStage
 from pipelines.subscription import renewals, routes
 from pipelines.subscription.apply import ApplyStage
-from pipelines.subscription.invoice import InvoiceStage
 from pipelines.subscription.prepare import PrepareStage
 from pipelines.subscription.request import SubscriptionJobRequest
 from pipelines.subscription.steps import ChargeStep

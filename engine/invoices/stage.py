@@ -1,7 +1,10 @@
 """Stage ``invoice``: render the job's invoice to PDF and store it in the invoices bucket.
 
-Idempotent: the document was fixed when the invoice was numbered (``apply``), rendering is deterministic, and the
-object key is the invoice's, so a redone stage overwrites the object with the same bytes.
+Shared by the subscription pipeline and the payment pipeline (for a payment that asks for an invoice).
+Idempotent: the document was fixed when the invoice was numbered (a subscription's ``apply``, a payment's
+``ledger``), in a transaction committed before this stage runs; rendering is deterministic, and the object key is
+the invoice's, so a stage redone after the put (a crash before its checkpoint) overwrites the object with the same
+bytes under the same number.
 """
 
 from __future__ import annotations
