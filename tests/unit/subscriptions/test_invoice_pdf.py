@@ -1,4 +1,4 @@
-"""Invoice PDFs: deterministic bytes, the scheme's legal wording, Latin-1-safe text; the number format."""
+"""Invoice PDFs: deterministic bytes, the scheme's legal wording, any language's letters; the number format."""
 
 from __future__ import annotations
 
@@ -31,9 +31,22 @@ def test_reverse_charge_wording_and_determinism() -> None:
     pdf = render(_doc("reverse_charge"))
     assert pdf.startswith(b"%PDF") and pdf == render(_doc("reverse_charge"))
     text = pdf_text(pdf)
-    assert b"Invoice 2027-000042" in text and b"Reverse charge" in text and b"29.00 EUR" in text
-    assert b"Reverse charge" not in pdf_text(render(_doc("domestic")))
+    assert "Invoice 2027-000042" in text and "Reverse charge" in text and "29.00 EUR" in text
+    assert "Reverse charge" not in pdf_text(render(_doc("domestic")))
     assert "One-Stop Shop" in scheme_wording("oss") and scheme_wording("domestic") == ""
+
+
+def test_polish_czech_and_greek_names_print_as_written() -> None:
+    # The core PDF fonts are Latin-1: these printed as "?" before the invoice embedded a Unicode font.
+    doc = _doc(
+        "domestic",
+        seller={"country": "PL", "name": "Sklep Łódź sp. z o.o."},
+        lines=[{"description": "Žluťoučký kůň, Ελλάδα", "amount": 2900}],
+    )
+    doc["customer"]["email"] = "zoë@example.de"
+    text = pdf_text(render(doc))
+    for word in ("Łódź", "Žluťoučký", "Ελλάδα", "zoë@example.de"):
+        assert word in text, text
 
 
 def test_number_format() -> None:
