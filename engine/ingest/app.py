@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from engine.ingest.body_limit import BodyLimitMiddleware, BodyLimits
 from engine.ingest.client_address import parse_networks
+from engine.ingest.docs_pages import install_docs
 from engine.ingest.errors import ApiError, install_error_handlers
 from engine.ingest.headers import check_request_id
 from engine.ingest.health import READY_CHECKS, run_checks
@@ -36,8 +37,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         description="Accepts payment, refund, subscription and settlement jobs onto SQS FIFO queues.",
         lifespan=_relay_lifespan(c),
         generate_unique_id_function=operation_id,
+        docs_url=None,  # FastAPI's pages load from a CDN: install_docs serves bundled ones
+        redoc_url=None,
     )
     install_openapi(app)
+    install_docs(app)
     app.state.container = c
     install_error_handlers(app)
     _install_rate_limit(app, c)
