@@ -25,7 +25,13 @@ from engine.errors import TransientError
 from engine.jobs.job import FINAL, Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from pipelines.refund.request import PaymentNotRefundable, payment_figures, payment_intent_of
+from pipelines.refund.request import (
+    REFUNDABLE_KINDS,
+    PaymentNotRefundable,
+    payment_figures,
+    payment_intent_of,
+    target_job_id,
+)
 
 
 @dataclass(frozen=True)
@@ -63,23 +69,31 @@ class AmountStage:
     name: str = "amount"
 
     def run(self, job: Job) -> StageResult:
-        payment_id = str(job.request.get("payment"))
         with self.db.begin() as conn:
+            payment_id = target_job_id(conn, job.request)
             try:
+                if payment_id is None:
+                    raise job_repo.JobNotFound(str(job.request.get("payment_intent")))
                 payment = job_repo.get(conn, payment_id, for_update=True)
-                figures = payment_figures(payment) if payment.status != "failed" else None
-            except (job_repo.JobNotFound, PaymentNotRefundable) as exc:
+            except job_repo.JobNotFound as exc:
                 return _failed(conn, job, "payment_not_found", f"No payment {payment_id} to refund ({exc}).")
+            if payment.kind not in REFUNDABLE_KINDS:
+                return _failed(conn, job, "payment_not_found", f"Job {payment_id} is a {payment.kind} job.")
+            try:
+                figures = payment_figures(payment) if payment.status == "succeeded" else None
+            except PaymentNotRefundable as exc:
+                # A job that settled without taking money (a subscription cancel, a trial's start): nothing to refund.
+                return _failed(conn, job, "payment_not_captured", f"{exc}; nothing was captured.")
             mine = conn.execute(sa.select(refunds).where(refunds.c.id == job.id)).mappings().one_or_none()
             if mine is not None and mine["status"] in COUNTED_STATUSES:
                 # Decided on an earlier delivery that crashed before its checkpoint: keep that decision.
                 return _decided(job, payment, dict(mine))
-            if payment.status == "failed" or figures is None:
-                return _failed(conn, job, "payment_not_captured", f"Payment {payment_id} failed; nothing was captured.")
             if payment.status not in FINAL:
                 # The runner holds refunds of unsettled payments; reaching here means the payment moved back
                 # (a replay): try again later rather than deciding against an unknown capture.
                 raise TransientError(f"payment {payment_id} is {payment.status}; refund waits")
+            if payment.status == "failed" or figures is None:
+                return _failed(conn, job, "payment_not_captured", f"Payment {payment_id} failed; nothing was captured.")
             done_total, done_vat = conn.execute(
                 sa.select(
                     sa.func.coalesce(sa.func.sum(refunds.c.amount), 0), sa.func.coalesce(sa.func.sum(refunds.c.vat), 0)

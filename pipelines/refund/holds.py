@@ -26,6 +26,7 @@ from engine.db.tables_refunds import refunds
 from engine.jobs.job import FINAL, SETTLED, Job
 from engine.jobs.pipeline import Pipeline, PipelineRunner, StageTimer
 from engine.jobs.resend import send_again
+from pipelines.refund.request import REFUNDABLE_KINDS, target_job_id
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,12 @@ def hold_if_waiting(db: sa.Engine, refund_job_id: str) -> Job | None:
         job = job_repo.get(conn, refund_job_id)
         if job.status in SETTLED or job.stage is not None:
             return None
+        payment_id = target_job_id(conn, job.request)
         try:
-            payment = job_repo.get(conn, str(job.request.get("payment")), for_update=True)
+            payment = job_repo.get(conn, str(payment_id), for_update=True)
         except job_repo.JobNotFound:
             return None
-        if payment.kind != "payment" or payment.status in FINAL:
+        if payment.kind not in REFUNDABLE_KINDS or payment.status in FINAL:
             return None
         conn.execute(
             pg_insert(refunds)
@@ -134,7 +136,8 @@ class RefundRunner(PipelineRunner):
 
 
 class ReleasingRunner(PipelineRunner):
-    """The payment pipeline's runner: once a payment settles, its held refunds are released at once."""
+    """The runner of the pipelines that charge (payment, subscription): once a job settles, the refunds held for
+    its charge are released at once."""
 
     def __init__(self, db: sa.Engine, pipeline: Pipeline, broker: Any, on_stage: StageTimer | None = None) -> None:
         super().__init__(db, pipeline, on_stage)

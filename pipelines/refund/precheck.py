@@ -1,10 +1,11 @@
 """What the ingest can already refuse about a refund (``POST /v1/refunds``), so the client gets a 422 at once
-instead of a refund job that fails.
+instead of a refund job that fails.  "Payment" below is the job that charged: a payment or a subscription job.
 
 The worker's ``amount`` stage still decides under the payment's row lock (two refunds accepted at once are both
 checked again there); this is the fast answer for the cases that are already certain when the request arrives:
 
-* the payment failed — nothing was captured → 422 ``payment_not_captured``;
+* the payment failed, or settled without charging (a subscription cancel, a trial's start) — nothing was captured
+  → 422 ``payment_not_captured``;
 * the payment succeeded and the amount asked (or, without one, anything at all) exceeds what remains — the total
   less every reserved, pending or succeeded refund, the engine's and the dashboard's → 422
   ``refund_exceeds_captured``, naming what remains.
@@ -36,7 +37,7 @@ def check_refundable(db: sa.Engine, payment: Job, amount: int | None) -> None:
         figures = payment_figures(payment)
     except PaymentNotRefundable:
         raise ApiError(
-            422, "payment_not_captured", f"Payment {payment.id} captured nothing to refund.", param="payment"
+            422, "payment_not_captured", f"Job {payment.id} captured nothing to refund.", param="payment"
         ) from None
     with db.connect() as conn:
         done = conn.execute(

@@ -1,10 +1,17 @@
-"""The refund request (``POST /v1/refunds`` and upstream-enqueued refund messages), and the payment it refunds."""
+"""The refund request (``POST /v1/refunds`` and upstream-enqueued refund messages), and the charge it refunds.
+
+A refund names the job that charged: a payment, or a subscription job that charged (its create, a renewal, an
+upgrade's proration) — by the job's id (``payment``) or by the PaymentIntent that job made (``payment_intent``, as
+Stripe's own refunds do).  A subscription has one charge per such job, so naming the subscription alone would not
+say which charge is refunded.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from engine.domain.vat import VatResult
 from engine.errors import PaymentsError
@@ -12,17 +19,40 @@ from engine.jobs.job import Job
 from engine.jobs.request import check_metadata
 from pipelines.payment.charge import ChargeOutput
 from pipelines.payment.vat import VatOutput
+from pipelines.webhook.context import CHARGING_KINDS, job_for_intent
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+#: The job kinds a refund may name: those that charge through the payment pipeline's stages.
+REFUNDABLE_KINDS = CHARGING_KINDS
 
 
 class RefundRequest(BaseModel):
-    """``payment`` is the payment job's id; ``amount`` (minor units of what was charged, VAT included, as on
-    Stripe) defaults to all that remains; ``reason`` is Stripe's."""
+    """``payment`` is the id of the job that charged (a payment, or a subscription create, renewal or upgrade job);
+    ``payment_intent`` names that job by the PaymentIntent it made instead (exactly one of the two); ``amount``
+    (minor units of what was charged, VAT included, as on Stripe) defaults to all that remains; ``reason`` is
+    Stripe's."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    payment: Annotated[str, Field(min_length=1, max_length=128, description="The payment job's id.")]
+    payment: Annotated[
+        str | None,
+        Field(
+            default=None,
+            min_length=1,
+            max_length=128,
+            description="The id of the job that charged: a payment, or a subscription job that charged.",
+        ),
+    ]
+    payment_intent: Annotated[
+        str | None,
+        Field(
+            default=None,
+            min_length=4,
+            max_length=255,
+            pattern=r"^pi_[A-Za-z0-9_]+$",
+            description="The PaymentIntent that job made (instead of `payment`).",
+        ),
+    ]
     amount: Annotated[StrictInt | None, Field(default=None, ge=1, description="Minor units; default: all left.")]
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
     metadata: dict[str, str] | None = None
@@ -32,26 +62,48 @@ class RefundRequest(BaseModel):
     def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         return check_metadata(value)
 
+    @model_validator(mode="after")
+    def _one_target(self) -> RefundRequest:
+        if self.payment is None and self.payment_intent is None:
+            raise ValueError("name the charge to refund: payment (a job id) or payment_intent")
+        return self
+
 
 class PaymentNotRefundable(PaymentsError):
-    """The job named as the payment is not a payment this engine captured (no figures to refund against)."""
+    """The job named as the payment is not a job that charged (no figures to refund against)."""
+
+
+def target_job_id(conn: sa.Connection, request: dict[str, object]) -> str | None:
+    """The id of the job a refund request names: ``payment``, else the job that made ``payment_intent`` (None
+    when the engine knows no job that made it)."""
+    if request.get("payment"):
+        return str(request["payment"])
+    intent = request.get("payment_intent")
+    return job_for_intent(conn, str(intent), REFUNDABLE_KINDS) if intent else None
 
 
 def payment_figures(payment: Job) -> VatResult:
     """What ``payment`` charged, as the VAT stage decided it (net, VAT, total, currency, country, rate, scheme).
 
-    Raises :class:`PaymentNotRefundable` for a job that is not a payment or never reached its VAT stage.
+    Raises :class:`PaymentNotRefundable` for a job of a kind that does not charge, or one that charged nothing (a
+    payment that never reached its VAT stage; a subscription job that charged nothing: a cancel, a downgrade, a
+    trial's start, or a charge that did not succeed).
     """
-    if payment.kind != "payment":
-        raise PaymentNotRefundable(f"job {payment.id} is a {payment.kind} job, not a payment")
+    if payment.kind not in REFUNDABLE_KINDS:
+        raise PaymentNotRefundable(f"job {payment.id} is a {payment.kind} job, not one that charges")
     vat = payment.output_or_none(VatOutput)
     if vat is None:
-        raise PaymentNotRefundable(f"payment {payment.id} has no amounts")
+        raise PaymentNotRefundable(f"{payment.kind} job {payment.id} charged nothing")
+    if payment.kind != "payment":
+        # A subscription job decides its VAT before charging: only a charge that succeeded took the money.
+        charge = payment.output_or_none(ChargeOutput)
+        if charge is None or charge.status != "succeeded":
+            raise PaymentNotRefundable(f"{payment.kind} job {payment.id} has no successful charge")
     return vat.figures()
 
 
 def payment_intent_of(payment: Job) -> str | None:
-    """The PaymentIntent id a payment job charged, if it got that far."""
+    """The PaymentIntent a charging job charged, if it got that far."""
     charge = payment.output_or_none(ChargeOutput)
     intent = (charge and charge.payment_intent) or (payment.public.get("stripe") or {}).get("payment_intent")
     return str(intent) if intent else None

@@ -1,4 +1,5 @@
-"""``POST /v1/refunds`` (admin, operator, support): a refund job for a payment job.
+"""``POST /v1/refunds`` (admin, operator, support): a refund job for a job that charged — a payment, or a subscription
+job that charged (create, renewal, upgrade) — named by its id (``payment``) or its PaymentIntent (``payment_intent``).
 
 Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body → 422/409 key → 404 payment → 422
 ``payment_not_captured`` / ``refund_exceeds_captured`` when that is already certain (pipelines/refund/precheck.py);
@@ -24,7 +25,7 @@ from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, SUPPORT, authenticate
 from engine.jobs.job import Job
 from pipelines.refund.precheck import check_refundable
-from pipelines.refund.request import RefundRequest
+from pipelines.refund.request import REFUNDABLE_KINDS, RefundRequest, payment_intent_of, target_job_id
 
 REFUND_ROLES = (ADMIN, OPERATOR, SUPPORT)
 
@@ -36,20 +37,26 @@ def build_router(
     router = APIRouter(prefix="/v1")
     store = idempotency
 
-    def load_payment(payment_id: str) -> Job | None:
+    def load_payment(refund: RefundRequest) -> Job | None:
+        """The job the refund names, if it is of a kind that charges."""
         with db.connect() as conn:
+            job_id = target_job_id(conn, refund.model_dump(exclude_none=True))
+            if job_id is None:
+                return None
             try:
-                job = job_repo.get(conn, payment_id)
+                job = job_repo.get(conn, job_id)
             except job_repo.JobNotFound:
                 return None
-        return job if job.kind == "payment" else None
+        if refund.payment_intent and refund.payment and payment_intent_of(job) != refund.payment_intent:
+            return None  # both named, and they disagree: no such charge
+        return job if job.kind in REFUNDABLE_KINDS else None
 
     @router.post(
         "/refunds",
         status_code=202,
         tags=["refunds"],
         openapi_extra=contract(roles=REFUND_ROLES, body=RefundRequest, idempotent=True, errors=(404,), job=True),
-        summary="Accept a refund job for a payment",
+        summary="Accept a refund job for a payment or a subscription charge",
     )
     async def create_refund(request: Request) -> JSONResponse:
         principal = authenticate(request, verifier, REFUND_ROLES)
@@ -61,9 +68,10 @@ def build_router(
         saved = await in_thread(store.lookup, principal.sub, key, request_hash)
         if saved is not None:
             return job_answer(saved)
-        payment = await in_thread(load_payment, refund.payment)
+        payment = await in_thread(load_payment, refund)
         if payment is None:
-            raise ApiError(404, "not_found", f"No payment {refund.payment}.", param="payment")
+            param = "payment" if refund.payment else "payment_intent"
+            raise ApiError(404, "not_found", f"No charge {refund.payment or refund.payment_intent}.", param=param)
         currency = (payment.public.get("amounts") or {}).get("currency") or payment.request.get("currency")
         if refund.amount is not None and currency:
             step = currency_of(str(currency)).step
@@ -75,7 +83,8 @@ def build_router(
                     param="amount",
                 )
         await in_thread(check_refundable, db, payment, refund.amount)
-        data = refund.model_dump(mode="json", exclude_none=True)
+        # The job that charged, by id, whichever way the client named it: the worker needs no lookup.
+        data = {**refund.model_dump(mode="json", exclude_none=True), "payment": payment.id}
         customer = payment.customer_id
         public: dict[str, Any] = {"refund": {"payment": payment.id, "amount": refund.amount, "currency": currency}}
         answer = await in_thread(

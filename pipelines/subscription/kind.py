@@ -18,6 +18,7 @@ from engine.jobs.notify import NotifyStage
 from pipelines.payment.charge import ChargeStage
 from pipelines.payment.fraud import FraudStage
 from pipelines.payment.vat import VatStage
+from pipelines.refund.holds import ReleasingRunner
 from pipelines.subscription import renewals, routes
 from pipelines.subscription.apply import ApplyStage
 from pipelines.subscription.prepare import PrepareStage
@@ -49,6 +50,8 @@ KIND = JobKind(
         InvoiceStage,
         NotifyStage,
     ),
+    # A refund of a charge still waiting for 3-D Secure is held until it settles (pipelines/refund/holds.py).
+    runner=ReleasingRunner,
     routes=routes.build_router,
     tasks=(Task("subscription-renewals", 60.0, renewals.run),),
 )

@@ -32,7 +32,7 @@ from engine.domain.vat import proportional_vat
 from engine.errors import PoisonError
 from pipelines.refund.booking import LIVE, row_status
 from pipelines.refund.request import payment_figures
-from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
+from pipelines.webhook.context import CHARGING_KINDS, HandlerContext, metadata_job_id, payment_job_for
 
 #: Refund statuses that moved money (pending card refunds are paid unless Stripe later says otherwise).
 BOOKABLE = LIVE
@@ -42,7 +42,7 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     """Book the charge's refunds that the engine did not make; report which were booked."""
     charge = event["data"]["object"]
     intent = charge.get("payment_intent")
-    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(charge), payment_intent=intent)
+    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(charge), payment_intent=intent, kinds=CHARGING_KINDS)
     if payment_id is None:
         return {"outcome": "ignored", "reason": "no payment job for this charge"}
     listed = ctx.stripe.list_refunds(ctx.job_id, charge=charge["id"])

@@ -50,18 +50,23 @@ def payment_job_for(
                 return job.id
         if not payment_intent:
             return None
-        found = conn.execute(
-            sa.select(jobs.c.id)
-            .where(
-                jobs.c.kind.in_(kinds),
-                sa.or_(
-                    jobs.c.stage_results["charge"]["payment_intent"].astext == payment_intent,
-                    jobs.c.stage_results["charge_progress"]["payment_intent"].astext == payment_intent,
-                ),
-            )
-            .limit(1)
-        ).scalar_one_or_none()
-        return str(found) if found else None
+        return job_for_intent(conn, payment_intent, kinds)
+
+
+def job_for_intent(conn: sa.Connection, payment_intent: str, kinds: tuple[str, ...] = CHARGING_KINDS) -> str | None:
+    """The id of the job of one of ``kinds`` whose charge stage recorded ``payment_intent`` (None when none did)."""
+    found = conn.execute(
+        sa.select(jobs.c.id)
+        .where(
+            jobs.c.kind.in_(kinds),
+            sa.or_(
+                jobs.c.stage_results["charge"]["payment_intent"].astext == payment_intent,
+                jobs.c.stage_results["charge_progress"]["payment_intent"].astext == payment_intent,
+            ),
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    return str(found) if found else None
 
 
 def metadata_job_id(obj: dict[str, Any]) -> str | None:

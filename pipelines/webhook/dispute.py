@@ -36,7 +36,7 @@ from engine.domain.ledger import (
 )
 from engine.jobs.job import Job
 from engine.runtime import metrics
-from pipelines.webhook.context import HandlerContext, metadata_job_id, payment_job_for
+from pipelines.webhook.context import CHARGING_KINDS, HandlerContext, metadata_job_id, payment_job_for
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     intent = dispute.get("payment_intent")
     if not intent and dispute.get("charge"):
         intent = ctx.stripe.client.v1.charges.retrieve(str(dispute["charge"])).payment_intent
-    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(dispute), payment_intent=intent)
+    payment_id = payment_job_for(ctx.db, job_id=metadata_job_id(dispute), payment_intent=intent, kinds=CHARGING_KINDS)
     if payment_id is None:
         metrics.DISPUTES.labels(kind, "unmatched").inc()
         log.warning(

@@ -18,7 +18,7 @@ from engine.db import jobs as job_repo
 from engine.db.tables_refunds import refunds
 from pipelines.refund.booking import LIVE, settle
 from pipelines.webhook import charge_refunded
-from pipelines.webhook.context import HandlerContext, payment_job_for
+from pipelines.webhook.context import CHARGING_KINDS, HandlerContext, payment_job_for
 
 
 def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,10 @@ def handle(ctx: HandlerContext, event: dict[str, Any]) -> dict[str, Any]:
     refund = ctx.stripe.retrieve_refund(ctx.job_id, str(obj["id"]))
     metadata = metadata_of(refund)
     payment_id = payment_job_for(
-        ctx.db, job_id=metadata.get("payment_job_id"), payment_intent=getattr(refund, "payment_intent", None)
+        ctx.db,
+        job_id=metadata.get("payment_job_id"),
+        payment_intent=getattr(refund, "payment_intent", None),
+        kinds=CHARGING_KINDS,
     )
     if payment_id is None:
         return {"outcome": "ignored", "reason": "no payment job for this refund"}

@@ -1,0 +1,238 @@
+"""Issue 15 item 2: subscription charges are refunded and disputed like payments.
+
+Real database, SQS endpoint and Stripe sandbox (official SDK).  A subscription charge is the job that charged (the
+create, a renewal, an upgrade): ``POST /v1/refunds`` names it by job id (``payment``) or by its PaymentIntent, the
+refund pipeline refunds it exactly once with the VAT split in proportion to the charge's, and a refund made in the
+Stripe dashboard or a dispute of the charge is booked once through the webhook.  Every test ends on the money
+invariant: refunds never exceed the charge, the ledger books what Stripe refunded, the ledger verifies.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from engine.broker.envelope import Envelope
+from engine.db.ledger import verify
+from engine.db.tables import ledger_entries, ledger_transactions
+from engine.jobs.job import Job
+from tests.integration.refunds.helpers import entries_of, queued, refund_rows, sim_events, sim_refunds, stripe_client
+from tests.integration.refunds.test_refund_exactly_once import WorkerKilled, _kill_after_create
+from tests.integration.subscriptions.conftest import World
+from tests.integration.subscriptions.test_lifecycle import parse
+
+#: basic-monthly: EUR 9.00 net, Irish VAT 23 % → 2.07, charged 11.07.
+NET, VAT, TOTAL = 900, 207, 1107
+
+
+def _subscribed(world: World, plan: str = "basic-monthly", pm: str = "pm_card_visa") -> tuple[str, Job]:
+    """A subscription whose first charge succeeded: its id and its create job."""
+    accepted = world.subscribe(plan, pm=pm)
+    [job] = world.work()
+    assert job.status == "succeeded", job.error
+    return accepted["subscription"]["id"], world.job(job.id)
+
+
+def _intent(job: Job) -> str:
+    return str(job.stage_results["charge"]["payment_intent"])
+
+
+def _refund(world: World, body: dict[str, Any], status: int = 202) -> dict[str, Any]:
+    answer = world.api.post("/v1/refunds", json=body, headers=world.headers("support"))
+    assert answer.status_code == status, answer.json()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _run_refunds(world: World) -> list[Job]:
+    return [world.c.run_job("refund", m) for m in queued(world.c, "refunds", wait=3)]
+
+
+def _balance(world: World, job_ids: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for account, value in entries_of(world.c, job_ids):
+        out[account] = out.get(account, 0) + value
+    return {k: v for k, v in out.items() if v}
+
+
+def _live(world: World, charge_job: Job) -> list[dict[str, Any]]:
+    return [r for r in sim_refunds(world.sandbox, _intent(charge_job)) if r["status"] in ("succeeded", "pending")]
+
+
+def _booked_refunds(world: World, charge_job: Job) -> int:
+    """What the ledger says was refunded of ``charge_job`` (credits to Stripe clearing by refund transactions)."""
+    with world.c.db.connect() as conn:
+        value = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(ledger_entries.c.amount), 0))
+            .join(ledger_transactions, ledger_transactions.c.id == ledger_entries.c.transaction_id)
+            .where(
+                ledger_transactions.c.kind == "refund",
+                ledger_transactions.c.metadata["payment"].astext == charge_job.id,
+                ledger_entries.c.account == "stripe_clearing",
+            )
+        ).scalar_one()
+    return -int(value)
+
+
+def _assert_money(world: World, charge_job: Job) -> None:
+    """Refunds never exceed the charge; the refunds rows and the ledger's refund bookings equal Stripe's."""
+    stripe_total = sum(r["amount"] for r in _live(world, charge_job))
+    assert stripe_total <= charge_job.public["amounts"]["total"]
+    rows = [r for r in refund_rows(world.c, charge_job.id) if r["status"] in ("pending", "succeeded")]
+    assert sum(int(r["amount"]) for r in rows) == stripe_total
+    assert _booked_refunds(world, charge_job) == stripe_total
+    assert verify(world.c.db).ok
+
+
+def _webhook(world: World, event_type: str, object_id: str, again: bool = False) -> Job:
+    """Run the webhook job of the newest sandbox event of ``event_type`` about ``object_id`` (``again``: as another
+    event carrying the same object, which the ingest's event-id check does not stop)."""
+    event = [e for e in sim_events(world.sandbox, event_type) if e["data"]["object"]["id"] == object_id][-1]
+    if again:
+        event = {**event, "id": f"{event['id']}_again"}
+    envelope = Envelope.new(
+        kind="webhook", data=event, idempotency_scope=f"stripe:event:{event['id']}", group_id=object_id
+    ).to_arg()
+    return world.c.run_job("webhook", envelope)
+
+
+def test_a_create_charge_is_refunded_partly_then_fully_through_the_api(world: World) -> None:
+    _, create = _subscribed(world)
+    assert create.public["amounts"] == {"net": NET, "vat": VAT, "total": TOTAL, "currency": "eur"}
+    partial = _refund(world, {"payment": create.id, "amount": 500})
+    assert partial["refund"] == {"payment": create.id, "amount": 500, "currency": "eur"}
+    # The rest, named by the PaymentIntent the create job made (as Stripe's refunds are).
+    rest = _refund(world, {"payment_intent": _intent(create)})
+    assert rest["refund"]["payment"] == create.id
+    done = _run_refunds(world)
+    assert [j.status for j in done] == ["succeeded", "succeeded"], [j.error for j in done]
+    views = {j.id: world.job(j.id).view() for j in done}
+    # Cumulative proportional VAT: 207 × 500 / 1107 = 93.49 → 93; the last refund takes exactly what is left.
+    assert views[partial["id"]]["amounts"] == {"net": 407, "vat": 93, "total": 500, "currency": "eur"}
+    assert views[rest["id"]]["amounts"] == {"net": 493, "vat": 114, "total": 607, "currency": "eur"}
+    assert views[partial["id"]]["vat"] == {"country": "IE", "rate": "23", "scheme": "domestic"}
+    # The ledger: revenue and the IE VAT of the charge are fully reversed; one booking per refund.
+    balance = _balance(world, [create.id, partial["id"], rest["id"]])
+    assert balance["refunds"] == NET and balance["revenue"] == -NET
+    assert "vat_payable:IE" not in balance
+    assert balance["stripe_clearing"] == -balance["fees"]
+    made = _live(world, create)
+    assert sorted(r["metadata"]["job_id"] for r in made) == sorted([partial["id"], rest["id"]])
+    # Nothing remains: refused at once with the remaining amount.
+    over = _refund(world, {"payment": create.id, "amount": 1}, status=422)["error"]
+    assert over["code"] == "refund_exceeds_captured" and "0.00" in over["message"]
+    _assert_money(world, create)
+
+
+def test_a_renewal_charge_is_refunded_on_its_own(world: World) -> None:
+    sub_id, create = _subscribed(world)
+    renew_at = parse(world.get(sub_id)["current_period_end"]) + timedelta(minutes=1)
+    world.schedulers(renew_at, count=1)
+    [renewal] = world.work()
+    assert renewal.status == "succeeded", renewal.error
+    renewal = world.job(renewal.id)
+    assert _intent(renewal) != _intent(create)
+    too_much = _refund(world, {"payment": renewal.id, "amount": TOTAL + 1}, status=422)["error"]
+    assert too_much["code"] == "refund_exceeds_captured"
+    assert "11.07" in too_much["message"] and "1107 minor units" in too_much["message"]
+    accepted = _refund(world, {"payment": renewal.id})
+    [done] = _run_refunds(world)
+    assert done.id == accepted["id"] and done.status == "succeeded", done.error
+    assert world.job(done.id).view()["amounts"] == {"net": NET, "vat": VAT, "total": TOTAL, "currency": "eur"}
+    # Only the renewal's charge was refunded; the create's is untouched.
+    assert [r["metadata"]["job_id"] for r in _live(world, renewal)] == [done.id]
+    assert _live(world, create) == []
+    assert refund_rows(world.c, create.id) == []
+    _assert_money(world, renewal)
+
+
+def test_a_subscription_job_that_charged_nothing_is_refused(world: World) -> None:
+    sub_id, create = _subscribed(world)
+    cancel = world.post(f"/v1/subscriptions/{sub_id}/cancel", {"at_period_end": True})
+    [canceled] = world.work()
+    assert canceled.status == "succeeded" and canceled.id == cancel["id"]
+    refused = _refund(world, {"payment": canceled.id}, status=422)["error"]
+    assert refused["code"] == "payment_not_captured"
+    # Enqueued upstream anyway: the job fails the same way, Stripe is not asked.
+    envelope = Envelope.new(
+        kind="refund", data={"payment": canceled.id}, idempotency_scope=f"test:{canceled.id}", group_id="g"
+    ).to_arg()
+    failed = world.c.run_job("refund", envelope)
+    assert failed.status == "failed" and failed.error and failed.error["code"] == "payment_not_captured"
+    unknown = _refund(world, {"payment_intent": "pi_unknown"}, status=404)["error"]
+    assert unknown["param"] == "payment_intent"
+    neither = _refund(world, {"amount": 100}, status=422)["error"]
+    assert neither["code"] == "validation_error"
+    assert _live(world, create) == []
+
+
+def test_a_dashboard_refund_of_a_subscription_charge_is_booked_once(world: World) -> None:
+    _, create = _subscribed(world)
+    refund = stripe_client(world.sandbox).v1.refunds.create(params={"payment_intent": _intent(create), "amount": 300})
+    charge = create.stage_results["charge"]["charge"]
+    first = _webhook(world, "charge.refunded", charge)
+    assert first.stage_results["handle"]["outcome"] == "booked", first.stage_results
+    again = _webhook(world, "charge.refunded", charge, again=True)
+    assert again.stage_results["handle"]["outcome"] == "nothing_new"
+    [row] = refund_rows(world.c, create.id)
+    assert (row["id"], row["source"], row["amount"], row["vat"], row["net"]) == (refund.id, "stripe", 300, 56, 244)
+    # It counts against what remains: 1107 − 300 left for the API.
+    over = _refund(world, {"payment": create.id, "amount": 808}, status=422)["error"]
+    assert "807 minor units" in over["message"]
+    _assert_money(world, create)
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+def test_a_dispute_of_a_subscription_charge_is_booked_like_a_payments(world: World, outcome: str) -> None:
+    _, create = _subscribed(world, pm="pm_card_fr")
+    charge = create.stage_results["charge"]["charge"]
+    opened = httpx.post(f"{world.sandbox.base_url}/_sim/charges/{charge}/dispute", json={"reason": "fraudulent"})
+    assert opened.status_code == 200, opened.text
+    dispute = opened.json()
+    handled = _webhook(world, "charge.dispute.created", dispute["id"])
+    assert handled.stage_results["handle"]["outcome"] == "booked", handled.stage_results
+    customer = create.customer_id
+    held = _balance(world, [create.id])
+    assert held[f"receivable:{customer}"] == TOTAL
+    httpx.post(f"{world.sandbox.base_url}/_sim/disputes/{dispute['id']}/close", json={"status": outcome})
+    closed = _webhook(world, "charge.dispute.closed", dispute["id"])
+    assert closed.stage_results["handle"]["outcome"] == "booked"
+    after = _balance(world, [create.id])
+    assert f"receivable:{customer}" not in after
+    if outcome == "won":
+        assert after["vat_payable:IE"] == -VAT and after["revenue"] == -NET
+    else:
+        # Lost: the charge's VAT is reduced in full, the net is a loss.
+        assert "vat_payable:IE" not in after and after["dispute_losses"] == NET
+    assert world.job(create.id).view()["dispute"]["status"] == outcome
+    assert verify(world.c.db).ok
+
+
+def test_a_worker_killed_after_stripe_refunded_a_subscription_charge_refunds_and_books_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, create = _subscribed(world)
+    _refund(world, {"payment": create.id, "amount": 400})
+    [message] = queued(world.c, "refunds", wait=3)
+    made = _kill_after_create(world.c, monkeypatch)
+    with pytest.raises(WorkerKilled):
+        world.c.run_job("refund", message)
+    assert [r["id"] for r in _live(world, create)] == made
+    # The charge.refunded webhook may come first: it books the engine's refund from the job's reservation.
+    booked = _webhook(world, "charge.refunded", create.stage_results["charge"]["charge"])
+    assert booked.stage_results["handle"]["outcome"] == "booked"
+    done = world.c.run_job("refund", message)  # redelivered
+    assert done.status == "succeeded", done.error
+    assert [r["id"] for r in _live(world, create)] == made, "refunded twice"
+    [row] = refund_rows(world.c, create.id)
+    assert (row["status"], row["stripe_refund_id"], row["amount"]) == ("succeeded", made[0], 400)
+    with world.c.db.connect() as conn:
+        count = conn.execute(
+            sa.text("SELECT count(*) FROM ledger_transactions WHERE effect_key = :k"), {"k": f"refund:{done.id}:issue"}
+        ).scalar_one()
+    assert count == 1
+    _assert_money(world, create)
