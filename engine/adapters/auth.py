@@ -10,6 +10,11 @@
 
 In both modes a token carries ``sub``, ``role``, ``iat`` and ``exp``, and lives at most
 ``PAYMENTS_JWT_MAX_LIFETIME_SECONDS`` (15 minutes by default: an access token, not a credential).
+
+The ``merchant`` claim names the tenant the caller acts for: every API query is filtered by it.  In issuer mode it
+is required (:class:`MerchantRequired`); a shared-secret token without it acts for the local stack's default
+merchant (:data:`engine.domain.merchant.DEFAULT_MERCHANT`).  No token sees every merchant: operators on call read
+across merchants with the CLI, which goes to the database directly.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import jwt
 
 from config.settings import Settings
+from engine.domain.merchant import DEFAULT_MERCHANT, check_merchant_id, tenant_client
 from engine.errors import PaymentsError
 
 ROLES = ("payment_admin", "payment_operator", "payment_viewer", "payment_support")
@@ -43,16 +49,26 @@ class AuthError(PaymentsError):
     """A token is missing, malformed, expired, wrongly signed, too long-lived or carries no known role."""
 
 
+class MerchantRequired(AuthError):
+    """A valid token of the identity provider that names no merchant (issuer mode): it may act for nobody."""
+
+
 class AuthConfigError(PaymentsError):
     """The token settings contradict each other (an issuer without keys); raised when the verifier is built."""
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's subject (idempotency keys are scoped by it) and role."""
+    """Who is calling: the token's subject, role and merchant (every query the API makes is filtered by it)."""
 
     sub: str
     role: str
+    merchant: str = DEFAULT_MERCHANT
+
+    @property
+    def client(self) -> str:
+        """Whom idempotency keys and rate-limit buckets belong to: the subject within its merchant."""
+        return tenant_client(self.merchant, self.sub)
 
 
 def normalise_role(role: str) -> str:
@@ -112,11 +128,18 @@ def local_minting_refusal(settings: Settings) -> str | None:
     return None
 
 
-def mint(settings: Settings, role: str, sub: str = "dev", ttl_seconds: int = DEFAULT_TTL_SECONDS) -> str:
-    """A signed HS256 token for the shared-secret mode (the local stack and tests).
+def mint(
+    settings: Settings,
+    role: str,
+    sub: str = "dev",
+    ttl_seconds: int = DEFAULT_TTL_SECONDS,
+    merchant: str = DEFAULT_MERCHANT,
+) -> str:
+    """A signed HS256 token for the shared-secret mode (the local stack and tests), acting for ``merchant``.
 
-    Raises :class:`ValueError` for an unknown role, a ttl ≤ 0 or above ``jwt.max_lifetime_seconds``, or when an
-    issuer is configured (the engine never signs tokens its ingest would then refuse).
+    Raises :class:`ValueError` for an unknown role, an invalid merchant id, a ttl ≤ 0 or above
+    ``jwt.max_lifetime_seconds``, or when an issuer is configured (the engine never signs tokens its ingest would
+    then refuse).
     """
     if settings.jwt.issuer:
         raise ValueError(local_minting_refusal(settings))
@@ -133,6 +156,7 @@ def mint(settings: Settings, role: str, sub: str = "dev", ttl_seconds: int = DEF
         "aud": settings.jwt.audience,
         "sub": sub,
         "role": normalise_role(role),
+        "merchant": check_merchant_id(merchant),
         "iat": now,
         "exp": now + ttl_seconds,
     }
@@ -165,7 +189,9 @@ class TokenVerifier:
         Raises:
             AuthError: malformed; an algorithm the mode does not accept (``none`` and HS256 in issuer mode
                 included); an unknown ``kid``; a bad signature; ``exp``, ``iat``, ``sub`` or ``aud`` missing (and
-                ``iss`` in issuer mode) or wrong; expired; a lifetime above the maximum; an unknown ``role``.
+                ``iss`` in issuer mode) or wrong; expired; a lifetime above the maximum; an unknown ``role``; a
+                ``merchant`` that is not a merchant id; a default-merchant ``sub`` containing ``/``.
+            MerchantRequired: (an :class:`AuthError`) an issuer's token without ``merchant``.
         """
         try:
             header = jwt.get_unverified_header(token)
@@ -179,7 +205,23 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLES:
             raise AuthError(f"token role {role!r} is not one of {', '.join(ROLES)}")
-        return Principal(sub=str(claims["sub"]), role=role)
+        return Principal(sub=str(claims["sub"]), role=role, merchant=self._merchant(claims))
+
+    def _merchant(self, claims: dict[str, Any]) -> str:
+        """The merchant the token acts for (see the module's docstring)."""
+        merchant = claims.get("merchant")
+        if merchant is None:
+            if self._issuer:
+                raise MerchantRequired("the token names no merchant (claim `merchant`): it may act for none")
+            merchant = DEFAULT_MERCHANT
+        try:
+            check_merchant_id(merchant)
+        except ValueError as exc:
+            raise AuthError(f"token merchant {merchant!r}: {exc}") from exc
+        if merchant == DEFAULT_MERCHANT and "/" in str(claims["sub"]):
+            # Another merchant's clients are "<merchant>/<sub>" (engine/domain/merchant.py): never the same.
+            raise AuthError("a default-merchant token's sub may not contain '/'")
+        return str(merchant)
 
     def _issuer_claims(self, token: str, header: dict[str, Any]) -> dict[str, Any]:
         alg = header.get("alg")

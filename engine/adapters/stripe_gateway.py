@@ -17,6 +17,7 @@ import stripe
 
 from engine.adapters.circuit_breaker import CircuitBreaker
 from engine.adapters.stripe_rate_limit import RateLimitWaitExceeded, StripeRateLimiter
+from engine.domain.merchant import DEFAULT_MERCHANT, customer_ref
 from engine.domain.pan import find_pan
 from engine.errors import DependencyDown, PoisonError, classify_stripe_error
 from engine.runtime import metrics
@@ -136,13 +137,15 @@ class StripeGateway:
                 self._probing = False
 
     # -- customers ---------------------------------------------------------------------------------------------
-    def customer_for(self, job_id: str, customer_id: str, email: str | None) -> str:
-        """The Stripe customer of an engine customer, created once (remembered in Redis and in process)."""
+    def customer_for(self, job_id: str, customer_id: str, email: str | None, merchant: str = DEFAULT_MERCHANT) -> str:
+        """The Stripe customer of ``merchant``'s customer ``customer_id``, created once (remembered in Redis and in
+        process).  Customer ids are per merchant: the same id under two merchants is two Stripe customers."""
+        ref = customer_ref(merchant, customer_id)
         with self._lock:
-            known = self._customers.get(customer_id)
+            known = self._customers.get(ref)
         if known:
             return known
-        key = f"{self._prefix}stripe_customer:{customer_id}"
+        key = f"{self._prefix}stripe_customer{ref}"
         if self._redis is not None:
             try:
                 stored = self._redis.get(key)
@@ -151,22 +154,25 @@ class StripeGateway:
             if stored:
                 value = stored.decode() if isinstance(stored, bytes) else str(stored)
                 with self._lock:
-                    self._customers[customer_id] = value
+                    self._customers[ref] = value
                 return value
-        params: dict[str, Any] = {"metadata": {"customer_id": customer_id}}
+        metadata = {"customer_id": customer_id}
+        if merchant != DEFAULT_MERCHANT:
+            metadata["merchant"] = merchant
+        params: dict[str, Any] = {"metadata": metadata}
         if email:
             params["email"] = email
         created = self.call(
             job_id,
             self.client.v1.customers.create,
             params=params,
-            options={"idempotency_key": f"customer:{customer_id}"},
+            options={"idempotency_key": f"customer{ref}"},
         )
         if self._redis is not None:
             with contextlib.suppress(redis.RedisError):
                 self._redis.set(key, created.id)
         with self._lock:
-            self._customers[customer_id] = created.id
+            self._customers[ref] = created.id
         return str(created.id)
 
     def card_country(self, payment_method: str) -> str | None:

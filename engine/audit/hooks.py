@@ -52,6 +52,7 @@ def cli_actor() -> str:
 def job_created(conn: sa.Connection, *, actor: str, job: Job, request_hash: str) -> int:
     """An API call created ``job``: the request is identified by its hash, not copied (it holds personal data)."""
     detail = {"kind": job.kind, "request_sha256": request_hash, "customer": job.customer_id}
+    detail["merchant"] = job.merchant_id
     # Queued, not chained here: the ingest's commits must not wait for each other (migration 0012).
     return enqueue(conn, actor=actor, action="job.create", job=job.id, detail=detail)
 
@@ -69,9 +70,10 @@ def dlq_moved(conn: sa.Connection, *, entry: DlqEntry, action: str, outcome: str
     return append(conn, actor=cli_actor(), action=action, job=entry.job_id, detail=detail)
 
 
-def review_decided(conn: sa.Connection, *, job_id: str, decision: str, reviewer: str) -> int:
-    """A review decision (``approve`` or ``decline``) on a job parked in_review."""
-    return append(conn, actor=reviewer, action=f"review.{decision}", job=job_id, detail={"decision": decision})
+def review_decided(conn: sa.Connection, *, job: Job, decision: str, reviewer: str) -> int:
+    """A review decision (``approve`` or ``decline``) on ``job``, parked in_review (its merchant recorded)."""
+    detail = {"decision": decision, "merchant": job.merchant_id}
+    return append(conn, actor=reviewer, action=f"review.{decision}", job=job.id, detail=detail)
 
 
 def configuration_started(db: sa.Engine, *, role: str, settings: dict[str, Any]) -> int | None:

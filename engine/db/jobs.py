@@ -69,6 +69,8 @@ def row_to_job(row: sa.RowMapping) -> Job:
         request=row["request"],
         customer_id=row["customer_id"],
         correlation_id=row["correlation_id"],
+        merchant_id=row["merchant_id"],
+        created_by=row["created_by"],
         stage_results=row["stage_results"] or {},
         public=row["result"] or {},
         error=row["error"],
@@ -91,6 +93,8 @@ def row_values(job: Job) -> dict[str, Any]:
         "group_id": job.group_id,
         "customer_id": job.customer_id,
         "correlation_id": job.correlation_id,
+        "merchant_id": job.merchant_id,
+        "created_by": job.created_by,
         "request": job.request,
         "stage_results": job.stage_results,
         "result": job.public or None,
@@ -107,9 +111,12 @@ def insert(conn: sa.Connection, job: Job) -> Job:
     return row_to_job(row)
 
 
-def get(conn: sa.Connection, job_id: str, *, for_update: bool = False) -> Job:
-    """The job ``job_id``.  Raises :class:`JobNotFound`."""
+def get(conn: sa.Connection, job_id: str, *, for_update: bool = False, merchant: str | None = None) -> Job:
+    """The job ``job_id`` (of ``merchant`` when given: another merchant's job is not found, as on Stripe, so ids
+    cannot be probed).  Raises :class:`JobNotFound`."""
     query = sa.select(jobs).where(jobs.c.id == job_id)
+    if merchant is not None:
+        query = query.where(jobs.c.merchant_id == merchant)
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).mappings().one_or_none()
@@ -223,8 +230,10 @@ def page(
     customer: str | None = None,
     starting_after: str | None = None,
     ending_before: str | None = None,
+    merchant: str | None = None,
 ) -> tuple[list[Job], bool, str | None]:
-    """A page of jobs, newest first: ``(jobs, has_more, next_cursor)``.
+    """A page of jobs, newest first: ``(jobs, has_more, next_cursor)``; only ``merchant``'s when given (an anchor
+    of another merchant is not found).
 
     Stripe-style: ``starting_after`` (a job id) gives the jobs just older than that job, ``ending_before`` those
     just newer; ``has_more`` says whether more lie further in the direction asked (older by default, newer with
@@ -237,6 +246,8 @@ def page(
         raise ValueError("give at most one of cursor, starting_after and ending_before")
     key = sa.tuple_(jobs.c.created_at, jobs.c.id)
     query = sa.select(jobs).limit(limit + 1)
+    if merchant is not None:
+        query = query.where(jobs.c.merchant_id == merchant)
     if status:
         query = query.where(jobs.c.status == status)
     if kind:
@@ -247,7 +258,10 @@ def page(
     anchor: tuple[datetime, str] | None = decode_cursor(cursor) if cursor else None
     if starting_after is not None or ending_before is not None:
         anchor_id = str(starting_after if starting_after is not None else ending_before)
-        found = conn.execute(sa.select(jobs.c.created_at, jobs.c.id).where(jobs.c.id == anchor_id)).one_or_none()
+        anchor_query = sa.select(jobs.c.created_at, jobs.c.id).where(jobs.c.id == anchor_id)
+        if merchant is not None:
+            anchor_query = anchor_query.where(jobs.c.merchant_id == merchant)
+        found = conn.execute(anchor_query).one_or_none()
         if found is None:
             raise AnchorNotFound(anchor_id)
         anchor = (found.created_at, found.id)

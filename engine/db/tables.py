@@ -35,6 +35,10 @@ jobs = sa.Table(
     sa.Column("group_id", sa.Text, nullable=False),
     sa.Column("customer_id", sa.Text, nullable=True),
     sa.Column("correlation_id", sa.Text, nullable=True),
+    # The merchant (tenant) owning the job (migration 0015): every API query filters on it.
+    sa.Column("merchant_id", sa.Text, nullable=False, server_default="default"),
+    # The token subject whose request created the job: the one the PaymentIntent's client_secret is shown to.
+    sa.Column("created_by", sa.Text, nullable=True),
     sa.Column("request", JSONB, nullable=False),
     # Results of completed stages, keyed by stage name, persisted with each checkpoint.
     sa.Column("stage_results", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
@@ -54,6 +58,7 @@ jobs = sa.Table(
 sa.Index("jobs_status_updated_idx", jobs.c.status, jobs.c.updated_at)
 sa.Index("jobs_created_idx", jobs.c.created_at.desc(), jobs.c.id.desc())
 sa.Index("jobs_customer_idx", jobs.c.customer_id)
+sa.Index("jobs_merchant_created_idx", jobs.c.merchant_id, jobs.c.created_at.desc(), jobs.c.id.desc())
 
 dead_letters = sa.Table(
     "dead_letters",

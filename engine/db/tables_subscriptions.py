@@ -25,6 +25,8 @@ subscriptions = sa.Table(
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
     sa.Column("customer_id", sa.Text, nullable=False),
+    # The merchant (tenant) owning the subscription (migration 0015), its renewals' jobs inherit it.
+    sa.Column("merchant_id", sa.Text, nullable=False, server_default="default"),
     # The customer object of the creating request (country, type, VAT id decide each renewal's VAT).
     sa.Column("customer", JSONB, nullable=False),
     sa.Column("plan", sa.Text, nullable=False),

@@ -28,6 +28,7 @@ from engine.broker.queues import QueueCatalogue
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_dispatches
 from engine.db.tables import jobs
+from engine.domain.merchant import DEFAULT_MERCHANT, tenant_client
 from engine.errors import PaymentsError
 from engine.ingest.errors import ApiError
 from engine.ingest.idempotency import IdempotencyStore, SavedAnswer
@@ -39,7 +40,8 @@ RETRY_AFTER_SECONDS = 5
 
 
 def api_scope(client: str, key: str) -> str:
-    """The idempotency scope of an API request: the client (JWT ``sub``) and its Idempotency-Key.
+    """The idempotency scope of an API request: the client (JWT ``sub`` within its merchant,
+    :func:`engine.domain.merchant.tenant_client`) and its Idempotency-Key.
 
     The client is length-prefixed, so no pair of (client, key) can spell another pair's scope (``a:b`` + ``k``
     and ``a`` + ``b:k`` differ).
@@ -100,13 +102,19 @@ class JobAcceptor:
         customer_id: str | None,
         correlation_id: str | None,
         public: dict[str, Any] | None = None,
+        merchant: str = DEFAULT_MERCHANT,
     ) -> SavedAnswer:
         """The answer for this request: a replay of the first answer, or 202 with a new job.
+
+        ``client`` is the token's subject and ``merchant`` its merchant: the job belongs to that merchant, was
+        created by that subject, and the Idempotency-Key is the subject's within the merchant (two merchants' keys
+        never meet).
 
         Raises :class:`ApiError` 422 ``idempotency_key_reused``, 409 ``idempotency_key_in_use``, 400
         ``invalid_request`` (the message would be invalid), 503 ``unavailable`` (the database is down).
         """
         submission = Submission(request_hash, kind, data, group_key, customer_id, correlation_id, public)
+        creator, client = client, tenant_client(merchant, client)
         # The in-flight lock first: one database lookup per request instead of one before and one after it.
         if not self._store.acquire(client, key):
             raise ApiError(
@@ -117,7 +125,7 @@ class JobAcceptor:
                 error_type="idempotency_error",
             )
         try:
-            prepared = self._prepare(client, key, submission)
+            prepared = self._prepare(client, key, submission, merchant, creator)
             answer, created = self._commit(client, key, submission, prepared)
         finally:
             self._store.release(client, key)
@@ -126,7 +134,13 @@ class JobAcceptor:
         return answer
 
     def accept_batch(
-        self, *, client: str, key: str, request_hash: str, items: list[tuple[str, Submission] | ApiError]
+        self,
+        *,
+        client: str,
+        key: str,
+        request_hash: str,
+        items: list[tuple[str, Submission] | ApiError],
+        merchant: str = DEFAULT_MERCHANT,
     ) -> SavedAnswer:
         """Accept many jobs in one commit: ``items`` are ``(item key, submission)`` or the :class:`ApiError` that
         item already failed with.  The answer is 207 with one result per item, in order (``{"index", "status",
@@ -134,9 +148,11 @@ class JobAcceptor:
 
         Each item is its own request with its own key (scope ``api_scope(client, item key)``): a replayed item, a
         key already used for the same payment, or one used for another (422 ``idempotency_key_reused``) is answered
-        as ``POST /v1/payments`` would.  Raises :class:`ApiError` 409 ``idempotency_key_in_use`` for the batch key,
-        422 ``idempotency_key_reused`` when it was used for another batch, 503 ``unavailable``.
+        as ``POST /v1/payments`` would.  ``client`` and ``merchant`` as for :meth:`accept`.  Raises
+        :class:`ApiError` 409 ``idempotency_key_in_use`` for the batch key, 422 ``idempotency_key_reused`` when it
+        was used for another batch, 503 ``unavailable``.
         """
+        creator, client = client, tenant_client(merchant, client)
         if not self._store.acquire(client, key):
             raise ApiError(
                 409,
@@ -167,7 +183,7 @@ class JobAcceptor:
                     continue
                 seen.add(item_key)
                 try:
-                    prepared[i] = (item_key, submission, self._prepare(client, item_key, submission))
+                    prepared[i] = (item_key, submission, self._prepare(client, item_key, submission, merchant, creator))
                 except ApiError as exc:
                     results[i] = _error(i, exc)
             answer, created = self._commit_batch(client, key, request_hash, results, prepared)
@@ -213,14 +229,15 @@ class JobAcceptor:
                 self._store.save(conn, client, key, request_hash, None, answer)
                 # Last: the audit chain's head stays locked from here to the commit.
                 for job, s in created:
-                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
+                    audit.job_created(conn, actor=job.created_by or client, job=job, request_hash=s.request_hash)
         except sa.exc.OperationalError as exc:
             raise ApiError(503, "unavailable", "The database is unavailable.", retry_after=RETRY_AFTER_SECONDS) from exc
         log.info("accepted a batch of %d job(s), %d new", len(results), len(created))
         return answer, bool(created)
 
-    def _prepare(self, client: str, key: str, s: Submission) -> _Prepared:
-        """The job row and its validated envelope, before anything is written.  Raises :class:`ApiError` 400."""
+    def _prepare(self, client: str, key: str, s: Submission, merchant: str, creator: str) -> _Prepared:
+        """The job row (of ``merchant``, created by the subject ``creator``) and its validated envelope, before
+        anything is written.  Raises :class:`ApiError` 400."""
         spec = self._queues.for_kind(s.kind)
         assert spec is not None, s.kind
         scope = api_scope(client, key)
@@ -233,6 +250,8 @@ class JobAcceptor:
             customer_id=s.customer_id,
             correlation_id=s.correlation_id,
             public=s.public,
+            merchant_id=merchant,
+            created_by=creator,
         )
         try:
             envelope = Envelope.new(
@@ -270,7 +289,7 @@ class JobAcceptor:
                         raise _Collision()
                     add_dispatches(conn, [(job.id, p.queue, p.envelope)])
                     # Last: the audit chain's head stays locked from here to the commit.
-                    audit.job_created(conn, actor=client, job=job, request_hash=s.request_hash)
+                    audit.job_created(conn, actor=job.created_by or client, job=job, request_hash=s.request_hash)
             except _Collision:
                 # Rolled back: the scope (or the key) already has a job, committed by another request.
                 with self._db.connect() as conn:

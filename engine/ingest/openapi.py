@@ -47,7 +47,8 @@ _ERROR_DESCRIPTIONS = {
     400: "A malformed header (`Idempotency-Key`, `X-Request-ID`: `idempotency_key_missing`, "
     "`idempotency_key_invalid`, `request_id_invalid`, `pan_detected`) or request (`invalid_request`).",
     401: "No bearer token, or one that is malformed, expired or wrongly signed (`unauthenticated`).",
-    403: "The token's role may not use this operation (`forbidden`).",
+    403: "The token's role may not use this operation (`forbidden`), or the identity provider's token names no "
+    "merchant (`merchant_required`).",
     404: "No such object (`not_found`; `param` names it).",
     409: "The first request with this Idempotency-Key has not answered yet (`idempotency_key_in_use`), or the "
     "object's state forbids the operation.",
@@ -167,7 +168,10 @@ def build_document(app: FastAPI) -> dict[str, Any]:
             "scheme": "bearer",
             "bearerFormat": "JWT",
             "description": "A JWT with a `role` claim (`payment_admin`, `payment_operator`, `payment_viewer`, "
-            "`payment_support`); `payments token --role R` prints one for the local stack.",
+            "`payment_support`) and a `merchant` claim: the caller sees and changes only that merchant's jobs and "
+            "subscriptions (another merchant's answer 404).  Required from an identity provider; a local-stack "
+            "token without it acts for the merchant `default`.  `payments token --role R [--merchant M]` prints "
+            "one for the local stack.",
         }
     }
     for methods in doc.get("paths", {}).values():
@@ -194,7 +198,9 @@ def _complete(method: str, op: dict[str, Any], schemas: dict[str, Any]) -> None:
     if roles is not None:
         op["security"] = [{BEARER: []}]
         who = ", ".join(f"`{r}`" for r in roles)
-        op["description"] = (op.get("description", "") + f"\n\n**Roles:** {who}.").strip()
+        op["description"] = (
+            op.get("description", "") + f"\n\n**Roles:** {who}.  Only the token's merchant's objects."
+        ).strip()
         errors |= {401, 403, 503}
     else:
         op["security"] = []

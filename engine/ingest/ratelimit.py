@@ -143,7 +143,7 @@ class RateLimitMiddleware:
                 pass  # answered 401 by the route; counted by address meanwhile
             else:
                 scope.setdefault("state", {})["principal"] = principal
-                return f"sub:{principal.sub}", self.limits.per_minute
+                return f"sub:{principal.client}", self.limits.per_minute
         return f"ip:{client_address(scope, self.limits.trusted_proxies)}", self.limits.per_minute
 
 

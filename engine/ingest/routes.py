@@ -33,11 +33,12 @@ def build_router(c: Container) -> APIRouter:
         openapi_extra=contract(roles=ALL_ROLES, errors=(404,), answer=Job),
     )
     async def get_job(job_id: str, request: Request) -> JSONResponse:
-        authenticate(request, verifier, ALL_ROLES)
+        principal = authenticate(request, verifier, ALL_ROLES)
 
         def load() -> dict[str, Any]:
             with c.db.connect() as conn:
-                return job_repo.get(conn, job_id).view()
+                # Another merchant's job is not found (404, as on Stripe): ids cannot be probed.
+                return job_repo.get(conn, job_id, merchant=principal.merchant).view_for(principal.sub)
 
         try:
             return JSONResponse(await in_thread(load))
@@ -60,7 +61,7 @@ def build_router(c: Container) -> APIRouter:
         ending_before: str | None = None,
         limit: int = Query(default=20, ge=1, le=100),
     ) -> JSONResponse:
-        authenticate(request, verifier, ALL_ROLES)
+        principal = authenticate(request, verifier, ALL_ROLES)
         if kind is not None and kind not in kinds:
             raise ApiError(422, "validation_error", f"kind must be one of {', '.join(kinds)}", param="kind")
         anchors = [
@@ -82,11 +83,12 @@ def build_router(c: Container) -> APIRouter:
                     customer=customer,
                     starting_after=starting_after,
                     ending_before=ending_before,
+                    merchant=principal.merchant,
                 )
             return {
                 "object": "list",
                 "url": "/v1/jobs",
-                "data": [j.view() for j in rows],
+                "data": [j.view_for(principal.sub) for j in rows],
                 "has_more": has_more,
                 "next_cursor": next_cursor,
             }
@@ -113,7 +115,7 @@ def build_router(c: Container) -> APIRouter:
         body = await read_json(request)
         decision: ReviewDecision = validate(ReviewDecision, body)
         try:
-            job = await in_thread(decide, c, job_id, decision.decision, principal.sub)
+            job = await in_thread(decide, c, job_id, decision.decision, principal.sub, principal.merchant)
         except job_repo.JobNotFound:
             raise ApiError(404, "not_found", f"No job {job_id}.", param="id") from None
         except ChargedAtStripe as exc:
@@ -122,6 +124,6 @@ def build_router(c: Container) -> APIRouter:
             raise ApiError(409, "job_not_in_review", str(exc), error_type="invalid_request_error") from None
         except TransientError as exc:
             raise ApiError(503, "stripe_unavailable", str(exc), error_type="api_error") from None
-        return JSONResponse(job.view())
+        return JSONResponse(job.view_for(principal.sub))
 
     return router

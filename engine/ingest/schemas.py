@@ -72,6 +72,19 @@ _JOB_EXAMPLE: dict[str, JsonValue] = {
 }
 
 
+class JobStripe(BaseModel):
+    """The Stripe objects of a payment job."""
+
+    model_config = ConfigDict(extra="allow")
+
+    payment_intent: str | None = Field(default=None, description="The PaymentIntent's id.")
+    client_secret: str | None = Field(
+        default=None,
+        description="The PaymentIntent's client secret, to confirm it in the customer's browser.  Shown only to "
+        "the token subject that created the job; absent for every other caller, of any role.",
+    )
+
+
 class Job(BaseModel):
     """A job (``engine/jobs/job.py``): these fields on every kind, and the kind's own fields beside them
     (``docs/api.md``, "Objects")."""
@@ -86,6 +99,7 @@ class Job(BaseModel):
     created_at: str = Field(description="ISO 8601 in UTC, ending in Z.")
     updated_at: str = Field(description="ISO 8601 in UTC, ending in Z.")
     error: dict[str, Any] | None = Field(default=None, description="Why the job failed, when it did.")
+    stripe: JobStripe | None = Field(default=None, description="A payment's PaymentIntent, once created.")
 
 
 class JobList(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from engine.adapters.auth import AuthError, Principal, TokenVerifier
+from engine.adapters.auth import AuthError, MerchantRequired, Principal, TokenVerifier
 from engine.ingest.errors import ApiError
 
 ADMIN, OPERATOR, VIEWER, SUPPORT = "payment_admin", "payment_operator", "payment_viewer", "payment_support"
@@ -14,7 +14,8 @@ ALL_ROLES = (ADMIN, OPERATOR, VIEWER, SUPPORT)
 def authenticate(request: Request, verifier: TokenVerifier, allowed: tuple[str, ...]) -> Principal:
     """The caller's principal when it holds one of ``allowed`` roles.
 
-    Raises :class:`ApiError` 401 without a valid bearer token, 403 when its role is not allowed.
+    Raises :class:`ApiError` 401 without a valid bearer token, 403 ``merchant_required`` when the token (of the
+    identity provider) names no merchant, 403 ``forbidden`` when its role is not allowed.
     """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -24,6 +25,8 @@ def authenticate(request: Request, verifier: TokenVerifier, allowed: tuple[str, 
     verified = getattr(request.state, "principal", None)
     try:
         principal = verified if isinstance(verified, Principal) else verifier.verify(token.strip())
+    except MerchantRequired as exc:
+        raise ApiError(403, "merchant_required", f"The token is valid but acts for no merchant: {exc}.") from exc
     except AuthError as exc:
         raise ApiError(401, "unauthenticated", f"Invalid bearer token: {exc}") from exc
     if principal.role not in allowed:

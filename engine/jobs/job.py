@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.domain.timestamps import iso_utc
 from engine.jobs.output import StageNotRun, StageOutput
 
@@ -49,6 +50,10 @@ class Job:
     request: dict[str, Any]
     customer_id: str | None = None
     correlation_id: str | None = None
+    #: The merchant (tenant) owning the job: the API shows it only to that merchant's tokens.
+    merchant_id: str = DEFAULT_MERCHANT
+    #: The token subject whose request created the job (None: made by the engine, or before migration 0015).
+    created_by: str | None = None
     stage_results: dict[str, Any] = field(default_factory=dict)
     public: dict[str, Any] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -70,6 +75,8 @@ class Job:
         correlation_id: str | None = None,
         public: dict[str, Any] | None = None,
         job_id: str | None = None,
+        merchant_id: str = DEFAULT_MERCHANT,
+        created_by: str | None = None,
     ) -> Job:
         """A new job, ``accepted`` and before its first stage, to be inserted (``job_id``: a fresh one if None).
 
@@ -86,6 +93,8 @@ class Job:
             request=request,
             customer_id=customer_id,
             correlation_id=correlation_id,
+            merchant_id=merchant_id,
+            created_by=created_by,
             public=public or {},
         )
 
@@ -123,4 +132,14 @@ class Job:
         if self.error:
             out["error"] = self.error
         out.update(self.public)
+        return out
+
+    def view_for(self, sub: str) -> dict[str, Any]:
+        """The API representation shown to the token subject ``sub`` (of the job's merchant): :meth:`view` without
+        the PaymentIntent's ``client_secret`` unless ``sub`` created the job (the secret confirms the payment from
+        the customer's browser; only the integration that made the job hands it on)."""
+        out = self.view()
+        stripe = out.get("stripe")
+        if isinstance(stripe, dict) and "client_secret" in stripe and sub != self.created_by:
+            out["stripe"] = {k: v for k, v in stripe.items() if k != "client_secret"}
         return out

@@ -62,17 +62,19 @@ def live_intents(c: Container, job: Job) -> list[str]:
     return sorted(pi.id for pi in found if pi.status in LIVE_INTENT)
 
 
-def in_review(c: Container, limit: int = 100) -> list[Job]:
-    """Jobs waiting for a decision, oldest first."""
+def in_review(c: Container, limit: int = 100, merchant: str | None = None) -> list[Job]:
+    """Jobs waiting for a decision, oldest first (only ``merchant``'s when given; every merchant's for the CLI)."""
+    query = sa.select(jobs).where(jobs.c.status == "in_review").order_by(jobs.c.updated_at).limit(limit)
+    if merchant is not None:
+        query = query.where(jobs.c.merchant_id == merchant)
     with c.db.connect() as conn:
-        rows = conn.execute(
-            sa.select(jobs).where(jobs.c.status == "in_review").order_by(jobs.c.updated_at).limit(limit)
-        ).mappings()
+        rows = conn.execute(query).mappings()
         return [job_repo.row_to_job(r) for r in rows]
 
 
-def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
-    """Apply a review decision and return the job.
+def decide(c: Container, job_id: str, decision: str, reviewer: str, merchant: str | None = None) -> Job:
+    """Apply a review decision and return the job (a job of ``merchant`` when given: the API's caller may decide
+    only its own merchant's jobs; the CLI, on call, any).
 
     ``approve`` sets the job ``processing`` and re-sends its message (dedup suffix ``:review:N``) so the pipeline
     resumes after the fraud stage; ``decline`` fails it and announces ``job.failed``.
@@ -89,7 +91,7 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
     if decision == "decline":
         # Look Stripe up first (outside the row lock): a charge made before a crash must not end in a failed job.
         with c.db.connect() as conn:
-            parked = job_repo.get(conn, job_id)
+            parked = job_repo.get(conn, job_id, merchant=merchant)
         if parked.status != "in_review":
             raise NotInReview(parked)
         live = live_intents(c, parked) if parked.kind == "payment" else []
@@ -98,7 +100,7 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
             log.error("INCIDENT: job %s in review is charged at Stripe: %s", job_id, live, extra={"job_id": job_id})
             raise ChargedAtStripe(parked, live)
     with c.db.begin() as conn:
-        job = job_repo.get(conn, job_id, for_update=True)
+        job = job_repo.get(conn, job_id, for_update=True, merchant=merchant)
         if job.status != "in_review":
             raise NotInReview(job)
         if decision == "decline":
@@ -108,7 +110,7 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
             )
             view = job_repo.get(conn, job.id).view()
             add_event(conn, job_id=job.id, event_type="job.failed", event_key=f"{job.id}:job.failed", payload=view)
-            audit.review_decided(conn, job_id=job.id, decision=decision, reviewer=reviewer)
+            audit.review_decided(conn, job=job, decision=decision, reviewer=reviewer)
             return job_repo.get(conn, job.id)
         generation = job.enqueue_generation + 1
         job_repo.checkpoint(
@@ -116,5 +118,5 @@ def decide(c: Container, job_id: str, decision: str, reviewer: str) -> Job:
         )
         conn.execute(jobs.update().where(jobs.c.id == job.id).values(enqueue_generation=generation))
         send_again(c.broker, job, f":review:{generation}")
-        audit.review_decided(conn, job_id=job.id, decision=decision, reviewer=reviewer)
+        audit.review_decided(conn, job=job, decision=decision, reviewer=reviewer)
         return job_repo.get(conn, job.id)

@@ -116,7 +116,9 @@ class ChargeStage:
         req = job.request
         generation = progress.generation
         try:
-            customer = self.stripe.customer_for(job.id, req["customer"]["id"], req["customer"].get("email"))
+            customer = self.stripe.customer_for(
+                job.id, req["customer"]["id"], req["customer"].get("email"), job.merchant_id
+            )
             intent = None
             if progress.object_id or must_look_up_first(job):
                 intent = self.stripe.find_intent(job.id, customer, progress.object_id)

@@ -46,6 +46,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
         answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             request_hash=canonical_hash("POST", "/v1/payments", body),
             kind="payment",
@@ -73,6 +74,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
         answer = await in_thread(
             acceptor.accept_batch,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             request_hash=canonical_hash("POST", "/v1/payments/batch", body),
             items=[_item(i, item, correlation) for i, item in enumerate(items)],

@@ -37,14 +37,15 @@ def build_router(
     router = APIRouter(prefix="/v1")
     store = idempotency
 
-    def load_payment(refund: RefundRequest) -> Job | None:
-        """The job the refund names, if it is of a kind that charges."""
+    def load_payment(refund: RefundRequest, merchant: str) -> Job | None:
+        """The job the refund names, if it is of a kind that charges and of ``merchant`` (another merchant's job is
+        None: 404 as on Stripe, so ids cannot be probed)."""
         with db.connect() as conn:
             job_id = target_job_id(conn, refund.model_dump(exclude_none=True))
             if job_id is None:
                 return None
             try:
-                job = job_repo.get(conn, job_id)
+                job = job_repo.get(conn, job_id, merchant=merchant)
             except job_repo.JobNotFound:
                 return None
         if refund.payment_intent and refund.payment and payment_intent_of(job) != refund.payment_intent:
@@ -65,10 +66,10 @@ def build_router(
         refund: RefundRequest = validate(RefundRequest, body)
         request_hash = canonical_hash("POST", "/v1/refunds", body)
         # A replay (or a reused key) answers before the 404 check, in the order of docs/api.md.
-        saved = await in_thread(store.lookup, principal.sub, key, request_hash)
+        saved = await in_thread(store.lookup, principal.client, key, request_hash)
         if saved is not None:
             return job_answer(saved)
-        payment = await in_thread(load_payment, refund)
+        payment = await in_thread(load_payment, refund, principal.merchant)
         if payment is None:
             param = "payment" if refund.payment else "payment_intent"
             raise ApiError(404, "not_found", f"No charge {refund.payment or refund.payment_intent}.", param=param)
@@ -90,6 +91,7 @@ def build_router(
         answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             request_hash=request_hash,
             kind="refund",

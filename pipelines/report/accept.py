@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.idempotency import SavedAnswer, canonical_hash
 from engine.reports.generate import ReportSpec
@@ -20,6 +21,7 @@ def accept_report(
     client: str,
     key: str,
     correlation_id: str | None,
+    merchant: str = DEFAULT_MERCHANT,
 ) -> SavedAnswer:
     """Accept the report job ``spec`` asked for with ``body`` by ``client`` under Idempotency-Key ``key``: 202 with
     the job, or the saved answer of an earlier request with that key.
@@ -31,6 +33,7 @@ def accept_report(
     request = request_of(spec)
     return acceptor.accept(
         client=client,
+        merchant=merchant,
         key=key,
         request_hash=canonical_hash("POST", PATH, body),
         kind="report",

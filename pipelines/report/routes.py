@@ -54,6 +54,7 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor, clock: Callable
             spec,
             body,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             correlation_id=correlation_id(request),
         )

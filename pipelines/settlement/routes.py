@@ -94,6 +94,7 @@ def build_router(s3: Lazy[Any], settings: Settings, verifier: TokenVerifier, acc
                 s3(),
                 stored,
                 client=principal.sub,
+                merchant=principal.merchant,
                 key=key,
                 correlation_id=correlation_id(request),
             )

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.adapters.s3_stream import PART_SIZE, S3StreamWriter
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.domain.pan import find_pan_in_csv_bytes
 from engine.errors import InvalidInput
 from pipelines.settlement.rows import COLUMNS, InvalidHeader, parse_header
@@ -203,6 +204,7 @@ def accept_batch(
     client: str,
     key: str,
     correlation_id: str | None,
+    merchant: str = DEFAULT_MERCHANT,
 ) -> SavedAnswer:
     """Record and enqueue the settlement job for ``stored`` (group = the uploading client), with Stripe's
     idempotency semantics: same key and same bytes → the first answer; same key, other bytes → 422.
@@ -215,6 +217,7 @@ def accept_batch(
     try:
         answer = acceptor.accept(
             client=client,
+            merchant=merchant,
             key=key,
             request_hash=canonical_hash("POST", "/v1/settlements", {"sha256": stored.sha256, "bytes": stored.bytes}),
             kind="settlement",

@@ -203,6 +203,7 @@ class PrepareStage:
             "plan": plan.id,
             "payment_method": req["payment_method"],
             "created_job_id": job.id,
+            "merchant_id": job.merchant_id,
         }
         base = row or {
             "id": req["subscription"],

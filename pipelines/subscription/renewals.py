@@ -37,6 +37,7 @@ from engine.broker.envelope import Envelope, to_message
 from engine.broker.queues import QueueCatalogue, QueueSpec
 from engine.db import jobs as job_repo
 from engine.db.tables_subscriptions import subscription_renewals, subscriptions
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.domain.plans import PlanCatalogue, UnknownPlan
 from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
@@ -179,6 +180,8 @@ def enqueue_renewal(
         request=data,
         customer_id=row["customer_id"],
         public=public,
+        # The subscription's merchant owns its renewals (a row read before migration 0015 has the default one).
+        merchant_id=row.get("merchant_id", DEFAULT_MERCHANT),
     )
     with db.begin() as conn:
         claimed = conn.execute(

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from engine.db.outbox import add_event
 from engine.db.tables_subscriptions import subscriptions
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.domain.timestamps import iso_utc
 
 #: Columns a state change may set.
@@ -53,9 +54,13 @@ def parse_time(value: str | datetime | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def get(conn: sa.Connection, subscription_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
-    """The subscription row as a dict, or None."""
+def get(
+    conn: sa.Connection, subscription_id: str, *, for_update: bool = False, merchant: str | None = None
+) -> dict[str, Any] | None:
+    """The subscription row as a dict, or None (also when it belongs to another merchant than ``merchant``)."""
     query = sa.select(subscriptions).where(subscriptions.c.id == subscription_id)
+    if merchant is not None:
+        query = query.where(subscriptions.c.merchant_id == merchant)
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).mappings().one_or_none()
@@ -63,7 +68,14 @@ def get(conn: sa.Connection, subscription_id: str, *, for_update: bool = False) 
 
 
 def insert_incomplete(
-    conn: sa.Connection, *, subscription_id: str, customer: dict[str, Any], plan: str, payment_method: str, job_id: str
+    conn: sa.Connection,
+    *,
+    subscription_id: str,
+    customer: dict[str, Any],
+    plan: str,
+    payment_method: str,
+    job_id: str,
+    merchant_id: str = DEFAULT_MERCHANT,
 ) -> None:
     """The row of a subscription whose first job is accepted but not yet run (``incomplete``); no-op if present."""
     conn.execute(
@@ -76,6 +88,7 @@ def insert_incomplete(
             status="incomplete",
             payment_method=payment_method,
             created_job_id=job_id,
+            merchant_id=merchant_id,
         )
         .on_conflict_do_nothing(index_elements=["id"])
     )

@@ -56,9 +56,10 @@ def build_router(
     router = APIRouter(prefix="/v1")
     store = idempotency
 
-    def load(subscription_id: str) -> dict[str, Any] | None:
+    def load(subscription_id: str, merchant: str) -> dict[str, Any] | None:
+        """The subscription of ``merchant``; None when there is none (or it is another merchant's: 404 alike)."""
         with db.connect() as conn:
-            return repo.get(conn, subscription_id)
+            return repo.get(conn, subscription_id, merchant=merchant)
 
     async def accept_action(
         request: Request,
@@ -78,10 +79,10 @@ def build_router(
         if "plan" in fields:
             _plan(plans, fields["plan"])
         request_hash = canonical_hash("POST", path, body)
-        saved = await in_thread(store.lookup, principal.sub, key, request_hash)
+        saved = await in_thread(store.lookup, principal.client, key, request_hash)
         if saved is not None:
             return job_answer(saved)
-        row = await in_thread(load, subscription_id)
+        row = await in_thread(load, subscription_id, principal.merchant)
         if row is None:
             raise ApiError(404, "not_found", f"No subscription {subscription_id}.", param="id")
         data: dict[str, Any] = {"action": action, "subscription": subscription_id, **fields}
@@ -93,6 +94,7 @@ def build_router(
         answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             request_hash=request_hash,
             kind="subscription",
@@ -141,6 +143,7 @@ def build_router(
         answer = await in_thread(
             acceptor.accept,
             client=principal.sub,
+            merchant=principal.merchant,
             key=key,
             request_hash=canonical_hash("POST", "/v1/subscriptions", body),
             kind="subscription",
@@ -161,6 +164,7 @@ def build_router(
                         plan=sub.plan,
                         payment_method=sub.payment_method,
                         job_id=answer.body["id"],
+                        merchant_id=principal.merchant,
                     )
 
             # The job is durable already; if this insert is lost the worker creates the row (it upserts).
@@ -211,8 +215,8 @@ def build_router(
         openapi_extra=contract(roles=ALL_ROLES, errors=(404,)),
     )
     async def get_subscription(subscription_id: str, request: Request) -> JSONResponse:
-        authenticate(request, verifier, ALL_ROLES)
-        row = await in_thread(load, subscription_id)
+        principal = authenticate(request, verifier, ALL_ROLES)
+        row = await in_thread(load, subscription_id, principal.merchant)
         if row is None:
             raise ApiError(404, "not_found", f"No subscription {subscription_id}.", param="id")
         return JSONResponse(repo.view(row))

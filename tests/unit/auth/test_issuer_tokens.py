@@ -36,8 +36,8 @@ def _pem(key: Any) -> str:
 
 def _claims(**extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": ISSUER, "aud": "payments-engine", "sub": "svc-erp", "role": "payment_operator", "iat": now,
-            "exp": now + 300, **extra}  # fmt: skip
+    return {"iss": ISSUER, "aud": "payments-engine", "sub": "svc-erp", "role": "payment_operator",
+            "merchant": "acct_erp", "iat": now, "exp": now + 300, **extra}  # fmt: skip
 
 
 def _issuer_settings(tmp_path: Path, **jwt_settings: Any) -> Settings:
