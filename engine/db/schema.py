@@ -9,6 +9,7 @@ from __future__ import annotations
 from engine.db import (
     tables,
     tables_audit,
+    tables_credit_notes,
     tables_dlq,
     tables_rates,
     tables_refunds,
@@ -26,6 +27,7 @@ TABLE_MODULES = (
     tables_subscriptions,
     tables_rates,
     tables_audit,
+    tables_credit_notes,
 )
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -55,17 +55,19 @@ def scheme_wording(scheme: str) -> str:
 
 
 def render(document: dict[str, Any]) -> bytes:
-    """The invoice as PDF bytes.  Raises :class:`KeyError` when ``document`` lacks a required field."""
+    """The invoice (or credit note: ``title`` and ``credits``) as PDF bytes.  Raises :class:`KeyError` when
+    ``document`` lacks a required field."""
     cur = document["currency"]
+    title = f"{document.get('title') or 'Invoice'} {document['number']}"
     vat = document["vat"]
     pdf = FPDF(format="A4")
     pdf.set_creation_date(datetime.fromisoformat(document["issued_at"]))
-    pdf.set_title(f"Invoice {document['number']}")
+    pdf.set_title(title)
     pdf.set_author(str(document["seller"].get("name") or document["seller"]["country"]))
     _add_fonts(pdf)
     pdf.add_page()
     pdf.set_font(FONT, "B", 18)
-    pdf.cell(0, 10, f"Invoice {document['number']}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 10)
     issued = datetime.fromisoformat(document["issued_at"]).date().isoformat()
     seller = document["seller"]
@@ -77,6 +79,9 @@ def render(document: dict[str, Any]) -> bytes:
         f"Customer: {customer['id']} <{customer.get('email', '')}> ({customer['country']})"
         + (f", VAT id {customer['vat_id']}" if customer.get("vat_id") else ""),
     ]
+    credits = document.get("credits")
+    if credits:
+        head.append(f"Credits invoice {credits['number']}")
     if document.get("subscription"):
         head.append(f"Subscription: {document['subscription']}")
     if document.get("payment_intent"):

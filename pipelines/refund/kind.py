@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from engine.broker.queues import work_queue
 from engine.errors import PoisonError
-from engine.jobs.kind import JobKind
+from engine.invoices import credit_notes
+from engine.jobs.kind import JobKind, Task
 from engine.jobs.notify import NotifyStage
 from pipelines.refund import routes
 from pipelines.refund.amount import AmountStage
@@ -36,4 +37,6 @@ KIND = JobKind(
     # Holds a refund whose payment has not settled before any stage runs (docs/refunds.md).
     runner=RefundRunner,
     routes=routes.build_router,
+    # The PDFs of credit notes issued with refund bookings (engine/invoices/credit_notes.py).
+    tasks=(Task("credit-notes", 30.0, credit_notes.store_pending),),
 )

@@ -1,4 +1,5 @@
-"""Stage ``ledger``: book the refund (refunds net, VAT payable back, Stripe clearing total) and mark it done.
+"""Stage ``ledger``: book the refund (refunds net, VAT payable back, Stripe clearing total) and mark it done; a
+refund of an invoiced charge issues its credit note in the same transaction (engine/invoices/credit_notes.py).
 
 The write runs in the transaction of the final checkpoint, with the job's outbox event: the ledger transaction,
 the refund row turning ``succeeded`` (``pending`` while Stripe has not settled the refund: a later failure reverses
@@ -18,6 +19,7 @@ from engine.db.ledger import record
 from engine.db.tables_refunds import refunds
 from engine.domain.ledger import refund_issued
 from engine.errors import TransientError
+from engine.invoices import credit_notes
 from engine.jobs.job import Job
 from engine.jobs.output import LedgerOutput
 from engine.jobs.pipeline import StageResult
@@ -71,6 +73,13 @@ class LedgerStage:
                     # Lost a race with refund.failed: roll the booking back; the next delivery fails the job.
                     raise TransientError(f"Stripe refund {stripe_refund} failed while it was being booked")
             ledger_id = record(conn, txn)
-            job_repo.merge_result(conn, job.id, {"ledger_transaction": ledger_id})
+            extra: dict[str, object] = {"ledger_transaction": ledger_id}
+            # An invoiced charge (a subscription's) is corrected by a credit note, issued with the booking.
+            note = credit_notes.for_refund(
+                conn, charge_job_id=d.payment, refund_row_id=job.id, net=d.net, vat=d.vat, job_id=job.id
+            )
+            if note is not None:
+                extra["credit_note"] = credit_notes.public(note)
+            job_repo.merge_result(conn, job.id, extra)
 
         return StageResult(data=LedgerOutput(txn.effect_key), write=write)

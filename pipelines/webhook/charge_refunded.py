@@ -11,8 +11,9 @@ lock, idempotently, in one transaction:
   refund id) and a ledger transaction with effect key ``refund:{stripe refund id}:issue``, with the same
   proportional VAT split as the engine's refunds (:func:`book`).
 
-A ``pending`` refund is booked as ``pending``; ``refund.updated``/``refund.failed`` settle or reverse it later
-(pipelines/webhook/refund_updated.py).
+A refund of an invoiced charge issues its credit note with the booking (engine/invoices/credit_notes.py), once
+whoever books it.  A ``pending`` refund is booked as ``pending``; ``refund.updated``/``refund.failed`` settle or
+reverse it later (pipelines/webhook/refund_updated.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from engine.db.tables_refunds import COUNTED_STATUSES, refunds
 from engine.domain.ledger import refund_issued
 from engine.domain.vat import proportional_vat
 from engine.errors import PoisonError
+from engine.invoices import credit_notes
 from pipelines.refund.booking import LIVE, row_status
 from pipelines.refund.request import payment_figures
 from pipelines.webhook.context import CHARGING_KINDS, HandlerContext, metadata_job_id, payment_job_for
@@ -115,6 +117,14 @@ def book_engine_refund(ctx: HandlerContext, payment_id: str, job_id: str, refund
         )
         txn = dataclasses.replace(txn, metadata={**txn.metadata, "stripe_refund": refund.id, "booked_by": ctx.job_id})
         record(conn, txn)
+        credit_notes.for_refund(
+            conn,
+            charge_job_id=payment_id,
+            refund_row_id=job_id,
+            net=int(row["net"]),
+            vat=int(row["vat"]),
+            job_id=job_id,
+        )
         conn.execute(
             refunds.update()
             .where(refunds.c.id == job_id)
@@ -180,6 +190,9 @@ def book(ctx: HandlerContext, payment_id: str, refund: Any) -> bool:
             metadata={**txn.metadata, "stripe_refund": refund.id, "source": "stripe"},
         )
         record(conn, txn)
+        credit_notes.for_refund(
+            conn, charge_job_id=payment_id, refund_row_id=refund.id, net=net, vat=vat, job_id=ctx.job_id
+        )
     return True
 
 

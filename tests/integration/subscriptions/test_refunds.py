@@ -19,7 +19,11 @@ import sqlalchemy as sa
 from engine.broker.envelope import Envelope
 from engine.db.ledger import verify
 from engine.db.tables import ledger_entries, ledger_transactions
+from engine.db.tables_credit_notes import credit_notes
+from engine.invoices import store
+from engine.invoices.credit_notes import store_pending
 from engine.jobs.job import Job
+from tests.fixtures.pdf import pdf_text
 from tests.integration.refunds.helpers import entries_of, queued, refund_rows, sim_events, sim_refunds, stripe_client
 from tests.integration.refunds.test_refund_exactly_once import WorkerKilled, _kill_after_create
 from tests.integration.subscriptions.conftest import World
@@ -88,6 +92,16 @@ def _assert_money(world: World, charge_job: Job) -> None:
     assert verify(world.c.db).ok
 
 
+def _credit_notes(world: World, charge_job: Job) -> list[dict[str, Any]]:
+    """The credit notes against ``charge_job``'s invoice, oldest first."""
+    [invoice] = [r for r in world.invoices() if r["job_id"] == charge_job.id]
+    with world.c.db.connect() as conn:
+        rows = conn.execute(
+            sa.select(credit_notes).where(credit_notes.c.invoice_id == invoice["id"]).order_by(credit_notes.c.id)
+        ).mappings()
+        return [dict(r) | {"invoiced": invoice["number"]} for r in rows]
+
+
 def _webhook(world: World, event_type: str, object_id: str, again: bool = False) -> Job:
     """Run the webhook job of the newest sandbox event of ``event_type`` about ``object_id`` (``again``: as another
     event carrying the same object, which the ingest's event-id check does not stop)."""
@@ -122,6 +136,27 @@ def test_a_create_charge_is_refunded_partly_then_fully_through_the_api(world: Wo
     assert balance["stripe_clearing"] == -balance["fees"]
     made = _live(world, create)
     assert sorted(r["metadata"]["job_id"] for r in made) == sorted([partial["id"], rest["id"]])
+    # One credit note per refund, against the create's invoice, with the refund's split; consecutive numbers.
+    notes = _credit_notes(world, create)
+    assert [(n["key"], n["net"], n["vat"], n["total"]) for n in notes] == [
+        (f"refund:{partial['id']}", 407, 93, 500),
+        (f"refund:{rest['id']}", 493, 114, 607),
+    ]
+    assert all(n["invoice_number"] == n["invoiced"] and n["vat_country"] == "IE" for n in notes)
+    first, second = (int(n["number"].rsplit("-", 1)[1]) for n in notes)
+    assert second == first + 1 and notes[0]["number"].startswith("CN-")
+    assert views[partial["id"]]["credit_note"] == {
+        "number": notes[0]["number"],
+        "invoice": notes[0]["invoiced"],
+        "s3_key": notes[0]["s3_key"],
+    }
+    # Their PDFs are stored by the credit-notes task, once the bookings are committed.
+    assert all(n["stored_at"] is None for n in notes)
+    assert world.c.build(store_pending).startswith("2 credit note(s) stored")
+    text = pdf_text(store.get_pdf(world.c.s3, world.c.settings, notes[0]["s3_key"]))
+    assert f"Credit note {notes[0]['number']}" in text and f"Credits invoice {notes[0]['invoiced']}" in text
+    assert "4.07" in text and "0.93" in text and "5.00" in text
+    assert all(n["stored_at"] is not None for n in _credit_notes(world, create))
     # Nothing remains: refused at once with the remaining amount.
     over = _refund(world, {"payment": create.id, "amount": 1}, status=422)["error"]
     assert over["code"] == "refund_exceeds_captured" and "0.00" in over["message"]
@@ -147,6 +182,9 @@ def test_a_renewal_charge_is_refunded_on_its_own(world: World) -> None:
     assert [r["metadata"]["job_id"] for r in _live(world, renewal)] == [done.id]
     assert _live(world, create) == []
     assert refund_rows(world.c, create.id) == []
+    [note] = _credit_notes(world, renewal)
+    assert (note["net"], note["vat"], note["key"]) == (NET, VAT, f"refund:{done.id}")
+    assert _credit_notes(world, create) == []
     _assert_money(world, renewal)
 
 
@@ -180,6 +218,8 @@ def test_a_dashboard_refund_of_a_subscription_charge_is_booked_once(world: World
     assert again.stage_results["handle"]["outcome"] == "nothing_new"
     [row] = refund_rows(world.c, create.id)
     assert (row["id"], row["source"], row["amount"], row["vat"], row["net"]) == (refund.id, "stripe", 300, 56, 244)
+    [note] = _credit_notes(world, create)
+    assert (note["key"], note["net"], note["vat"], note["job_id"]) == (f"refund:{refund.id}", 244, 56, first.id)
     # It counts against what remains: 1107 − 300 left for the API.
     over = _refund(world, {"payment": create.id, "amount": 808}, status=422)["error"]
     assert "807 minor units" in over["message"]
@@ -235,4 +275,6 @@ def test_a_worker_killed_after_stripe_refunded_a_subscription_charge_refunds_and
             sa.text("SELECT count(*) FROM ledger_transactions WHERE effect_key = :k"), {"k": f"refund:{done.id}:issue"}
         ).scalar_one()
     assert count == 1
+    [note] = _credit_notes(world, create)
+    assert (note["key"], note["total"]) == (f"refund:{done.id}", 400)
     _assert_money(world, create)

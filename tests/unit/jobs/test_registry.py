@@ -45,7 +45,7 @@ def test_the_registry_is_what_the_tables_the_catalogue_and_the_actors_know() -> 
     assert [task.name for task in TASKS] == [
         "dlq-sweep", "reconciler", "queue-gauges", "idempotency-purge", "outbox-purge", "stripe-reconcile",
         "audit-seal", "audit-ship",
-        "stripe-janitor", "subscription-renewals", "ecb-rates",
+        "stripe-janitor", "credit-notes", "subscription-renewals", "ecb-rates",
     ]  # fmt: skip
 
 
