@@ -137,25 +137,33 @@ class StripeGateway:
                 self._probing = False
 
     # -- customers ---------------------------------------------------------------------------------------------
-    def customer_for(self, job_id: str, customer_id: str, email: str | None, merchant: str = DEFAULT_MERCHANT) -> str:
-        """The Stripe customer of ``merchant``'s customer ``customer_id``, created once (remembered in Redis and in
-        process).  Customer ids are per merchant: the same id under two merchants is two Stripe customers."""
+    def known_customer(self, customer_id: str, merchant: str = DEFAULT_MERCHANT) -> str | None:
+        """The Stripe customer already made for ``merchant``'s customer ``customer_id`` (this process's memory, then
+        Redis), or None: never creates one, never calls Stripe."""
         ref = customer_ref(merchant, customer_id)
         with self._lock:
             known = self._customers.get(ref)
+        if known or self._redis is None:
+            return known
+        try:
+            stored = self._redis.get(f"{self._prefix}stripe_customer{ref}")
+        except redis.RedisError:
+            return None
+        if not stored:
+            return None
+        value = stored.decode() if isinstance(stored, bytes) else str(stored)
+        with self._lock:
+            self._customers[ref] = value
+        return value
+
+    def customer_for(self, job_id: str, customer_id: str, email: str | None, merchant: str = DEFAULT_MERCHANT) -> str:
+        """The Stripe customer of ``merchant``'s customer ``customer_id``, created once (remembered in Redis and in
+        process).  Customer ids are per merchant: the same id under two merchants is two Stripe customers."""
+        known = self.known_customer(customer_id, merchant)
         if known:
             return known
+        ref = customer_ref(merchant, customer_id)
         key = f"{self._prefix}stripe_customer{ref}"
-        if self._redis is not None:
-            try:
-                stored = self._redis.get(key)
-            except redis.RedisError:
-                stored = None
-            if stored:
-                value = stored.decode() if isinstance(stored, bytes) else str(stored)
-                with self._lock:
-                    self._customers[ref] = value
-                return value
         metadata = {"customer_id": customer_id}
         if merchant != DEFAULT_MERCHANT:
             metadata["merchant"] = merchant

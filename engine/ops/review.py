@@ -49,14 +49,21 @@ class ChargedAtStripe(NotInReview):
 
 
 def live_intents(c: Container, job: Job) -> list[str]:
-    """The ids of the job's PaymentIntents at Stripe in which money was taken or may still be (a paginated search by
-    ``metadata.job_id``).  Empty when Stripe is not configured.  Raises :class:`TransientError` when Stripe cannot
-    be asked."""
+    """The ids of the job's PaymentIntents at Stripe in which money was taken or may still be, found by
+    ``metadata.job_id``.  Empty when Stripe is not configured.  Raises :class:`TransientError` when Stripe cannot
+    be asked.
+
+    When the job's Stripe customer is known (the charge made it; it is remembered in Redis), every page of that
+    customer's intents is read first: Stripe's search is eventually consistent and can miss a charge made seconds
+    before the crash that left the job in review.  The search covers the rest.
+    """
     gateway = c.stripe_or_none
     if gateway is None:
         return []
+    engine_customer = (job.request.get("customer") or {}).get("id")
+    customer = gateway.known_customer(engine_customer, job.merchant_id) if engine_customer else None
     try:
-        found = gateway.intents_for_job(job.id, None)
+        found = gateway.intents_for_job(job.id, customer)
     except stripe.StripeError as exc:
         raise TransientError(f"could not look job {job.id} up at Stripe: {exc}") from exc
     return sorted(pi.id for pi in found if pi.status in LIVE_INTENT)

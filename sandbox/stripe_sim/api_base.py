@@ -141,7 +141,13 @@ class ApiBase:
             if not page.startswith("page_") or not page[5:].isdigit():
                 raise invalid_request(f"Invalid page: {page}", param="page")
             offset = int(page[5:])
-        matches = [o for o in self.store.iter_newest_first(kind) if not o.get("deleted") and predicate(o)]
+        # Stripe's search index lags behind writes; the knob models it (a list is a consistent read).
+        searchable_before = self.clock.now() - self.faults.knobs.search_lag_seconds
+        matches = [
+            o
+            for o in self.store.iter_newest_first(kind)
+            if not o.get("deleted") and o.get("created", 0) <= searchable_before and predicate(o)
+        ]
         chunk = matches[offset : offset + limit]
         has_more = offset + limit < len(matches)
         return {

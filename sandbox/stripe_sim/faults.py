@@ -13,6 +13,8 @@ then replays.
 ``drop_in_flight_rate`` loses the connection while the request is still being processed: the key stays locked
 (a request with the same key meanwhile answers 409) and the endpoint runs ``in_flight_seconds`` later, its answer
 saved under the key; until then no lookup (list, search) can see what it creates.
+``search_lag_seconds`` makes the search endpoints eventually consistent, as Stripe's are ("data is searchable in
+less than a minute"): an object created less than that many seconds ago is not found by a search (lists see it).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Knobs:
     fail_payment_methods: list[str] = field(default_factory=list)
     decline_payment_methods: dict[str, str] = field(default_factory=dict)
     pending_refunds: bool = False  # new refunds stay pending until /_sim/refunds/{id}/settle
+    search_lag_seconds: float = 0.0  # objects younger than this are not yet searchable (Stripe's search lags)
     webhook_retry_base_seconds: float = 1.0
     webhook_retry_max_seconds: float = 60.0
     webhook_max_attempts: int = 8
@@ -66,6 +69,7 @@ _NON_NEGATIVE = {
     "latency_ms",
     "latency_jitter_ms",
     "in_flight_seconds",
+    "search_lag_seconds",
     "webhook_retry_base_seconds",
     "webhook_retry_max_seconds",
     "webhook_timeout_seconds",

@@ -186,6 +186,41 @@ def test_a_review_decline_is_refused_when_stripe_already_charged_the_job(
     assert _stored(c, parked.id).status == "in_review"
 
 
+def test_a_review_decline_finds_a_charge_that_stripe_search_does_not_show_yet(
+    payment_container: Container, stripe_sim: Any
+) -> None:
+    """Stripe's search lags behind writes: the decline reads the customer's intents (a consistent list) first."""
+    from fastapi.testclient import TestClient
+
+    from engine.adapters.auth import mint
+    from engine.ingest.app import create_app
+
+    c = payment_container
+    envelope = _envelope(amount=900_000)
+    parked = c.run_job("payment", envelope)
+    assert parked.status == "in_review"
+    customer = envelope["data"]["customer"]
+    _sim(stripe_sim, search_lag_seconds=600)
+    try:
+        c.stripe.create_and_confirm(
+            parked.id,
+            amount=1_107_000,
+            currency="eur",
+            customer=c.stripe.customer_for(parked.id, customer["id"], customer["email"]),
+            payment_method="pm_card_visa",
+            idempotency_key=f"{parked.id}:charge:g1",
+        )
+        searched = c.stripe.client.v1.payment_intents.search(params={"query": f"metadata['job_id']:'{parked.id}'"})
+        assert searched.data == []  # the lag is real: a search alone would let the decline through
+        api = TestClient(create_app(c))
+        headers = {"Authorization": f"Bearer {mint(c.settings, 'admin', sub='reviewer-1')}"}
+        answer = api.post(f"/v1/jobs/{parked.id}/review", json={"decision": "decline"}, headers=headers)
+    finally:
+        _sim(stripe_sim, search_lag_seconds=0)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "job_charged_at_stripe"
+    assert _stored(c, parked.id).status == "in_review"
+
+
 # -- item 5: fencing -----------------------------------------------------------------------------------------------
 
 
