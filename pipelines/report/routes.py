@@ -4,6 +4,9 @@ Checks in the order of ``docs/api.md``: 401 → 403 → 400 key → 422 body (``
 mean: ``report_type_unknown``, ``period_invalid``, ``period_not_started``, ``currency_invalid``,
 ``field_not_allowed``, each naming its field in ``param``) → 422/409 key.  Reading reports changes nothing, so the
 read-only role may ask for one; support may not (reports are the merchant's books, not a customer's case).
+
+A report reads the whole ledger, every merchant's sales, so only the platform's tokens (merchant ``default``) may
+ask for one: another merchant's token is 403 ``forbidden``, as a role that may not.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from engine.adapters.auth import TokenVerifier
+from engine.domain.merchant import DEFAULT_MERCHANT
 from engine.ingest.accept import JobAcceptor
 from engine.ingest.errors import ApiError
 from engine.ingest.http import correlation_id, in_thread, job_answer, read_json, validate
@@ -41,6 +45,13 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor, clock: Callable
     )
     async def create_report(request: Request) -> JSONResponse:
         principal = authenticate(request, verifier, REPORT_ROLES)
+        if principal.merchant != DEFAULT_MERCHANT:
+            raise ApiError(
+                403,
+                "forbidden",
+                f"Reports cover every merchant's ledger: only the platform's merchant ({DEFAULT_MERCHANT}) may ask "
+                "for one.",
+            )
         key = check_key(request.headers.get("idempotency-key"))
         body = await read_json(request)
         asked: ReportRequest = validate(ReportRequest, body)

@@ -211,3 +211,14 @@ def test_audit_records_carry_the_merchant(payment_container, api) -> None:  # ty
         ).scalar_one()
     record = json.loads(body)
     assert record["actor"] == "b-erp" and record["detail"]["merchant"] == B
+
+
+def test_only_the_platform_merchant_asks_for_reports(payment_container, api) -> None:  # type: ignore[no-untyped-def]
+    # A report reads the whole ledger, every merchant's sales: another merchant may not ask for one.
+    c = payment_container
+    body = {"type": "oss_return", "period": "2024-Q2"}
+    refused = api.post("/v1/reports", json=body, headers=_headers(c, A, "admin", "a-admin"))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert "merchant" in refused.json()["error"]["message"]
+    platform = api.post("/v1/reports", json=body, headers=_headers(c, "default", "viewer", "finance"))
+    assert platform.status_code == 202, platform.json()
