@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from engine.audit.chain import append
 from engine.db.tables import dead_letters, idempotency_keys, jobs, outbox
 from engine.db.tables_dlq import dlq_archive
+from engine.domain.merchant import DEFAULT_MERCHANT, customer_ref
 
 EMAIL_KEYS = frozenset({"email", "receipt_email", "customer_email"})
 NAME_KEYS = frozenset({"name", "customer_name", "full_name"})
@@ -54,9 +55,11 @@ class Erasure:
         }
 
 
-def pseudonym(customer_id: str) -> str:
-    """The e-mail address that replaces ``customer_id``'s (stable, reveals nothing)."""
-    return f"erased-{hashlib.sha256(customer_id.encode()).hexdigest()[:16]}@erased.invalid"
+def pseudonym(customer_id: str, merchant: str = DEFAULT_MERCHANT) -> str:
+    """The e-mail address that replaces ``merchant``'s customer ``customer_id``'s (stable, reveals nothing; the
+    default merchant's is the one made before merchants existed)."""
+    name = customer_id if merchant == DEFAULT_MERCHANT else customer_ref(merchant, customer_id)
+    return f"erased-{hashlib.sha256(name.encode()).hexdigest()[:16]}@erased.invalid"
 
 
 def scrub(value: Any, email: str, *, in_customer: bool = False) -> Any:
@@ -86,16 +89,18 @@ def _scrub_text(body: str, email: str) -> str:
     return body if cleaned == parsed else json.dumps(cleaned, separators=(",", ":"))
 
 
-def erase_customer(db: sa.Engine, customer_id: str, *, actor: str) -> Erasure:
-    """Pseudonymise ``customer_id``'s e-mail and name everywhere listed above and append ``customer.erase``.
+def erase_customer(db: sa.Engine, customer_id: str, *, actor: str, merchant: str = DEFAULT_MERCHANT) -> Erasure:
+    """Pseudonymise ``merchant``'s customer ``customer_id``'s e-mail and name everywhere listed above and append
+    ``customer.erase``.  Customer ids are per merchant: another merchant's customer of the same id is another
+    person, left alone.
 
     Raises :class:`sqlalchemy.exc.SQLAlchemyError` (nothing is changed then).
     """
-    email = pseudonym(customer_id)
+    email = pseudonym(customer_id, merchant)
     with db.begin() as conn:
         rows = conn.execute(
             sa.select(jobs.c.id, jobs.c.request, jobs.c.stage_results, jobs.c.result, jobs.c.error)
-            .where(jobs.c.customer_id == customer_id)
+            .where(jobs.c.customer_id == customer_id, jobs.c.merchant_id == merchant)
             .order_by(jobs.c.id)
             .with_for_update()
         ).all()
@@ -116,6 +121,7 @@ def erase_customer(db: sa.Engine, customer_id: str, *, actor: str) -> Erasure:
         letters += _scrub_text_rows(conn, dlq_archive, dlq_archive.c.id, dlq_archive.c.body, job_ids, email)
         detail = {
             "customer": customer_id,
+            "merchant": merchant,
             "jobs": changed_jobs,
             "notifications": notifications,
             "answers": answers,

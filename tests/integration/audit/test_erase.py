@@ -20,9 +20,9 @@ from tests.integration.audit.conftest import run_cli
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("cli_env")]
 
 
-def _pay(api: TestClient, c: Container, customer: str) -> str:
+def _pay(api: TestClient, c: Container, customer: str, merchant: str = "default") -> str:
     headers = {
-        "Authorization": f"Bearer {mint(c.settings, 'operator', sub='m-1')}",
+        "Authorization": f"Bearer {mint(c.settings, 'operator', sub='m-1', merchant=merchant)}",
         "Idempotency-Key": uuid.uuid4().hex,
     }
     body = {
@@ -85,3 +85,22 @@ def test_erase_pseudonymises_the_customer_and_records_it(audit_container: Contai
     # A second erasure changes nothing more (and is recorded too).
     again = json.loads(run_cli("customers", "erase", "cus_erase_me", "--json")[1])
     assert again["jobs"] == 0 and again["notifications"] == 0
+
+
+def test_erase_reaches_only_the_named_merchants_customer(audit_container: Container) -> None:
+    # Customer ids are per merchant: the same id under another merchant is another person.
+    c = audit_container
+    api = TestClient(create_app(c))
+    theirs = _pay(api, c, "cus_shared", merchant="acct_other")
+    ours = _pay(api, c, "cus_shared")
+    _run_all(c)
+    code, out, err = run_cli("customers", "erase", "cus_shared", "--merchant", "acct_other", "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["jobs"] == 1
+    with c.db.connect() as conn:
+        assert pseudonym("cus_shared", "acct_other") in _text_of(conn, theirs)
+        assert pseudonym("cus_shared", "acct_other") != pseudonym("cus_shared")
+        assert "anna.schmidt@example.de" in _text_of(conn, ours)
+        erased = conn.execute(sa.text("SELECT body FROM audit_records WHERE action = 'customer.erase'")).scalar_one()
+    assert json.loads(erased)["detail"]["merchant"] == "acct_other"
+    assert run_cli("customers", "erase", "cus_shared", "--merchant", "no/such")[0] == 2
