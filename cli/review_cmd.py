@@ -30,18 +30,20 @@ def _container() -> Container:
 
 
 @review.command("ls")
+@click.option("--merchant", default=None, help="Only this merchant's jobs (default: every merchant's).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of jobs.")
-def ls(as_json: bool) -> None:
-    """Jobs in_review, oldest first."""
+def ls(merchant: str | None, as_json: bool) -> None:
+    """Jobs in_review, oldest first, of every merchant (the CLI is the platform's, on call) or of --merchant."""
     from engine.ops.review import in_review
 
-    jobs = [j.view() for j in in_review(_container())]
+    jobs = [{**j.view(), "merchant": j.merchant_id} for j in in_review(_container(), merchant=merchant)]
     if as_json:
         print_json(jobs)
         return
     rows = [
         {
             "id": j["id"],
+            "merchant": j["merchant"],
             "customer": j.get("customer"),
             "amount": money(j.get("amount"), j.get("currency")),
             "score": (j.get("fraud") or {}).get("score"),
@@ -50,7 +52,7 @@ def ls(as_json: bool) -> None:
         }
         for j in jobs
     ]
-    print_table(rows, ["id", "customer", "amount", "score", "reasons", "updated_at"])
+    print_table(rows, ["id", "merchant", "customer", "amount", "score", "reasons", "updated_at"])
 
 
 def _decide(job_id: str, decision: str, reviewer: str, as_json: bool) -> None:

@@ -20,6 +20,7 @@ from engine.audit.chain import seal
 from engine.db.tables_audit import audit_records
 from engine.ingest.app import create_app
 from engine.jobs.job import Job
+from engine.ops.review import in_review
 from engine.runtime.container import Container
 from tests.integration.refunds.helpers import load, queued
 
@@ -180,6 +181,9 @@ def test_reviews_and_subscriptions_of_another_merchant_are_404(payment_container
     c = payment_container
     parked = _pay(api, c, A, _customer(), amount=900_000)
     assert parked.status == "in_review"
+    assert parked.id in [j.id for j in in_review(c, merchant=A)]  # what `payments review ls --merchant` lists
+    assert parked.id not in [j.id for j in in_review(c, merchant=B)]
+    assert parked.id in [j.id for j in in_review(c)]  # the CLI on call: every merchant's
     decision = {"decision": "decline"}
     foreign = api.post(f"/v1/jobs/{parked.id}/review", json=decision, headers=_headers(c, B, "admin", "b-admin"))
     assert foreign.status_code == 404, foreign.json()
