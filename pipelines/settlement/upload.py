@@ -189,7 +189,11 @@ def _check_header(line: bytes) -> None:
     import csv
 
     text = line.decode("utf-8", "replace").rstrip("\r\n")
-    fields = next(csv.reader([text]), [])
+    try:
+        # A bare CR inside the line is a csv.Error ("new-line character seen in unquoted field"), not a 500.
+        fields = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise InvalidBatch(f"the first line is not CSV ({exc}); it must be the header: {','.join(COLUMNS)}") from exc
     try:
         parse_header(fields)
     except InvalidHeader as exc:

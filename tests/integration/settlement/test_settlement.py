@@ -249,6 +249,9 @@ def test_upload_checks(api, headers, container) -> None:  # type: ignore[no-unty
     bad_header = _upload(api, headers, b"terminal,amount\nT1,5\n")
     assert bad_header.status_code == 422 and bad_header.json()["error"]["code"] == "validation_error"
     assert _upload(api, headers, b"").json()["error"]["code"] == "validation_error"
+    # A bare CR in the first line made the csv module raise: a 500 (found by schemathesis).
+    bare_cr = _upload(api, headers, b"\xc2\x9a\xc2\xb6\ro\x05M")
+    assert bare_cr.status_code == 422 and bare_cr.json()["error"]["code"] == "validation_error"
     assert _objects(container) == []
 
 
