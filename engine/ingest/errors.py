@@ -40,7 +40,7 @@ _CODE_BY_STATUS = {
 
 class ApiError(PaymentsError):
     """An error answered to the client in the API's one shape (``docs/api.md``, "Errors").  ``retry_after`` adds a
-    Retry-After header."""
+    Retry-After header; ``headers`` are added as they are (a 405's ``Allow``)."""
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class ApiError(PaymentsError):
         param: str | None = None,
         error_type: str | None = None,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -59,6 +60,7 @@ class ApiError(PaymentsError):
         self.param = param
         self.error_type = error_type or _TYPE_BY_STATUS.get(status, "api_error")
         self.retry_after = retry_after
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.error_type, "code": self.code, "message": self.message}
@@ -67,7 +69,9 @@ class ApiError(PaymentsError):
         return {"error": error}
 
     def response(self) -> JSONResponse:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
         if self.status == 401:
             headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: the scheme the client must use
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
@@ -102,4 +106,5 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _CODE_BY_STATUS.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
-        return ApiError(exc.status_code, code, message).response()
+        # Starlette's 405 names the methods the path has in ``Allow`` (RFC 9110 requires it): keep its headers.
+        return ApiError(exc.status_code, code, message, headers=dict(exc.headers or {})).response()

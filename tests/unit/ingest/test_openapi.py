@@ -166,3 +166,10 @@ def test_job_answers_are_typed_and_their_examples_validate(doc: dict[str, Any]) 
         assert examples
         for example in examples:
             model.model_validate(example)
+
+
+def test_a_405_names_the_allowed_methods(app: FastAPI) -> None:
+    # RFC 9110: a 405 carries Allow (schemathesis' unsupported_method check found it missing).
+    answer = TestClient(app).request("TRACE", "/v1/jobs")
+    assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
+    assert {m.strip() for m in answer.headers["Allow"].split(",")} >= {"GET"}
