@@ -21,7 +21,7 @@ from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.openapi import contract, install_openapi, operation_id
 from engine.ingest.ratelimit import Limits, RateLimiter, RateLimitMiddleware
 from engine.ingest.routes import build_router
-from engine.ingest.schemas import HealthVerdict
+from engine.ingest.schemas import HealthVerdict, Liveness
 from engine.runtime.container import Container, bootstrap
 
 #: How often the ingest's relay looks for rows nobody kicked it for (rows left by a failed send, or by a CLI).
@@ -72,7 +72,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         checks = await run_checks(c)
         return _verdict(all(check["ok"] for check in checks.values()))
 
-    @app.get("/health/live", tags=["operations"], summary="The process answers", openapi_extra=contract())
+    @app.get(
+        "/health/live", tags=["operations"], summary="The process answers", openapi_extra=contract(answer=Liveness)
+    )
     async def live() -> dict[str, Any]:
         return {"status": "ok"}
 

@@ -9,7 +9,10 @@ FastAPI's generated document is completed here (``docs/api.md`` is the prose of 
 * a ``bearer`` security scheme (Swagger UI's Authorize button), the roles in each operation's description;
 * ``Idempotency-Key`` and ``X-Request-ID`` declared as header parameters, the answer's headers (``Location``,
   ``Idempotent-Replayed``, ``WWW-Authenticate``, ``Retry-After``) declared on the responses;
-* operation ids in camelCase (``createPayment``, ``getJob``).
+* operation ids in camelCase (``createPayment``, ``getJob``);
+* links from every accepted job (its 202) to ``getJob`` and ``reviewJob`` through the answer's ``id``, and from a
+  subscription's job to the subscription's operations through ``subscription.id`` (clients and schemathesis'
+  stateful phase follow them).
 
 A route declares what the document cannot see in its code with :func:`contract` (its ``openapi_extra``).
 """
@@ -91,6 +94,21 @@ _JOB_HEADERS = {
 }
 
 
+#: Where an accepted job's answer leads: its id is the job to poll or review.
+JOB_LINKS: dict[str, Any] = {
+    "getJob": {
+        "operationId": "getJob",
+        "parameters": {"job_id": "$response.body#/id"},
+        "description": "The accepted job: poll it until its `status` is final.",
+    },
+    "reviewJob": {
+        "operationId": "reviewJob",
+        "parameters": {"job_id": "$response.body#/id"},
+        "description": "Decide the job when it is parked `in_review`.",
+    },
+}
+
+
 def contract(
     *,
     roles: Iterable[str] | None = None,
@@ -99,19 +117,24 @@ def contract(
     errors: Iterable[int] = (),
     job: bool = False,
     answer: type[BaseModel] | None = None,
+    links: dict[str, Any] | None = None,
+    models: Iterable[type[BaseModel]] = (),
 ) -> dict[str, Any]:
     """The ``openapi_extra`` of a route: who may call it (``roles``: the bearer roles, ``None`` for a route without
     a token), its JSON ``body`` model (the route reads the raw body itself), whether it takes an
     ``Idempotency-Key``, the error statuses its own code answers beyond those every route of its kind has, and
     whether its success answer is a job accepted (202 with ``Location``); ``answer`` is the model of its success
-    body (a :class:`Job` when ``job``).  :func:`install_openapi` turns it into the
-    operation's parameters, security and responses."""
+    body (a :class:`Job` when ``job``); ``links`` are OpenAPI links of its success answer beyond a job's own
+    (:data:`JOB_LINKS`); ``models`` are components the document should carry besides (a model the prose refers to).
+    :func:`install_openapi` turns it into the operation's parameters, security and responses."""
     extra: dict[str, Any] = {
         _EXTENSION: {
             "roles": list(roles) if roles is not None else None,
             "idempotent": idempotent,
             "errors": sorted(set(errors)),
             "job": job,
+            "links": {**(JOB_LINKS if job else {}), **(links or {})},
+            "models": {m.__name__: m.model_json_schema(ref_template=_COMPONENTS + "{model}") for m in models},
         }
     }
     model = answer or (Job if job else None)
@@ -214,12 +237,16 @@ def _complete(method: str, op: dict[str, Any], schemas: dict[str, Any]) -> None:
 
     if spec.get("answer"):
         _put(schemas, spec["answer"], spec["answer_schema"])
+    for name, schema in spec.get("models", {}).items():
+        _put(schemas, name, schema)
     for status, answer in responses.items():
         if spec.get("answer") and status.startswith("2"):
             answer["content"] = {"application/json": {"schema": {"$ref": _COMPONENTS + spec["answer"]}}}
         answer.setdefault("headers", {})["X-Request-ID"] = _REQUEST_ID_HEADER
         if spec["job"] and status.startswith("2"):
             answer["headers"].update(_JOB_HEADERS)
+        if spec.get("links") and status.startswith("2"):
+            answer["links"] = copy.deepcopy(spec["links"])
     for status in sorted(errors):
         headers: dict[str, Any] = {"X-Request-ID": _REQUEST_ID_HEADER}
         if status == 401:
@@ -255,8 +282,18 @@ def _put(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
     for inner, inner_schema in defs.items():
         _put(schemas, inner, inner_schema)
     if name in schemas and schemas[name] != schema:
-        raise ValueError(f"two different schemas are named {name!r} in the OpenAPI document")
+        if _without_nulls(schemas[name]) != _without_nulls(schema):
+            raise ValueError(f"two different schemas are named {name!r} in the OpenAPI document")
+        return  # the same model, once through openapi_extra (which drops None values): keep the first
     schemas[name] = schema
+
+
+def _without_nulls(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_nulls(v) for k, v in node.items() if v is not None}
+    if isinstance(node, list):
+        return [_without_nulls(v) for v in node]
+    return node
 
 
 def _hoist_defs(node: Any, schemas: dict[str, Any]) -> None:

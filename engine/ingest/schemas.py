@@ -10,6 +10,10 @@ from engine.jobs.request import Strict
 
 
 class ReviewDecision(Strict):
+    """``POST /v1/jobs/{id}/review``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"decision": "approve"}]})
+
     decision: Literal["approve", "decline"]
 
 
@@ -55,7 +59,17 @@ class ErrorEnvelope(BaseModel):
 class HealthVerdict(BaseModel):
     """The public health verdict (each dependency's state is on the internal port)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok", "degraded"]
+
+
+class Liveness(BaseModel):
+    """``GET /health/live``: the process answers."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
 
 
 _JOB_EXAMPLE: dict[str, JsonValue] = {
@@ -70,6 +84,11 @@ _JOB_EXAMPLE: dict[str, JsonValue] = {
     "amount": 1000,
     "currency": "eur",
 }
+
+
+def job_example(**fields: JsonValue) -> dict[str, JsonValue]:
+    """The document's example job with ``fields`` changed (another kind, status or stage)."""
+    return {**_JOB_EXAMPLE, **fields}
 
 
 class JobStripe(BaseModel):

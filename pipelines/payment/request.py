@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import ConfigDict, Field, JsonValue, StrictInt, field_validator
 
 from engine.domain.money import AmountNotChargeable, UnknownCurrency, check_chargeable, currency
 from engine.domain.vat import VatIdCountryMismatch, check_vat_id
 from engine.jobs.request import Customer, Strict, check_metadata
 
+#: The example of the OpenAPI document (a payment the local stack accepts and charges).
+PAYMENT_EXAMPLE: dict[str, JsonValue] = {
+    "customer": {"id": "cus_42", "email": "anna@example.ie", "country": "IE"},
+    "amount": 1000,
+    "currency": "EUR",
+    "payment_method": "pm_card_visa",
+    "description": "Order 1001",
+}
+
 
 class PaymentRequest(Strict):
     """``POST /v1/payments``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [PAYMENT_EXAMPLE]})
 
     customer: Customer
     amount: StrictInt = Field(description="Minor units of the currency (cents for EUR, yen for JPY).")

@@ -18,7 +18,7 @@ from engine.ingest.http import correlation_id, in_thread, job_answer, read_json,
 from engine.ingest.idempotency import canonical_hash, check_key
 from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, OPERATOR, authenticate
-from pipelines.payment.batch import PaymentBatch, batch_items
+from pipelines.payment.batch import BatchResult, PaymentBatch, PaymentBatchItem, batch_items
 from pipelines.payment.request import PaymentRequest
 
 WRITE_ROLES = (ADMIN, OPERATOR)
@@ -62,7 +62,9 @@ def build_router(verifier: TokenVerifier, acceptor: JobAcceptor) -> APIRouter:
         "/payments/batch",
         status_code=207,
         tags=["payments"],
-        openapi_extra=contract(roles=WRITE_ROLES, body=PaymentBatch, idempotent=True),
+        openapi_extra=contract(
+            roles=WRITE_ROLES, body=PaymentBatch, idempotent=True, answer=BatchResult, models=(PaymentBatchItem,)
+        ),
         summary="Accept up to 100 payment jobs in one commit, one result per item",
     )
     async def create_payments(request: Request) -> JSONResponse:

@@ -32,7 +32,15 @@ class RefundRequest(BaseModel):
     (minor units of what was charged, VAT included, as on Stripe) defaults to all that remains; ``reason`` is
     Stripe's."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {"payment": "job_01JD3X9Q4M6Z8K2V7N5R1T0B3C", "amount": 500, "reason": "requested_by_customer"}
+            ]
+        },
+    )
 
     payment: Annotated[
         str | None,

@@ -18,7 +18,12 @@ class ReportRequest(BaseModel):
     """``{"type": "oss_return", "period": "2026-Q4"}``, ``{"type": "revenue", "period": "2026-11", "currency":
     "EUR"}`` (``currency`` optional), ``{"type": "settlement", "date": "2026-11-30"}``."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"type": "revenue", "period": "2026-11", "currency": "EUR"}]},
+    )
 
     type: Annotated[str, Field(min_length=1, max_length=40, description="oss_return, revenue or settlement.")]
     period: Annotated[

@@ -32,6 +32,11 @@ from pipelines.settlement.upload import BatchSink, InvalidBatch, PanDetected, ac
 
 #: Gather the request stream into pieces of this size before handing them to the scanner thread.
 _FEED_BYTES = 1024 * 1024
+#: The document's example batch: the header and one sale.
+CSV_EXAMPLE = (
+    "terminal_id,transaction_id,timestamp,type,amount,currency,card_last4,auth_code,original_transaction_id\n"
+    "T-001,tx-1001,2026-11-30T10:15:00Z,sale,1250,EUR,4242,A1B2C3,\n"
+)
 _CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
 
 
@@ -47,7 +52,10 @@ def build_router(s3: Lazy[Any], settings: Settings, verifier: TokenVerifier, acc
         summary="Upload a POS batch (CSV) for settlement",
         openapi_extra={
             **contract(roles=(ADMIN, OPERATOR), idempotent=True, errors=(415, 422), job=True),
-            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE}},
+            },
         },
     )
     async def upload_settlement(request: Request) -> JSONResponse:

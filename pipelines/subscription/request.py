@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from engine.jobs.request import Customer, Strict
 
@@ -16,6 +16,18 @@ ACTIONS = ("create", "cancel", "change", "payment_method", "renew")
 class SubscriptionCreate(Strict):
     """``POST /v1/subscriptions``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer": {"id": "cus_42", "email": "anna@example.ie", "country": "IE"},
+                    "plan": "pro-monthly",
+                    "payment_method": "pm_card_visa",
+                }
+            ]
+        }
+    )
+
     customer: Customer
     plan: PlanId
     payment_method: PaymentMethod
@@ -24,11 +36,15 @@ class SubscriptionCreate(Strict):
 class SubscriptionCancel(Strict):
     """``POST /v1/subscriptions/{id}/cancel``: at the end of the current period (default) or now."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"at_period_end": True}]})
+
     at_period_end: StrictBool = True
 
 
 class SubscriptionChange(Strict):
     """``POST /v1/subscriptions/{id}/change``: ``proration_date`` is a Unix timestamp, as on Stripe."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"plan": "pro-yearly"}]})
 
     plan: PlanId
     proration_date: StrictInt | None = Field(default=None, ge=0)
@@ -36,6 +52,8 @@ class SubscriptionChange(Strict):
 
 class SubscriptionPaymentMethod(Strict):
     """``POST /v1/subscriptions/{id}/payment_method``."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"payment_method": "pm_card_mastercard"}]})
 
     payment_method: PaymentMethod
 

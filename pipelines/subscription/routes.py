@@ -26,6 +26,7 @@ from engine.ingest.idempotency import IdempotencyStore, canonical_hash, check_ke
 from engine.ingest.openapi import contract
 from engine.ingest.security import ADMIN, ALL_ROLES, OPERATOR, SUPPORT, authenticate
 from pipelines.subscription import repo
+from pipelines.subscription.answer import SUBSCRIPTION_LINKS, Subscription
 from pipelines.subscription.request import (
     SubscriptionCancel,
     SubscriptionChange,
@@ -110,7 +111,9 @@ def build_router(
         "/subscriptions",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=contract(roles=WRITE_ROLES, body=SubscriptionCreate, idempotent=True, job=True),
+        openapi_extra=contract(
+            roles=WRITE_ROLES, body=SubscriptionCreate, idempotent=True, job=True, links=SUBSCRIPTION_LINKS
+        ),
         summary="Accept a new subscription (first charge or trial start)",
     )
     async def create_subscription(request: Request) -> JSONResponse:
@@ -175,7 +178,14 @@ def build_router(
         "/subscriptions/{subscription_id}/cancel",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=contract(roles=CANCEL_ROLES, body=SubscriptionCancel, idempotent=True, errors=(404,), job=True),
+        openapi_extra=contract(
+            roles=CANCEL_ROLES,
+            body=SubscriptionCancel,
+            idempotent=True,
+            errors=(404,),
+            job=True,
+            links=SUBSCRIPTION_LINKS,
+        ),
         summary="Cancel a subscription at period end (default) or now",
     )
     async def cancel_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -186,7 +196,14 @@ def build_router(
         "/subscriptions/{subscription_id}/change",
         status_code=202,
         tags=["subscriptions"],
-        openapi_extra=contract(roles=WRITE_ROLES, body=SubscriptionChange, idempotent=True, errors=(404,), job=True),
+        openapi_extra=contract(
+            roles=WRITE_ROLES,
+            body=SubscriptionChange,
+            idempotent=True,
+            errors=(404,),
+            job=True,
+            links=SUBSCRIPTION_LINKS,
+        ),
         summary="Change plan: an upgrade is charged at once (prorated), a downgrade credited on the next renewal",
     )
     async def change_subscription(subscription_id: str, request: Request) -> JSONResponse:
@@ -198,7 +215,12 @@ def build_router(
         status_code=202,
         tags=["subscriptions"],
         openapi_extra=contract(
-            roles=WRITE_ROLES, body=SubscriptionPaymentMethod, idempotent=True, errors=(404,), job=True
+            roles=WRITE_ROLES,
+            body=SubscriptionPaymentMethod,
+            idempotent=True,
+            errors=(404,),
+            job=True,
+            links=SUBSCRIPTION_LINKS,
         ),
         summary="Use another payment method for the next charges",
     )
@@ -212,7 +234,7 @@ def build_router(
         "/subscriptions/{subscription_id}",
         tags=["subscriptions"],
         summary="Retrieve a subscription",
-        openapi_extra=contract(roles=ALL_ROLES, errors=(404,)),
+        openapi_extra=contract(roles=ALL_ROLES, errors=(404,), answer=Subscription),
     )
     async def get_subscription(subscription_id: str, request: Request) -> JSONResponse:
         principal = authenticate(request, verifier, ALL_ROLES)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import stripe
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from config.settings import Settings
@@ -40,6 +41,35 @@ from engine.runtime import metrics
 log = logging.getLogger(__name__)
 
 TOLERANCE_SECONDS = 300
+
+
+#: The document's example delivery (without its Stripe-Signature, it is answered 400).
+EVENT_EXAMPLE = {
+    "id": "evt_1QAbCdEfGhIjKlMn",
+    "object": "event",
+    "type": "charge.refunded",
+    "created": 1764497700,
+    "data": {"object": {"id": "ch_1QAbCdEfGhIjKlMn", "object": "charge", "amount_refunded": 500}},
+}
+
+
+class WebhookReceipt(BaseModel):
+    """The 200 Stripe gets: the event was received; ``handled`` when its type is one the engine acts on, then
+    whether it was a ``duplicate`` delivery and the webhook ``job`` that handles it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"received": True, "handled": True, "duplicate": False, "job": "job_01JD3XB7C9D1E3F5G7H9J1K3M5"},
+                {"received": True, "handled": False},
+            ]
+        }
+    )
+
+    received: bool
+    handled: bool
+    duplicate: bool | None = None
+    job: str | None = Field(default=None, description="The webhook job's id.")
 
 
 class SignatureRefused(PaymentsError):
@@ -142,7 +172,14 @@ def build_router(settings: Settings, db: sa.Engine, broker: Lazy[Any], queues: Q
         tags=["webhooks"],
         summary="Receive a signed Stripe event",
         # No bearer token: the Stripe-Signature header authenticates the delivery.
-        openapi_extra=contract(errors=(503,)),
+        openapi_extra={
+            **contract(errors=(503,), answer=WebhookReceipt),
+            "requestBody": {
+                "required": True,
+                "description": "The Stripe event exactly as Stripe sent it (the signature covers the raw bytes).",
+                "content": {"application/json": {"schema": {"type": "object"}, "example": EVENT_EXAMPLE}},
+            },
+        },
     )
     async def stripe_webhook(request: Request) -> JSONResponse:
         payload = await request.body()

@@ -173,3 +173,37 @@ def test_a_405_names_the_allowed_methods(app: FastAPI) -> None:
     answer = TestClient(app).request("TRACE", "/v1/jobs")
     assert answer.status_code == 405 and answer.json()["error"]["code"] == "method_not_allowed"
     assert {m.strip() for m in answer.headers["Allow"].split(",")} >= {"GET"}
+
+
+def test_every_operation_is_typed_and_has_examples(doc: dict[str, Any]) -> None:
+    def examples_of(media: dict[str, Any]) -> list[Any]:
+        own = [media["example"]] if "example" in media else list(media.get("examples", {}).values())
+        schema = media["schema"]
+        if "$ref" in schema:
+            schema = _resolve(doc, schema["$ref"])
+        return own + list(schema.get("examples", []))
+
+    for path, method, op in _operations(doc):
+        if "requestBody" in op:
+            for media in op["requestBody"]["content"].values():
+                assert examples_of(media), (path, method, "request")
+        answers = [(s, a) for s, a in op["responses"].items() if s.startswith("2")]
+        assert answers, (path, method)
+        for status, answer in answers:
+            media = answer["content"]["application/json"]
+            assert media["schema"] not in ({}, {"type": "object"}), (path, method, status)
+            assert examples_of(media), (path, method, status)
+
+
+def test_accepted_jobs_link_to_the_job_and_subscriptions_to_the_subscription(doc: dict[str, Any]) -> None:
+    links = doc["paths"]["/v1/payments"]["post"]["responses"]["202"]["links"]
+    assert links["getJob"]["operationId"] == "getJob"
+    assert links["getJob"]["parameters"] == {"job_id": "$response.body#/id"}
+    assert links["reviewJob"]["operationId"] == "reviewJob"
+    created = doc["paths"]["/v1/subscriptions"]["post"]["responses"]["202"]["links"]
+    assert created["getSubscription"]["parameters"] == {"subscription_id": "$response.body#/subscription/id"}
+    ids = {op["operationId"] for _, _, op in _operations(doc)}
+    for _, _, op in _operations(doc):
+        for answer in op["responses"].values():
+            for link in answer.get("links", {}).values():
+                assert link["operationId"] in ids, link
