@@ -119,13 +119,15 @@ def contract(
     answer: type[BaseModel] | None = None,
     links: dict[str, Any] | None = None,
     models: Iterable[type[BaseModel]] = (),
+    headers: Iterable[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``openapi_extra`` of a route: who may call it (``roles``: the bearer roles, ``None`` for a route without
     a token), its JSON ``body`` model (the route reads the raw body itself), whether it takes an
     ``Idempotency-Key``, the error statuses its own code answers beyond those every route of its kind has, and
     whether its success answer is a job accepted (202 with ``Location``); ``answer`` is the model of its success
     body (a :class:`Job` when ``job``); ``links`` are OpenAPI links of its success answer beyond a job's own
-    (:data:`JOB_LINKS`); ``models`` are components the document should carry besides (a model the prose refers to).
+    (:data:`JOB_LINKS`); ``models`` are components the document should carry besides (a model the prose refers to);
+    ``headers`` are the route's own header parameters (OpenAPI parameter objects).
     :func:`install_openapi` turns it into the operation's parameters, security and responses."""
     extra: dict[str, Any] = {
         _EXTENSION: {
@@ -135,6 +137,7 @@ def contract(
             "job": job,
             "links": {**(JOB_LINKS if job else {}), **(links or {})},
             "models": {m.__name__: m.model_json_schema(ref_template=_COMPONENTS + "{model}") for m in models},
+            "headers": [dict(h) for h in headers],
         }
     }
     model = answer or (Job if job else None)
@@ -214,6 +217,7 @@ def _complete(method: str, op: dict[str, Any], schemas: dict[str, Any]) -> None:
     if spec["idempotent"]:
         params.append(copy.deepcopy(_IDEMPOTENCY_KEY_PARAMETER))
     params.append(copy.deepcopy(_REQUEST_ID_PARAMETER))
+    params.extend(copy.deepcopy(spec.get("headers", [])))
     op["parameters"] = params
 
     roles = spec.get("roles")  # FastAPI drops None values from openapi_extra

@@ -53,6 +53,16 @@ EVENT_EXAMPLE = {
 }
 
 
+STRIPE_SIGNATURE_PARAMETER = {
+    "name": "Stripe-Signature",
+    "in": "header",
+    "required": True,
+    "description": "Stripe's signature of the raw body (`t=…,v1=…`) with the endpoint's signing secret; a missing, "
+    "forged or stale one (older than 300 s) is answered 400.",
+    "schema": {"type": "string", "minLength": 1},
+}
+
+
 class WebhookReceipt(BaseModel):
     """The 200 Stripe gets: the event was received; ``handled`` when its type is one the engine acts on, then
     whether it was a ``duplicate`` delivery and the webhook ``job`` that handles it."""
@@ -173,7 +183,7 @@ def build_router(settings: Settings, db: sa.Engine, broker: Lazy[Any], queues: Q
         summary="Receive a signed Stripe event",
         # No bearer token: the Stripe-Signature header authenticates the delivery.
         openapi_extra={
-            **contract(errors=(503,), answer=WebhookReceipt),
+            **contract(errors=(503,), answer=WebhookReceipt, headers=(STRIPE_SIGNATURE_PARAMETER,)),
             "requestBody": {
                 "required": True,
                 "description": "The Stripe event exactly as Stripe sent it (the signature covers the raw bytes).",

@@ -133,6 +133,8 @@ def test_bearer_security_roles_headers_and_operation_ids(doc: dict[str, Any]) ->
         if creates_job and not path.endswith("/batch"):  # a batch answers 207, one result per item
             accepted = op["responses"]["202"]["headers"]
             assert {"Location", "Idempotent-Replayed", "X-Request-ID"} <= set(accepted), path
+    webhook = {p["name"]: p for p in doc["paths"]["/webhooks/stripe"]["post"]["parameters"]}
+    assert webhook["Stripe-Signature"]["required"] is True and webhook["Stripe-Signature"]["in"] == "header"
     support_roles = doc["paths"]["/v1/refunds"]["post"]["description"]
     assert "`payment_support`" in support_roles and "`payment_viewer`" not in support_roles
 
