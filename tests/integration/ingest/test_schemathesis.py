@@ -21,6 +21,7 @@ ST = Path(sys.executable).with_name("st")
 HERE = Path(__file__).parent
 
 
+@pytest.mark.timeout(480)  # ~1 min alone; longer while the rest of the suite shares the 2 cores
 def test_schemathesis_finds_no_failure(live_ingest: LiveIngest, tmp_path: Path) -> None:
     argv = [
         str(ST), "--config-file", str(HERE / "schemathesis.toml"), "run", f"{live_ingest.url}/openapi.json",
