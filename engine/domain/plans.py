@@ -1,7 +1,11 @@
 """The plans catalogue (``config/plans.json``): what a subscription bills, how often, and how it is taxed.
 
 Amounts are net (VAT exclusive, as a Stripe price with ``tax_behavior: exclusive``) in minor units of the plan's
-currency.  The catalogue is validated as a whole when it is loaded (ingest and worker start-up); any problem is a
+currency.  ``refund_on_cancel`` (optional, default ``none``) says what an immediate cancel gives back: ``prorated``
+refunds the unused share of the current period's charges (pipelines/subscription/cancel_refunds.py), ``none``
+nothing (the subscription ends at once either way).
+
+The catalogue is validated as a whole when it is loaded (ingest and worker start-up); any problem is a
 :class:`PlanCatalogueError` naming the file and the offending entry.
 """
 
@@ -24,8 +28,12 @@ TAX_CATEGORIES = ("standard", "reduced", "super_reduced")
 MAX_TRIAL_DAYS = 730
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _FIELDS = {"id", "name", "amount", "currency", "interval", "tax_category", "trial_days"}
+#: Fields a plan may leave out, with their default.
+_OPTIONAL = {"refund_on_cancel": "none"}
+REFUND_ON_CANCEL = ("prorated", "none")
 
 Interval = Literal["month", "year"]
+RefundOnCancel = Literal["prorated", "none"]
 
 
 class PlanCatalogueError(InvalidInput):
@@ -47,6 +55,8 @@ class Plan:
     interval: Interval
     tax_category: str
     trial_days: int
+    #: What an immediate cancel refunds: the unused share of the current period (``prorated``) or nothing.
+    refund_on_cancel: RefundOnCancel = "none"
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as ``payments plans ls --json`` prints it."""
@@ -58,6 +68,7 @@ class Plan:
             "interval": self.interval,
             "trial_days": self.trial_days,
             "tax_category": self.tax_category,
+            "refund_on_cancel": self.refund_on_cancel,
         }
 
 
@@ -88,7 +99,7 @@ def parse_catalogue(raw: Any, where: str) -> PlanCatalogue:
             raise PlanCatalogueError(f"{ctx}: expected an object")
         ctx = f"{where}: plan {entry.get('id', index)!r}"
         missing = _FIELDS - entry.keys()
-        unknown = entry.keys() - _FIELDS
+        unknown = entry.keys() - _FIELDS - _OPTIONAL.keys()
         if missing:
             raise PlanCatalogueError(f"{ctx}: missing {', '.join(sorted(missing))}")
         if unknown:
@@ -117,7 +128,12 @@ def parse_catalogue(raw: Any, where: str) -> PlanCatalogue:
         trial = entry["trial_days"]
         if isinstance(trial, bool) or not isinstance(trial, int) or not 0 <= trial <= MAX_TRIAL_DAYS:
             raise PlanCatalogueError(f"{ctx}: trial_days must be an integer from 0 to {MAX_TRIAL_DAYS}")
-        plans[plan_id] = Plan(plan_id, name.strip(), amount, code, entry["interval"], entry["tax_category"], trial)
+        refund_on_cancel = entry.get("refund_on_cancel", _OPTIONAL["refund_on_cancel"])
+        if refund_on_cancel not in REFUND_ON_CANCEL:
+            raise PlanCatalogueError(f"{ctx}: refund_on_cancel must be one of {', '.join(REFUND_ON_CANCEL)}")
+        plans[plan_id] = Plan(
+            plan_id, name.strip(), amount, code, entry["interval"], entry["tax_category"], trial, refund_on_cancel
+        )
     return PlanCatalogue(plans, where)
 
 

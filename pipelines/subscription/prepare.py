@@ -14,6 +14,7 @@ scheduler's ``now`` (``billed_at``, so ``payments scheduler --once --now`` simul
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +22,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from config.settings import Settings
+from engine.broker.queues import QueueCatalogue
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
 from engine.domain.timestamps import iso_utc
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
-from pipelines.subscription import renewals, repo
+from pipelines.subscription import cancel_refunds, renewals, repo
 from pipelines.subscription.billing import (
     add_intervals,
     change_plan,
@@ -100,6 +102,8 @@ class PrepareStage:
     #: ``dunning.schedule_days``: days after a failed renewal's period start to retry it.
     settings: Settings
     name: str = "prepare"
+    #: Where an immediate cancel's prorated refunds go (None: a pipeline built without queues refunds nothing).
+    queues: QueueCatalogue | None = None
 
     def __post_init__(self) -> None:
         # Parsed now, so a worker with a broken schedule fails when it builds the pipeline (ValueError).
@@ -137,8 +141,11 @@ class PrepareStage:
         *,
         create: dict[str, Any] | None = None,
         note: str | None = None,
+        also: Callable[[sa.Connection], None] | None = None,
+        public: dict[str, Any] | None = None,
     ) -> StageResult:
-        """End the job ``succeeded`` with ``change`` applied in the final checkpoint's transaction."""
+        """End the job ``succeeded`` with ``change`` applied in the final checkpoint's transaction (and ``also``, in
+        it too); ``public`` adds to the job's view."""
         after = repo.merged(row, change)
         sub_id = row["id"]
 
@@ -146,8 +153,10 @@ class PrepareStage:
             repo.apply(conn, sub_id, change, create=create)
             if event:
                 repo.notify(conn, after, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
+            if also is not None:
+                also(conn)
 
-        public: dict[str, Any] = {"subscription": repo.job_block(after)}
+        public = {**(public or {}), "subscription": repo.job_block(after)}
         data = PrepareOutput(job.request["action"], success=change, note=note)
         if note:
             public["subscription_note"] = note
@@ -397,8 +406,30 @@ class PrepareStage:
         if job.request.get("at_period_end", True) and row["status"] != "incomplete":
             return self._finish(job, row, {"cancel_at_period_end": True}, "updated")
         assert job.created_at is not None
-        change = {"status": "canceled", "canceled_at": iso_utc(job.created_at.astimezone(UTC)), "next_retry_at": None}
-        return self._finish(job, row, change, "canceled")
+        at = job.created_at.astimezone(UTC)
+        change = {"status": "canceled", "canceled_at": iso_utc(at), "next_retry_at": None}
+        refunds = self._cancel_refunds(job, row, at)
+        return self._finish(
+            job,
+            row,
+            change,
+            "canceled",
+            also=lambda conn: cancel_refunds.write(conn, refunds),
+            public={"refunds": [r.view() for r in refunds]} if refunds else None,
+        )
+
+    def _cancel_refunds(self, job: Job, row: dict[str, Any], at: datetime) -> list[cancel_refunds.CancelRefund]:
+        """The prorated refunds an immediate cancel owes when the plan says so (pipelines/subscription/
+        cancel_refunds.py); none for other plans, or a plan no longer in the catalogue."""
+        try:
+            plan = self.plans.get(row["plan"])
+        except UnknownPlan:
+            return []
+        queue = self.queues.for_kind("refund") if self.queues is not None else None
+        if plan.refund_on_cancel != "prorated" or queue is None:
+            return []
+        with self.db.connect() as conn:
+            return cancel_refunds.decide(conn, row, at, job, queue)
 
     def _payment_method(self, job: Job, row: dict[str, Any]) -> StageResult:
         if row["status"] == "canceled":

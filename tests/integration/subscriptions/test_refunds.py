@@ -27,7 +27,7 @@ from tests.fixtures.pdf import pdf_text
 from tests.integration.refunds.helpers import entries_of, queued, refund_rows, sim_events, sim_refunds, stripe_client
 from tests.integration.refunds.test_refund_exactly_once import WorkerKilled, _kill_after_create
 from tests.integration.subscriptions.conftest import World
-from tests.integration.subscriptions.test_lifecycle import parse
+from tests.integration.subscriptions.test_lifecycle import half_up, parse
 
 #: basic-monthly: EUR 9.00 net, Irish VAT 23 % → 2.07, charged 11.07.
 NET, VAT, TOTAL = 900, 207, 1107
@@ -278,3 +278,54 @@ def test_a_worker_killed_after_stripe_refunded_a_subscription_charge_refunds_and
     [note] = _credit_notes(world, create)
     assert (note["key"], note["total"]) == (f"refund:{done.id}", 400)
     _assert_money(world, create)
+
+
+def test_an_immediate_cancel_refunds_the_unused_share_when_the_plan_says_so(world: World) -> None:
+    from engine.ops.outbox_relay import relay_once
+
+    sub_id, create = _subscribed(world, plan="pro-yearly-refundable")  # EUR 290.00 + 23 % = 356.70 a year
+    total = create.public["amounts"]["total"]
+    assert total == 35670
+    sub = world.get(sub_id)
+    start, end = parse(sub["current_period_start"]), parse(sub["current_period_end"])
+    accepted = world.post(f"/v1/subscriptions/{sub_id}/cancel", {"at_period_end": False})
+    # The cancel is accepted 100 days and 7 hours into the year (its acceptance time is the cancel's moment).
+    at = start + timedelta(days=100, hours=7)
+    with world.c.db.begin() as conn:
+        conn.execute(sa.text("UPDATE jobs SET created_at = :at WHERE id = :id"), {"at": at, "id": accepted["id"]})
+    [canceled] = world.work()
+    assert canceled.status == "succeeded", canceled.error
+    unused = int((end - at).total_seconds())
+    expected = half_up(total * unused, int((end - start).total_seconds()))
+    [decided] = world.job(canceled.id).view()["refunds"]
+    assert (decided["payment"], decided["amount"]) == (create.id, expected)
+    assert world.get(sub_id)["status"] == "canceled"
+    # Redone (a redelivery of the finished cancel): no second refund job.
+    world.c.run_job("subscription", _envelope_of(world, canceled))
+    # The refund job was written with the cancel's commit; the outbox relay sends it like an accepted job.
+    relay_once(world.c.db, world.c.broker)
+    mine = [m for m in queued(world.c, "refunds", wait=3) if m["job_id"] == decided["job"]]
+    assert len(mine) == 1
+    done = world.c.run_job("refund", mine[0])
+    assert done.status == "succeeded", done.error
+    view = world.job(done.id).view()
+    assert view["amounts"]["total"] == expected
+    assert view["amounts"]["vat"] == half_up(create.public["amounts"]["vat"] * expected, total)
+    [note] = _credit_notes(world, create)
+    assert (note["total"], note["key"]) == (expected, f"refund:{done.id}")
+    assert [r["amount"] for r in _live(world, create)] == [expected]
+    _assert_money(world, create)
+
+
+def test_an_immediate_cancel_of_a_plan_without_refunds_refunds_nothing(world: World) -> None:
+    sub_id, create = _subscribed(world)
+    world.post(f"/v1/subscriptions/{sub_id}/cancel", {"at_period_end": False})
+    [canceled] = world.work()
+    assert canceled.status == "succeeded" and "refunds" not in world.job(canceled.id).view()
+    assert refund_rows(world.c, create.id) == [] and _live(world, create) == []
+
+
+def _envelope_of(world: World, job: Job) -> dict[str, Any]:
+    return Envelope.new(
+        kind=job.kind, data=job.request, idempotency_scope=job.idempotency_scope, group_id=job.group_id, job_id=job.id
+    ).to_arg()

@@ -36,6 +36,7 @@ def test_the_shipped_catalogue() -> None:
         ({"trial_days": -1}, "trial_days"),
         ({"id": "Has Space"}, "id"),
         ({"colour": "red"}, "unknown field"),
+        ({"refund_on_cancel": "always"}, "refund_on_cancel"),
     ],
 )
 def test_invalid_plans_are_refused_naming_the_plan(change: dict[str, Any], message: str) -> None:
@@ -58,11 +59,21 @@ def test_missing_fields_duplicates_and_bad_files(tmp_path: Path) -> None:
     assert parse_catalogue({"plans": [{**GOOD, "trial_days": 0}]}, "x").get("p").currency == "eur"
 
 
+def test_refund_on_cancel_is_optional_and_defaults_to_none() -> None:
+    plain = parse_catalogue({"plans": [{**GOOD, "trial_days": 0}]}, "x").get("p")
+    assert plain.refund_on_cancel == "none" and plain.as_dict()["refund_on_cancel"] == "none"
+    prorated = parse_catalogue({"plans": [{**GOOD, "trial_days": 0, "refund_on_cancel": "prorated"}]}, "x").get("p")
+    assert prorated.refund_on_cancel == "prorated"
+    assert load_plans().get("pro-yearly-refundable").refund_on_cancel == "prorated"
+
+
 def test_plans_ls_json() -> None:
     result = CliRunner().invoke(cli, ["plans", "ls", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert set(rows[0]) == {"id", "name", "amount", "currency", "interval", "trial_days", "tax_category"}
+    assert set(rows[0]) == {
+        "id", "name", "amount", "currency", "interval", "trial_days", "tax_category", "refund_on_cancel",
+    }  # fmt: skip
     assert {r["id"] for r in rows} >= {"basic-monthly", "pro-monthly", "pro-yearly"}
     table = CliRunner().invoke(cli, ["plans", "ls"])
     assert table.exit_code == 0 and "basic-monthly" in table.output
