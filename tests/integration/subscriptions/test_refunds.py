@@ -329,3 +329,50 @@ def _envelope_of(world: World, job: Job) -> dict[str, Any]:
     return Envelope.new(
         kind=job.kind, data=job.request, idempotency_scope=job.idempotency_scope, group_id=job.group_id, job_id=job.id
     ).to_arg()
+
+
+def test_a_three_d_secure_subscription_charge_refunded_by_api_and_dashboard_reconciles(world: World) -> None:
+    """The issue's check: a subscription created with 3-D Secure, its charge refunded through POST /v1/refunds
+    (accepted while the charge still waited for the customer: held, then released when the job settled) and
+    through a dashboard refund, each booked once with VAT reversed; the ledger verifies and reconciles with
+    Stripe."""
+    from datetime import UTC, datetime
+
+    from engine.ops.stripe_reconcile import reconcile_stripe
+    from pipelines.webhook.context import HandlerContext
+    from pipelines.webhook.payment_intent import handle
+    from tests.integration.subscriptions.test_three_d_secure import authenticate, intent_event, parked_create
+
+    since = datetime.now(UTC)
+    sub_id, parked, intent = parked_create(world)
+    accepted = _refund(world, {"payment_intent": intent, "amount": 600})
+    [held] = _run_refunds(world)
+    assert held.status == "processing" and world.job(held.id).view()["held"]["reason"] == "payment_not_settled"
+    authenticate(world, intent)
+    ctx = HandlerContext(world.c.db, world.c.broker, world.c.stripe, "webhook-test")
+    assert handle(ctx, intent_event(world, "payment_intent.succeeded", intent))["outcome"] == "resumed"
+    [resumed] = world.work()  # the subscription's runner releases the held refund once the job settles
+    assert resumed.status == "succeeded" and world.get(sub_id)["status"] == "active"
+    create = world.job(parked.id)
+    [released] = _run_refunds(world)
+    assert released.id == accepted["id"] and released.status == "succeeded", released.error
+    assert world.job(released.id).view()["amounts"] == {"net": 488, "vat": 112, "total": 600, "currency": "eur"}
+    # The rest in the Stripe dashboard: booked once by the webhook, VAT split against what is left.
+    dashboard = stripe_client(world.sandbox).v1.refunds.create(params={"payment_intent": intent})
+    assert dashboard.amount == TOTAL - 600
+    charge = create.stage_results["charge"]["charge"]
+    assert _webhook(world, "charge.refunded", charge).stage_results["handle"]["outcome"] == "booked"
+    assert _webhook(world, "charge.refunded", charge, again=True).stage_results["handle"]["outcome"] == "nothing_new"
+    rows = refund_rows(world.c, create.id)
+    assert [(r["source"], r["amount"], r["net"], r["vat"]) for r in rows] == [
+        ("engine", 600, 488, 112),
+        ("stripe", 507, 412, 95),
+    ]
+    balance = _balance(world, [create.id, released.id])
+    assert balance["refunds"] == 488 and balance["revenue"] == -NET
+    assert len(_credit_notes(world, create)) == 2
+    _assert_money(world, create)
+    report = reconcile_stripe(world.c.db, world.c.stripe, since=since, grace_seconds=0)
+    mine = {create.id, released.id, dashboard.id, intent}
+    assert [f for f in report.findings if f.job_id in mine or f.stripe_id in mine] == []
+    assert report.refunds >= 2
