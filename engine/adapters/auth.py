@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,12 @@ LOCAL_ISSUER = "payments-engine-local"
 ISSUER_ALGORITHMS = ("RS256", "ES256")
 #: Clock skew tolerated on ``exp``/``iat`` between the issuer and this host.
 LEEWAY_SECONDS = 30
+#: How long a verified token is answered from the verifier's cache before its signature is checked again: never
+#: past its ``exp`` (plus the leeway), and at most this long, so a key the issuer withdrew from its JWKS stops being
+#: honoured through the cache no later than through PyJWKClient's own five-minute cache of the key set.
+TOKEN_CACHE_SECONDS = 60.0
+#: The most verified tokens one process remembers (the oldest is forgotten first).
+TOKEN_CACHE_SIZE = 4096
 
 
 class AuthError(PaymentsError):
@@ -167,11 +176,20 @@ class TokenVerifier:
     """Checks bearer tokens against the configured keys.  Build once per process; :meth:`verify` is cheap (a JWKS
     is fetched on first use and cached for five minutes, refreshed early for an unknown ``kid``).
 
+    A token that verified is remembered, keyed by the whole token (header, claims and signature: a token altered
+    in any byte is another key and is verified afresh), until its ``exp`` plus the leeway and at most
+    :data:`TOKEN_CACHE_SECONDS`; a client sends the same token with every request, so the signature is checked
+    about once a minute instead of once a request.  Refusals are never cached.  ``clock`` is the wall clock the
+    cache's expiry is read on (``exp`` is wall-clock time).
+
     Raises :class:`AuthConfigError` when an issuer is configured without any key source.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         cfg = settings.jwt
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self._issuer = cfg.issuer
         self._audience = cfg.audience
         self._max_lifetime = cfg.max_lifetime_seconds
@@ -184,7 +202,8 @@ class TokenVerifier:
         self._hs_secrets = [] if cfg.issuer else hs256_secrets(settings, create=True)
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid token.
+        """The principal of a valid token (from the cache when it verified less than a minute ago and has not
+        expired since).
 
         Raises:
             AuthError: malformed; an algorithm the mode does not accept (``none`` and HS256 in issuer mode
@@ -193,6 +212,22 @@ class TokenVerifier:
                 ``merchant`` that is not a merchant id; a default-merchant ``sub`` containing ``/``.
             MerchantRequired: (an :class:`AuthError`) an issuer's token without ``merchant``.
         """
+        now = self._clock()
+        with self._cache_lock:
+            hit = self._cache.get(token)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        principal, exp = self._verify_uncached(token)
+        until = min(exp + LEEWAY_SECONDS, now + TOKEN_CACHE_SECONDS)
+        with self._cache_lock:
+            self._cache[token] = (principal, until)
+            self._cache.move_to_end(token)
+            while len(self._cache) > TOKEN_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return principal
+
+    def _verify_uncached(self, token: str) -> tuple[Principal, float]:
+        """The principal of a valid token and its ``exp``, checked against the keys.  Raises as :meth:`verify`."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -205,7 +240,7 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLES:
             raise AuthError(f"token role {role!r} is not one of {', '.join(ROLES)}")
-        return Principal(sub=str(claims["sub"]), role=role, merchant=self._merchant(claims))
+        return Principal(sub=str(claims["sub"]), role=role, merchant=self._merchant(claims)), float(claims["exp"])
 
     def _merchant(self, claims: dict[str, Any]) -> str:
         """The merchant the token acts for (see the module's docstring)."""
