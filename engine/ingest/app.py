@@ -9,17 +9,17 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from engine.ingest.body_limit import BodyLimitMiddleware, BodyLimits
 from engine.ingest.client_address import parse_networks
 from engine.ingest.docs_pages import install_docs
-from engine.ingest.errors import ApiError, install_error_handlers
-from engine.ingest.headers import check_request_id
+from engine.ingest.errors import install_error_handlers
 from engine.ingest.health import READY_CHECKS, run_checks
 from engine.ingest.openapi import contract, install_openapi, operation_id
 from engine.ingest.ratelimit import Limits, RateLimiter, RateLimitMiddleware
+from engine.ingest.request_context import RequestContextMiddleware
 from engine.ingest.routes import build_router
 from engine.ingest.schemas import HealthVerdict, Liveness
 from engine.runtime.container import Container, bootstrap
@@ -45,7 +45,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = c
     install_error_handlers(app)
     _install_rate_limit(app, c)
-    _install_timing(app)
+    # Outside the rate limiter, so that a 429 carries the X-Request-ID and is timed too.
+    app.add_middleware(RequestContextMiddleware)
     http = c.settings.http
     # Added last, so it runs first: a body above its limit is refused before any other work is done for it.
     app.add_middleware(
@@ -137,36 +138,3 @@ def _install_rate_limit(app: FastAPI, c: Container) -> None:
     )
     limiter = RateLimiter(c.redis_or_none() if on else None, c.redis_prefix)
     app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits, verifier=c.verifier)
-
-
-def _install_timing(app: FastAPI) -> None:
-    """``payments_http_request_duration_seconds`` by route template (never the raw path: ids would explode it)."""
-    import time
-    import uuid
-
-    from engine.runtime import metrics
-    from engine.runtime.logs import bind, unbind
-
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        # The correlation id: the caller's X-Request-ID, or a new one; echoed back and carried in the message.  A
-        # caller's id is checked first (it is stored and logged): a bad one is refused, never echoed or logged.
-        try:
-            correlation = check_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
-            refused = None
-        except ApiError as exc:
-            correlation, refused = uuid.uuid4().hex, exc
-        request.state.correlation_id = correlation
-        tokens = bind(correlation, None)
-        try:
-            response: Response = refused.response() if refused is not None else await call_next(request)
-        finally:
-            unbind(tokens)
-        response.headers["X-Request-ID"] = correlation
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        metrics.HTTP_SECONDS.labels(template, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response

@@ -101,7 +101,7 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, counted_receive, guarded_send)
         except* BodyTooLarge as group:
-            # A group: the app's BaseHTTPMiddleware layers run the request in a task group, which wraps it.
+            # except*: a layer that runs the request in a task group (anyio) would wrap it in a group.
             if not started:
                 await _answer(_first(group), send)
 

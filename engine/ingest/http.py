@@ -64,7 +64,7 @@ def validate(model: type[BaseModel], body: Any) -> Any:
 
 
 def correlation_id(request: Request) -> str:
-    """The request's correlation id (set by the timing middleware from X-Request-ID, or made)."""
+    """The request's correlation id (set by engine/ingest/request_context.py from X-Request-ID, or made)."""
     return (
         getattr(request.state, "correlation_id", None)
         or check_request_id(request.headers.get("x-request-id"))
