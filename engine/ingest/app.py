@@ -136,5 +136,13 @@ def _install_rate_limit(app: FastAPI, c: Container) -> None:
         fail_open=s.rate_limit_fail_open,
         trusted_proxies=parse_networks(s.http.trusted_proxies),
     )
-    limiter = RateLimiter(c.redis_or_none() if on else None, c.redis_prefix)
+    limiter = RateLimiter(_redis_url(c) if on else None, c.redis_prefix)
     app.add_middleware(RateLimitMiddleware, limiter=limiter, limits=limits, verifier=c.verifier)
+
+
+def _redis_url(c: Container) -> str | None:
+    """Redis's URL, or ``None`` when Redis is neither configured nor running (the limiter then counts nothing)."""
+    try:
+        return c.endpoints.require("redis").redis_url
+    except Exception:
+        return None

@@ -3,10 +3,11 @@
 Who is counted: an authenticated request by its token's subject (so clients behind one load balancer do not
 share a bucket, and one client cannot escape its bucket by changing address), any other request by its client
 address (:mod:`engine.ingest.client_address`); ``/webhooks/stripe`` has a bucket of its own, so a noisy API client
-never gets Stripe's deliveries refused.  A fixed one-minute window: one INCR (plus EXPIRE on the first hit) per
-request.  Every limited answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``; a 429
-also ``Retry-After``.  When Redis is unreachable the limiter lets requests through (``PAYMENTS_RATE_LIMIT_FAIL_OPEN``,
-the default: losing the limiter must not stop payments) or answers 503, and counts it either way in
+never gets Stripe's deliveries refused.  A fixed one-minute window: one Redis call per request (a Lua script: INCR,
+and EXPIRE on the first hit), made on the event loop with redis.asyncio (no thread hop per request).  Every limited
+answer carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``; a 429 also ``Retry-After``.
+When Redis is unreachable the limiter lets requests through (``PAYMENTS_RATE_LIMIT_FAIL_OPEN``, the default: losing
+the limiter must not stop payments) or answers 503, and counts it either way in
 ``payments_rate_limiter_unavailable_total``.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from engine.adapters.auth import AuthError, TokenVerifier
 from engine.ingest.body_limit import WEBHOOK_PATH
@@ -32,6 +34,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 WINDOW_SECONDS = 60
+#: One round trip: count the request, and give the window's key its expiry when it has none (the first hit).
+_COUNT = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return n
+"""
 
 
 @dataclass(frozen=True)
@@ -56,28 +64,41 @@ class Decision:
 
 
 class RateLimiter:
-    """Fixed-window counters in Redis under ``{prefix}rl:{bucket}:{window}``."""
+    """Fixed-window counters in Redis (at ``redis_url``; ``None``: no Redis) under ``{prefix}rl:{bucket}:{window}``.
 
-    def __init__(self, client: redis.Redis | None, prefix: str) -> None:
-        self._client = client
+    The asyncio client is made on first use by the running event loop (and again for another loop: a test
+    client runs one per app), since its connections belong to a loop.
+    """
+
+    def __init__(self, redis_url: str | None, prefix: str) -> None:
+        self._url = redis_url
         self._prefix = prefix
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._count: Any = None
 
-    def check(self, bucket: str, limit: int, now: float | None = None) -> Decision:
+    async def check(self, bucket: str, limit: int, now: float | None = None) -> Decision:
         """Count one request in ``bucket`` against ``limit`` a minute.  Never raises: a Redis error is a decision
         with ``unavailable`` set (and ``allowed``, which the caller may overrule)."""
         t = now if now is not None else time.time()
         reset = max(1, WINDOW_SECONDS - int(t % WINDOW_SECONDS))
-        if self._client is None:
+        if self._url is None:
             return Decision(True, limit, limit, reset, unavailable=True)
         key = f"{self._prefix}rl:{bucket}:{int(t // WINDOW_SECONDS)}"
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS + 1, nx=True)
-            count = int(pipe.execute()[0])
+            count = int(await self._script()(keys=[key], args=[WINDOW_SECONDS + 1]))
         except redis.RedisError:
             return Decision(True, limit, limit, reset, unavailable=True)
         return Decision(count <= limit, limit, max(0, limit - count), reset)
+
+    def _script(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            from engine.adapters.redis_client import make_async_redis
+
+            assert self._url is not None
+            self._count = make_async_redis(self._url).register_script(_COUNT)
+            self._loop = loop
+        return self._count
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ class RateLimitMiddleware:
         if limit <= 0:
             await self.app(scope, receive, send)
             return
-        decision = await asyncio.to_thread(self.limiter.check, bucket, limit)
+        decision = await self.limiter.check(bucket, limit)
         if decision.unavailable:
             from engine.runtime import metrics
 

@@ -103,3 +103,16 @@ def test_zero_turns_the_limit_off(engine_settings, container) -> None:  # type: 
     api = _api(off)
     answers = [api.post("/v1/payments", json={}, headers=_bearer(off, "erp")) for _ in range(20)]
     assert {a.status_code for a in answers} == {400} and "RateLimit-Limit" not in answers[0].headers
+
+
+def test_the_window_is_counted_in_one_key_that_expires(engine_settings, container) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    limited = engine_settings.model_copy(update={"rate_limit_per_minute": 100})
+    api = _api(limited)
+    sub = f"ttl-{time.time_ns()}"
+    for _ in range(3):
+        assert api.post("/v1/payments", json={}, headers=_bearer(limited, sub)).status_code == 400
+    keys = list(container.redis.scan_iter(match=f"{container.redis_prefix}rl:sub:{sub}:*"))
+    assert len(keys) == 1 and int(container.redis.get(keys[0])) == 3
+    assert 0 < container.redis.ttl(keys[0]) <= 61  # the Lua script gave the window's key its expiry
