@@ -25,12 +25,14 @@ import getpass
 import json
 import logging
 import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from engine.audit.chain import append, enqueue
-from engine.audit.record import canonical_json
+from engine.audit.record import canonical_json, make_body
+from engine.domain.timestamps import iso_utc
 
 if TYPE_CHECKING:
     from engine.jobs.job import Job
@@ -55,6 +57,14 @@ def job_created(conn: sa.Connection, *, actor: str, job: Job, request_hash: str)
     detail["merchant"] = job.merchant_id
     # Queued, not chained here: the ingest's commits must not wait for each other (migration 0012).
     return enqueue(conn, actor=actor, action="job.create", job=job.id, detail=detail)
+
+
+def job_created_body(*, actor: str, job: Job, request_hash: str) -> str:
+    """The body of :func:`job_created`'s record, for the ingest's request path, which queues it in a statement of
+    its own (``engine/db/accepted.py``)."""
+    detail = {"kind": job.kind, "request_sha256": request_hash, "customer": job.customer_id}
+    detail["merchant"] = job.merchant_id
+    return make_body(at=iso_utc(datetime.now(UTC)), actor=actor, action="job.create", job=job.id, detail=detail)
 
 
 def webhook_received(conn: sa.Connection, *, job: Job, event: dict[str, Any]) -> int:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from engine.audit import hooks as audit
 from engine.broker.envelope import Envelope
 from engine.broker.queues import QueueCatalogue
+from engine.db import accepted
 from engine.db import jobs as job_repo
 from engine.db.outbox import add_dispatches
 from engine.db.tables import jobs
@@ -115,7 +116,7 @@ class JobAcceptor:
         """
         submission = Submission(request_hash, kind, data, group_key, customer_id, correlation_id, public)
         creator, client = client, tenant_client(merchant, client)
-        # The in-flight lock first: one database lookup per request instead of one before and one after it.
+        # The in-flight lock first: a concurrent duplicate is answered 409 before it touches the database.
         if not self._store.acquire(client, key):
             raise ApiError(
                 409,
@@ -271,25 +272,37 @@ class JobAcceptor:
         return _Prepared(draft, envelope.to_arg(), spec.base)
 
     def _commit(self, client: str, key: str, s: Submission, p: _Prepared) -> tuple[SavedAnswer, bool]:
-        """One transaction: the saved answer if the key has one, else job, saved answer and dispatch row.  The
-        answer and whether it created the job (on a scope collision: the existing job's answer)."""
+        """One transaction: job, saved answer, dispatch row and audit record (``engine/db/accepted.py``, two
+        statements).  The answer and whether it created the job.
+
+        No lookup comes first: a key used before has its job (the scope is the client and the key), so the job's
+        insert finds it and writes nothing, and so does a live saved answer under the key; either rolls back and
+        the answer is the saved one, the existing job's, or 422 (:meth:`_existing`)."""
         try:
             try:
                 with self._db.begin() as conn:
-                    saved = self._store.lookup(client, key, s.request_hash, conn)
-                    if saved is not None:
-                        return saved, False
-                    inserted = _insert_job(conn, p.draft)
-                    if inserted is None:
+                    job = accepted.insert_job(conn, p.draft)
+                    if job is None:
                         raise _Collision()
-                    job = inserted
                     answer = SavedAnswer(202, job.view())
-                    if not self._store.save(conn, client, key, s.request_hash, job.id, answer):
-                        # A live answer under this key for another scope: only rows edited by hand do that.
+                    recorded = accepted.record_acceptance(
+                        conn,
+                        client=client,
+                        key=key,
+                        request_hash=s.request_hash,
+                        job_id=job.id,
+                        status=answer.status,
+                        body=answer.body,
+                        expires_at=self._store.expiry(),
+                        queue=p.queue,
+                        envelope=p.envelope,
+                        audit_body=audit.job_created_body(
+                            actor=job.created_by or client, job=job, request_hash=s.request_hash
+                        ),
+                    )
+                    if not recorded:
+                        # A live answer under this key for another scope: a batch's key, or rows edited by hand.
                         raise _Collision()
-                    add_dispatches(conn, [(job.id, p.queue, p.envelope)])
-                    # Last: the audit chain's head stays locked from here to the commit.
-                    audit.job_created(conn, actor=job.created_by or client, job=job, request_hash=s.request_hash)
             except _Collision:
                 # Rolled back: the scope (or the key) already has a job, committed by another request.
                 with self._db.connect() as conn:

@@ -112,11 +112,15 @@ class IdempotencyStore:
         with contextlib.suppress(redis.RedisError):
             self._redis.delete(self._lock_key(client, key))
 
+    def expiry(self) -> datetime:
+        """When an answer saved now expires (the key may then be used afresh)."""
+        return datetime.now(UTC) + timedelta(seconds=self._ttl)
+
     def save(
         self, conn: sa.Connection, client: str, key: str, request_hash: str, job_id: str | None, answer: SavedAnswer
     ) -> bool:
         """Save the answer inside the caller's transaction (with the job row); False if the key already exists."""
-        expires = datetime.now(UTC) + timedelta(seconds=self._ttl)
+        expires = self.expiry()
         values = {
             "client": client,
             "key": key,

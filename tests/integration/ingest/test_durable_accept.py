@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -242,11 +243,12 @@ class _StallingStore(IdempotencyStore):
         self.inside = threading.Event()
         self.go = threading.Event()
 
-    def save(self, conn: sa.Connection, *args: Any, **kwargs: Any) -> bool:
+    def expiry(self) -> datetime:
+        # Asked for the saved answer's expiry: the job row is written, the answer and the commit are not.
         if not self.inside.is_set():
             self.inside.set()
             assert self.go.wait(30)
-        return super().save(conn, *args, **kwargs)
+        return super().expiry()
 
 
 def test_retry_after_the_lock_expired_while_the_first_is_in_flight(payment_container, stripe_sim) -> None:  # type: ignore[no-untyped-def]
@@ -289,6 +291,51 @@ def test_key_reused_after_its_ttl_and_scope_collisions_answer_the_job(container)
         _submit(c.acceptor, key, other)
     assert getattr(refused.value, "status", None) == 422 and refused.value.code == "idempotency_key_reused"  # type: ignore[attr-defined]
     assert len(_jobs_of(c, CLIENT, key)) == 1
+
+
+def test_a_batch_key_used_again_for_one_payment_is_refused_and_writes_nothing(container) -> None:  # type: ignore[no-untyped-def]
+    # The batch's answer is saved under its key without a job of that scope: the payment's job row goes in, the
+    # live saved answer stops it, and the transaction rolls back (no job, no dispatch, no audit record).
+    c = container
+    key = f"k-{uuid.uuid4().hex}"
+    batch = c.acceptor.accept_batch(client=CLIENT, key=key, request_hash="batch-hash", items=[])
+    assert batch.status == 207
+    with pytest.raises(Exception) as refused:
+        _submit(c.acceptor, key, _payment())
+    assert getattr(refused.value, "status", None) == 422 and refused.value.code == "idempotency_key_reused"  # type: ignore[attr-defined]
+    assert _jobs_of(c, CLIENT, key) == []
+
+
+def test_one_accepted_payment_is_one_commit_with_its_four_rows(container) -> None:  # type: ignore[no-untyped-def]
+    from engine.audit.chain import for_job
+    from engine.db.tables_audit import audit_pending
+
+    c = container
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    sa.event.listen(c.db, "commit", count)
+    # The ingest hands the message to its relay thread (kicked, not run here), so only the request's commit counts.
+    acceptor = JobAcceptor(c.db, Lazy(lambda: c.broker), c.idempotency, c.queues)
+    acceptor.use_relay(type("Relay", (), {"kick": lambda self: None})())
+    body = _payment()
+    try:
+        answer = _submit(acceptor, f"k-{uuid.uuid4().hex}", body)
+    finally:
+        sa.event.remove(c.db, "commit", count)
+    assert answer.status == 202 and len(commits) == 1
+    job_id = answer.body["id"]
+    with c.db.connect() as conn:
+        saved = conn.execute(sa.select(idempotency_keys).where(idempotency_keys.c.job_id == job_id)).mappings().one()
+        queued = conn.execute(sa.select(audit_pending.c.body).where(audit_pending.c.body.contains(job_id))).scalars()
+        # Queued, or chained already if a sealer ran meanwhile.
+        audit_bodies = [json.loads(b) for b in [*queued, *(r.body for r in for_job(conn, job_id))]]
+    assert saved["response_status"] == 202 and saved["response_body"] == answer.body
+    assert _dispatches(c, job_id) == 1
+    assert [(b["action"], b["job"], b["actor"]) for b in audit_bodies] == [("job.create", job_id, CLIENT)]
+    assert audit_bodies[0]["detail"]["request_sha256"] == canonical_hash("POST", "/v1/payments", body)
 
 
 def test_the_scope_is_unambiguous(container) -> None:  # type: ignore[no-untyped-def]
