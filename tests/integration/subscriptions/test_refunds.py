@@ -376,3 +376,23 @@ def test_a_three_d_secure_subscription_charge_refunded_by_api_and_dashboard_reco
     mine = {create.id, released.id, dashboard.id, intent}
     assert [f for f in report.findings if f.job_id in mine or f.stripe_id in mine] == []
     assert report.refunds >= 2
+
+
+def test_an_upgrades_prorated_charge_is_refunded_on_its_own(world: World) -> None:
+    sub_id, create = _subscribed(world)
+    sub = world.get(sub_id)
+    at = parse(sub["current_period_start"]) + timedelta(days=10)
+    world.post(f"/v1/subscriptions/{sub_id}/change", {"plan": "pro-monthly", "proration_date": int(at.timestamp())})
+    [upgrade] = world.work()
+    assert upgrade.status == "succeeded", upgrade.error
+    upgrade = world.job(upgrade.id)
+    charged = upgrade.public["amounts"]
+    assert charged["total"] > 0 and _intent(upgrade) != _intent(create)
+    _refund(world, {"payment": upgrade.id})
+    [done] = _run_refunds(world)
+    assert done.status == "succeeded", done.error
+    assert world.job(done.id).view()["amounts"] == charged
+    [note] = _credit_notes(world, upgrade)
+    assert (note["net"], note["vat"]) == (charged["net"], charged["vat"])
+    assert _credit_notes(world, create) == [] and _live(world, create) == []
+    _assert_money(world, upgrade)
