@@ -19,6 +19,7 @@ from config.settings import Settings
 from engine.errors import TransientError
 from engine.invoices import numbering, pdf, store
 from engine.jobs.job import Job
+from engine.jobs.kind import Lazy
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 
@@ -53,3 +54,20 @@ class InvoiceStage:
             raise TransientError(f"could not store invoice {invoice['number']}: {exc}") from exc
         stored = InvoiceOutput(invoice["number"], invoice["s3_key"], len(content))
         return StageResult(data=stored, public={"invoice": {"number": stored.number, "s3_key": stored.s3_key}})
+
+
+@dataclass
+class RequestedInvoiceStage:
+    """The ``invoice`` stage of a pipeline whose jobs ask for an invoice in their request (``"invoice": true``, the
+    payment pipeline): a job that does not ask reads and writes nothing here, and the S3 client is made only for
+    one that does (a worker paying without invoices needs no S3)."""
+
+    db: sa.Engine
+    s3: Lazy[Any]
+    settings: Settings
+    name: str = "invoice"
+
+    def run(self, job: Job) -> StageResult:
+        if not job.request.get("invoice"):
+            return StageResult()
+        return InvoiceStage(self.db, self.s3(), self.settings, self.name).run(job)

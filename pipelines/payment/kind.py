@@ -1,4 +1,5 @@
-"""The ``payment`` job kind: one card payment, fraud → vat → charge → ledger → notify."""
+"""The ``payment`` job kind: one card payment, fraud → vat → charge → ledger → invoice → notify (``invoice`` only
+stores the PDF of a payment that asked for an invoice; the others pass it by)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pydantic import ValidationError
 
 from engine.broker.queues import work_queue
 from engine.errors import PoisonError
+from engine.invoices.stage import RequestedInvoiceStage
 from engine.jobs.kind import EffectReplay, JobKind, Task
 from engine.jobs.notify import NotifyStage
 from pipelines.payment import routes
@@ -38,7 +40,7 @@ KIND = JobKind(
     queue=work_queue("payments", "payment"),
     validate=validate,
     # The stages in order; adding a stage is one module and one line here.
-    stages=(FraudStage, VatStage, ChargeStage, LedgerStage, NotifyStage),
+    stages=(FraudStage, VatStage, ChargeStage, LedgerStage, RequestedInvoiceStage, NotifyStage),
     # Refunds held while the payment was unsettled are released as soon as it settles (pipelines/refund/holds.py).
     runner=ReleasingRunner,
     routes=routes.build_router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, StrictInt, field_validator
+from pydantic import ConfigDict, Field, JsonValue, StrictBool, StrictInt, field_validator
 
 from engine.domain.money import AmountNotChargeable, UnknownCurrency, check_chargeable, currency
 from engine.domain.vat import VatIdCountryMismatch, check_vat_id
@@ -33,6 +33,11 @@ class PaymentRequest(Strict):
     tax_category: Literal["standard", "reduced", "super_reduced"] = "standard"
     description: str | None = Field(default=None, max_length=1000)
     metadata: dict[str, str] | None = None
+    invoice: StrictBool = Field(
+        default=False,
+        description="Issue an invoice once the payment is captured: numbered in the seller's gap-free series shared "
+        "with subscriptions, PDF in the invoices bucket; the job shows invoice{number, s3_key}.",
+    )
 
     @field_validator("currency")
     @classmethod

@@ -11,7 +11,9 @@ none, ``fraud``, ``vat``      ``charge``: runs the charge stage.  It looks the P
                               ``metadata.job_id`` first (a replay, or a job older than Stripe's 24 h key window),
                               so a charge that reached Stripe before the crash is reused, never repeated.
 ``charge``                    ``resume_after_charge``: books the ledger and notifies; Stripe is not called.
-``ledger``                    ``notify_only``: only the notification is left.
+``ledger``                    ``resume_after_charge`` (only a payment that asked for an invoice checkpoints here):
+                              stores the invoice's PDF under the number already issued, and notifies.
+``invoice``                   ``notify_only``: only the notification is left.
 settled status                ``nothing``: the job already finished; the DLQ copy is stale.
 ============================  ==============================================================================
 

@@ -76,7 +76,8 @@ def _pay(c: Container, country: str) -> Job:
 
 def test_the_documented_sanctions_stage_runs_in_the_payment_pipeline(container: Container, stripe_sim: Any) -> None:
     module, _ = _documented()
-    assert container.job_kind("payment").stage_names == ("fraud", "sanctions", "vat", "charge", "ledger", "notify")
+    names = ("fraud", "sanctions", "vat", "charge", "ledger", "invoice", "notify")
+    assert container.job_kind("payment").stage_names == names
     stage = container.pipeline(container.job_kind("payment")).stages[1]
     assert stage.stripe is container.stripe  # handed over by name
 
