@@ -15,11 +15,14 @@ charge's), and a refund of an invoiced charge issues its credit note, so these a
 They are decided when the cancel is prepared and written with the cancel's final commit — the subscription's
 ``canceled`` state, each refund's job row and its dispatch row (the outbox relay sends it to ``refunds.fifo``) in
 one transaction — so a cancel that commits has its refunds, and a cancel redone after a crash before its commit
-decides them again (the job scopes ``cancel-refund:{cancel job}:{charge job}`` make the write insert-or-nothing).
+decides them again.  Each refund job's scope is ``cancel-refund:{cancel job}:{charge job}`` and its id is derived
+from that scope (:func:`refund_job_id`), so whichever copy of the cancel commits, the ids its view lists are the
+jobs stored, and a second write inserts nothing (job and dispatch rows are insert-or-nothing).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +54,21 @@ class CancelRefund:
     def view(self) -> dict[str, Any]:
         """The cancel job's note of it."""
         return {"job": self.job.id, "payment": self.job.request["payment"], "amount": self.job.request["amount"]}
+
+
+#: The job id alphabet of :func:`engine.jobs.job.new_job_id`.
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def refund_job_id(scope: str) -> str:
+    """The id of the refund job of ``scope``: ``job_`` and 24 characters of the id alphabet from its SHA-256, so it
+    is the same on every decision of one cancel (and as unguessable as the cancel job's id it contains)."""
+    number = int.from_bytes(hashlib.sha256(scope.encode()).digest(), "big")
+    chars = []
+    for _ in range(24):
+        number, index = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return "job_" + "".join(chars)
 
 
 def _period_charges(conn: sa.Connection, row: dict[str, Any]) -> list[Job]:
@@ -120,6 +138,7 @@ def decide(conn: sa.Connection, row: dict[str, Any], at: datetime, cancel: Job, 
             customer_id=customer,
             public={"refund": {"payment": charge.id, "amount": amount, "currency": figures.currency}},
             merchant_id=row.get("merchant_id") or DEFAULT_MERCHANT,
+            job_id=refund_job_id(scope),
         )
         envelope = Envelope.new(kind="refund", data=data, idempotency_scope=scope, group_id=customer, job_id=draft.id)
         decided.append(CancelRefund(draft, envelope.to_arg(), queue.base))
@@ -127,11 +146,8 @@ def decide(conn: sa.Connection, row: dict[str, Any], at: datetime, cancel: Job, 
 
 
 def write(conn: sa.Connection, decided: list[CancelRefund]) -> None:
-    """Insert the refund jobs and their dispatch rows in the caller's (the cancel's final) transaction; a job whose
-    scope exists already (an earlier commit of the same cancel) is left as it is."""
-    dispatches = []
+    """Insert the refund jobs and their dispatch rows in the caller's (the cancel's final) transaction; a job (or
+    dispatch row) that exists already — an earlier commit of the same cancel — is left as it is."""
     for refund in decided:
-        stored = job_repo.insert_if_absent(conn, refund.job)
-        if stored.id == refund.job.id:
-            dispatches.append((stored.id, refund.queue, refund.envelope))
-    add_dispatches(conn, dispatches)
+        job_repo.insert_if_absent(conn, refund.job)
+    add_dispatches(conn, [(r.job.id, r.queue, r.envelope) for r in decided])

@@ -281,8 +281,12 @@ def test_a_worker_killed_after_stripe_refunded_a_subscription_charge_refunds_and
 
 
 def test_an_immediate_cancel_refunds_the_unused_share_when_the_plan_says_so(world: World) -> None:
+    from engine.db.tables_subscriptions import subscriptions
     from engine.ops.outbox_relay import relay_once
+    from pipelines.subscription import cancel_refunds
 
+    refunds_queue = world.c.queues.for_kind("refund")
+    assert refunds_queue is not None
     sub_id, create = _subscribed(world, plan="pro-yearly-refundable")  # EUR 290.00 + 23 % = 356.70 a year
     total = create.public["amounts"]["total"]
     assert total == 35670
@@ -302,6 +306,19 @@ def test_an_immediate_cancel_refunds_the_unused_share_when_the_plan_says_so(worl
     assert world.get(sub_id)["status"] == "canceled"
     # Redone (a redelivery of the finished cancel): no second refund job.
     world.c.run_job("subscription", _envelope_of(world, canceled))
+    # A copy of the cancel deciding again writes the same jobs: nothing new is inserted or dispatched.
+    with world.c.db.connect() as conn:
+        row = dict(conn.execute(sa.select(subscriptions).where(subscriptions.c.id == sub_id)).mappings().one())
+        again = cancel_refunds.decide(conn, {**row, "status": "active"}, at, world.job(canceled.id), refunds_queue)
+    assert [r.job.id for r in again] == [decided["job"]]
+    with world.c.db.begin() as conn:
+        cancel_refunds.write(conn, again)
+    with world.c.db.connect() as conn:
+        scoped = conn.execute(
+            sa.text("SELECT count(*) FROM jobs WHERE idempotency_scope LIKE :s"),
+            {"s": f"cancel-refund:{canceled.id}:%"},
+        ).scalar_one()
+    assert scoped == 1
     # The refund job was written with the cancel's commit; the outbox relay sends it like an accepted job.
     relay_once(world.c.db, world.c.broker)
     mine = [m for m in queued(world.c, "refunds", wait=3) if m["job_id"] == decided["job"]]
