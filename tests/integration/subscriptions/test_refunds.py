@@ -413,3 +413,22 @@ def test_an_upgrades_prorated_charge_is_refunded_on_its_own(world: World) -> Non
     assert (note["net"], note["vat"]) == (charged["net"], charged["vat"])
     assert _credit_notes(world, create) == [] and _live(world, create) == []
     _assert_money(world, upgrade)
+
+
+def test_a_refund_of_an_invoiced_payment_issues_a_credit_note_and_one_without_an_invoice_none(world: World) -> None:
+    from tests.integration.subscriptions.test_payment_invoices import pay, work_payments
+
+    invoiced = pay(world, invoice=True)  # EUR 25.00 + 23 % = 30.75
+    plain = pay(world)
+    paid = {j.id: j for j in work_payments(world)}
+    assert {j.status for j in paid.values()} == {"succeeded"}
+    _refund(world, {"payment": invoiced["id"], "amount": 1000})
+    _refund(world, {"payment": plain["id"], "amount": 1000})
+    done = _run_refunds(world)
+    assert [j.status for j in done] == ["succeeded", "succeeded"], [j.error for j in done]
+    by_payment = {world.job(j.id).view()["refund"]["payment"]: world.job(j.id).view() for j in done}
+    note = by_payment[invoiced["id"]]["credit_note"]
+    [row] = _credit_notes(world, world.job(invoiced["id"]))
+    assert note["number"] == row["number"] and (row["net"], row["vat"], row["total"]) == (813, 187, 1000)
+    assert "credit_note" not in by_payment[plain["id"]]
+    assert verify(world.c.db).ok
