@@ -236,7 +236,9 @@ class Settings(BaseSettings):
     )
     queue_prefix: str = Field(default="", description="Prefix put verbatim before every queue and bucket name.")
     rate_limit_per_minute: int = Field(
-        default=1000, ge=0, description="POSTs a minute per token subject (per client address without one); 0 = off."
+        default=1000,
+        ge=0,
+        description="POSTs a minute per token subject within its merchant (per client address without one); 0 = off.",
     )
     rate_limit_webhook_per_minute: int = Field(
         default=6000, ge=0, description="POSTs a minute to /webhooks/stripe, a bucket of its own; 0 = off."

@@ -126,8 +126,8 @@ def _verdict(ok: bool) -> JSONResponse:
 
 
 def _install_rate_limit(app: FastAPI, c: Container) -> None:
-    """POST requests per token subject (or client address) and minute, Stripe webhooks in a bucket of their own
-    (``engine/ingest/ratelimit.py``); reads are never limited."""
+    """POST requests per token subject within its merchant (or client address) and minute, Stripe webhooks in a
+    bucket of their own (``engine/ingest/ratelimit.py``); reads are never limited."""
     s = c.settings
     on = s.rate_limit_per_minute > 0 or s.rate_limit_webhook_per_minute > 0
     limits = Limits(

@@ -48,6 +48,18 @@ def test_each_token_subject_has_its_own_bucket_whatever_address_it_claims(engine
     assert api.post("/v1/payments", json={}, headers=quiet).status_code == 400  # another subject: not limited
 
 
+def test_one_subject_under_two_merchants_has_two_buckets(engine_settings, container) -> None:  # type: ignore[no-untyped-def]
+    limited = engine_settings.model_copy(update={"rate_limit_per_minute": 2})
+    api = _api(limited)
+
+    def post(merchant: str) -> int:
+        token = mint(limited, "operator", sub="erp", merchant=merchant)
+        return api.post("/v1/payments", json={}, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert [post("acct_noisy") for _ in range(3)] == [400, 400, 429]
+    assert post("acct_quiet") == 400  # the same subject name at another merchant: another client, not limited
+
+
 def test_requests_without_a_token_are_counted_by_the_peer_not_a_forwarded_header(engine_settings, container) -> None:  # type: ignore[no-untyped-def]
     limited = engine_settings.model_copy(update={"rate_limit_per_minute": 2})
     api = _api(limited)
