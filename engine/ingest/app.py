@@ -26,6 +26,10 @@ from engine.runtime.container import Container, bootstrap
 
 #: How often the ingest's relay looks for rows nobody kicked it for (rows left by a failed send, or by a CLI).
 RELAY_IDLE_SECONDS = 1.0
+#: How long the relay waits after a kick for other requests' rows: their messages share one SendMessageBatch and
+#: one claiming commit, instead of a call and a commit per accepted job.  The 202 does not wait for it; the
+#: hand-off to SQS is this much later at most.
+RELAY_LINGER_SECONDS = 0.02
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -102,7 +106,7 @@ def _relay_lifespan(c: Container) -> Any:
         from engine.jobs.kind import Lazy
         from engine.ops.outbox_relay import OutboxRelay
 
-        relay = OutboxRelay(c.db, Lazy(lambda: c.broker), interval=RELAY_IDLE_SECONDS)
+        relay = OutboxRelay(c.db, Lazy(lambda: c.broker), interval=RELAY_IDLE_SECONDS, linger=RELAY_LINGER_SECONDS)
         relay.start()
         c.acceptor.use_relay(relay)
         try:

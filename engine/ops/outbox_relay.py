@@ -82,12 +82,15 @@ class OutboxRelay:
     """Relays in a loop: at once while there is a backlog or after :meth:`kick`, else every ``interval`` seconds.
 
     ``broker`` may be a :class:`~engine.jobs.kind.Lazy` (the ingest starts without SQS); it is built on first use.
+    ``linger``: after a kick, wait this long before relaying, so that the rows other requests commit meanwhile go
+    in the same ``SendMessageBatch`` and the same claiming transaction (the ingest's: one kick per accepted job).
     """
 
-    def __init__(self, db: sa.Engine, broker: Any, interval: float = 0.2) -> None:
+    def __init__(self, db: sa.Engine, broker: Any, interval: float = 0.2, linger: float = 0.0) -> None:
         self._db = db
         self._broker = broker
         self._interval = interval
+        self._linger = linger
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
@@ -129,5 +132,5 @@ class OutboxRelay:
             if failures:
                 # Back off while SQS or the database is down (at most 5 s); kicks do not shorten the wait.
                 self._stop.wait(min(5.0, self._interval * 2**failures))
-            elif moved < BATCH:
-                self._wake.wait(self._interval)
+            elif moved < BATCH and self._wake.wait(self._interval) and self._linger:
+                self._stop.wait(self._linger)
