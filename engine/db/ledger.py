@@ -331,3 +331,15 @@ def balances(engine: sa.Engine, account_prefix: str | None = None) -> list[Balan
         rows = conn.execute(stmt).all()
     # sum(bigint) is numeric in PostgreSQL (a Decimal here); balances are whole minor units.
     return [Balance(account=a, currency=c.strip(), balance=int(b)) for a, c, b in rows]
+
+
+def account_balance(conn: sa.Connection, account: str, currency: str) -> int:
+    """The balance of ``account`` in ``currency`` (debits positive, 0 without entries), read on the caller's
+    connection.  Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the database cannot be read."""
+    e = ledger_entries.c
+    total = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(e.amount), 0)).where(
+            e.account == account, e.currency == currency.lower()
+        )
+    ).scalar_one()
+    return int(total)

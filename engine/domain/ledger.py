@@ -60,6 +60,12 @@ def vat_payable(country: str) -> str:
     return f"vat_payable:{cc}"
 
 
+def customer_credit(customer_id: str) -> str:
+    """The account of credit ``customer_id`` holds against later invoices (a liability; a downgrade's credit
+    note): ``customer_credit:{customer_id}``, one balance per currency."""
+    return _param_account("customer_credit", customer_id)
+
+
 def pos_clearing(terminal_id: str) -> str:
     """The account of money a POS terminal's acquirer owes: ``pos_clearing:{terminal_id}``."""
     return _param_account("pos_clearing", terminal_id)
@@ -448,4 +454,72 @@ def invoice_paid(
         job_id=job_id,
         description=f"payment from {customer_id}",
         metadata={"customer": customer_id},
+    )
+
+
+def credit_note_issued(
+    effect_key: str,
+    customer_id: str,
+    currency: str,
+    net: int,
+    vat: int,
+    vat_country: str,
+    job_id: str | None = None,
+    invoice_job_id: str | None = None,
+    vat_rate: str | None = None,
+    vat_scheme: str | None = None,
+) -> LedgerTransaction:
+    """A credit note of ``net + vat`` kept as the customer's credit (a downgrade's unused time), not paid out:
+    debit ``refunds`` (contra-revenue) the net and ``vat_payable:{CC}`` the VAT, credit
+    ``customer_credit:{customer}`` (a liability) the total.  :func:`credit_applied` consumes it.  The OSS report
+    reads it as a refund of the sale ``invoice_job_id`` booked (``metadata.payment``).
+
+    Raises :class:`UnbalancedTransaction` for a negative or non-integer amount or a zero total; :class:`ValueError`
+    for a malformed ``vat_country``, ``vat_rate`` or ``vat_scheme``.
+    """
+    _non_negative(net=net, vat=vat)
+    if net + vat == 0:
+        raise UnbalancedTransaction(f"{effect_key}: nothing to book (net and VAT are 0)")
+    vat_account = vat_payable(vat_country)
+    postings = _nonzero(
+        [
+            _line(debit, REFUNDS, currency, net),
+            _line(debit, vat_account, currency, vat),
+            credit(customer_credit(customer_id), currency, net + vat),
+        ]
+    )
+    return LedgerTransaction(
+        effect_key=effect_key,
+        kind="subscription",
+        postings=postings,
+        job_id=job_id,
+        description=f"credit note to {customer_id}",
+        metadata={
+            "customer": customer_id,
+            "payment": invoice_job_id,
+            "net": net,
+            "vat": vat,
+            "vat_country": vat_account.split(":", 1)[1],
+            **_vat_terms(vat_rate, vat_scheme),
+        },
+    )
+
+
+def credit_applied(
+    effect_key: str, customer_id: str, currency: str, amount: int, job_id: str | None = None
+) -> LedgerTransaction:
+    """``amount`` of the customer's credit paying (part of) an invoice :func:`invoice_issued` billed: debit
+    ``customer_credit:{customer}``, credit ``receivable:{customer}``.  Raises :class:`UnbalancedTransaction` for an
+    amount that is not a positive int."""
+    _non_negative(amount=amount)
+    return LedgerTransaction(
+        effect_key=effect_key,
+        kind="subscription",
+        postings=(
+            debit(customer_credit(customer_id), currency, amount),
+            credit(receivable(customer_id), currency, amount),
+        ),
+        job_id=job_id,
+        description=f"credit of {customer_id} applied",
+        metadata={"customer": customer_id, "credit_applied": amount},
     )

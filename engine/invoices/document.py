@@ -31,10 +31,17 @@ def build(
     notes: Iterable[str] = (),
     subscription: str | None = None,
     payment_intent: str | None = None,
+    credit_applied: int = 0,
 ) -> dict[str, Any]:
     """The document of an invoice of ``net + vat`` (minor units of ``currency``) to ``customer``; ``lines`` are
-    ``{"description", "amount"}`` (net).  :func:`engine.invoices.numbering.issue` adds the number and date."""
+    ``{"description", "amount"}`` (net).  :func:`engine.invoices.numbering.issue` adds the number and date.
+
+    ``credit_applied``: how much of the total the customer's booked credit paid (the rest was charged); shown under
+    the total.
+    """
+    extra: dict[str, Any] = {"credit_applied": credit_applied} if credit_applied else {}
     return {
+        **extra,
         "seller": {"country": settings.seller.country, "vat_id": settings.seller.vat_id},
         "customer": {k: customer.get(k) for k in CUSTOMER_FIELDS},
         "currency": currency,

@@ -99,3 +99,17 @@ def issue(
 def for_job(conn: sa.Connection, job_id: str) -> sa.RowMapping | None:
     """The invoice of ``job_id``, if it has one."""
     return conn.execute(sa.select(invoices).where(invoices.c.job_id == job_id)).mappings().one_or_none()
+
+
+def last_of_subscription(conn: sa.Connection, subscription_id: str) -> sa.RowMapping | None:
+    """The subscription's latest invoice, or None: what a downgrade's credit note credits."""
+    return (
+        conn.execute(
+            sa.select(invoices)
+            .where(invoices.c.subscription_id == subscription_id)
+            .order_by(invoices.c.issued_at.desc(), invoices.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .one_or_none()
+    )

@@ -102,6 +102,12 @@ def render(document: dict[str, Any]) -> bytes:
         (f"VAT {vat['rate']}% ({vat['country']}, {vat['scheme']})", document["vat_amount"]),
         ("Total", document["total"]),
     ]
+    if document.get("credit_applied"):
+        # Paid in part (or in full) from the customer's credit: what Stripe charged is the rest.
+        totals += [
+            ("Credit applied", -int(document["credit_applied"])),
+            ("Amount paid", int(document["total"]) - int(document["credit_applied"])),
+        ]
     for label, amount in totals:
         pdf.set_font(FONT, "B" if label == "Total" else "", 10)
         pdf.cell(140, 7, str(label), align="R")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import stripe
@@ -20,16 +21,17 @@ from engine.adapters.stripe_balance import Fee, charge_fee
 from engine.adapters.stripe_gateway import StripeGateway
 from engine.db import jobs as job_repo
 from engine.db.ledger import record
-from engine.domain.ledger import invoice_issued, invoice_paid, stripe_fee
+from engine.domain.ledger import credit_applied, credit_note_issued, invoice_issued, invoice_paid, stripe_fee
 from engine.errors import TransientError, classify_stripe_error
+from engine.invoices import credit_notes, numbering
 from engine.invoices import document as invoice_document
-from engine.invoices import numbering
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
 from pipelines.payment.charge import ChargeOutput
 from pipelines.payment.vat import VatOutput
 from pipelines.subscription import repo
+from pipelines.subscription.billing import credit_to_apply
 from pipelines.subscription.prepare import PrepareOutput
 from pipelines.subscription.repo import parse_time
 
@@ -67,6 +69,8 @@ class ApplyStage:
 
     def run(self, job: Job) -> StageResult:
         decision = job.output(PrepareOutput)
+        if decision.credit_note:
+            return self._credit(job, decision, decision.credit_note)
         if not decision.charge:
             return StageResult()  # pragma: no cover - prepare ends a job that charges nothing
         vat = job.output(VatOutput)
@@ -86,7 +90,18 @@ class ApplyStage:
             vat_rate=vat.rate,
             vat_scheme=vat.scheme,
         )
-        paid = invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total, job_id=job.id)
+        # The customer's booked credit pays first (as the charge step decided: Stripe charged the rest, or nothing).
+        applied = credit_to_apply(decision.credit, total, currency)
+        released = (
+            credit_applied(f"subscription:{job.id}:credit", customer["id"], currency, applied, job.id)
+            if applied
+            else None
+        )
+        paid = (
+            invoice_paid(f"subscription:{job.id}:paid", customer["id"], currency, total - applied, job_id=job.id)
+            if total > applied
+            else None
+        )
         fee = self._fee(job, charge)
         fee_txn = stripe_fee(f"subscription:{job.id}:fee", fee.currency, fee.amount, job.id) if fee else None
         billed_at = parse_time(decision.billed_at)
@@ -104,6 +119,7 @@ class ApplyStage:
             notes=vat.notes,
             subscription=sub_id,
             payment_intent=charge.payment_intent if charge else None,
+            credit_applied=applied,
         )
         change = decision.success
         event = decision.success_event
@@ -113,7 +129,9 @@ class ApplyStage:
         def write(conn: sa.Connection) -> None:
             repo.apply(conn, sub_id, change, create=create)
             ledger_id = record(conn, issued)
-            record(conn, paid)
+            for txn in (released, paid):
+                if txn is not None:
+                    record(conn, txn)
             if fee_txn is not None:
                 record(conn, fee_txn)
             invoice = numbering.issue(
@@ -131,9 +149,67 @@ class ApplyStage:
                 vat_scheme=vat.scheme,
                 document=document,
             )
-            extra = {
+            extra: dict[str, Any] = {
                 "ledger_transaction": ledger_id,
                 "invoice": {"number": invoice["number"], "s3_key": invoice["s3_key"]},
+            }
+            if applied:
+                extra["credit_applied"] = {"amount": applied, "currency": currency}
+            job_repo.merge_result(conn, job.id, extra)
+            row = repo.get(conn, sub_id)
+            assert row is not None
+            repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
+
+        effects = tuple(t.effect_key for t in (issued, released, paid) if t is not None)
+        return StageResult(
+            data=ApplyOutput(effects),
+            public={"subscription": decision.after},
+            write=write,
+            checkpoint=True,
+        )
+
+    def _credit(self, job: Job, decision: PrepareOutput, note: dict[str, Any]) -> StageResult:
+        """A downgrade's credit: in one transaction, its credit note against the invoice it credits
+        (:func:`engine.invoices.credit_notes.issue`, key ``downgrade:{job}``; the scheduler stores the PDF), the
+        ledger (``subscription:{job}:credit_note``: Dr ``refunds`` net, Dr ``vat_payable:{CC}`` VAT, Cr
+        ``customer_credit:{customer}`` total), the plan change and the event.  Both are keyed, so a redone stage
+        books and numbers nothing twice."""
+        sub_id, customer, change = decision.subscription, decision.customer, decision.success
+        event = decision.success_event
+        assert sub_id is not None and customer is not None and change is not None and event is not None
+        booked = credit_note_issued(
+            f"subscription:{job.id}:credit_note",
+            customer["id"],
+            note["currency"],
+            note["net"],
+            note["vat"],
+            note["vat_country"],
+            job_id=job.id,
+            invoice_job_id=note["invoice_job"],
+            vat_rate=note["vat_rate"],
+            vat_scheme=note["vat_scheme"],
+        )
+        issued_at = parse_time(decision.billed_at)
+
+        def write(conn: sa.Connection) -> None:
+            repo.apply(conn, sub_id, change)
+            ledger_id = record(conn, booked)
+            invoice = numbering.for_job(conn, note["invoice_job"])
+            assert invoice is not None, f"invoice of job {note['invoice_job']} is gone"
+            credit_note = credit_notes.issue(
+                conn,
+                key=f"downgrade:{job.id}",
+                invoice=invoice,
+                net=note["net"],
+                vat=note["vat"],
+                job_id=job.id,
+                reason=note["reason"],
+                issued_at=issued_at,
+            )
+            extra = {
+                "ledger_transaction": ledger_id,
+                "credit_note": credit_notes.public(credit_note),
+                "credit": {"amount": note["net"] + note["vat"], "currency": note["currency"]},
             }
             job_repo.merge_result(conn, job.id, extra)
             row = repo.get(conn, sub_id)
@@ -141,7 +217,7 @@ class ApplyStage:
             repo.notify(conn, row, event, f"subscription:{sub_id}:{job.id}:{event}", job.id)
 
         return StageResult(
-            data=ApplyOutput((issued.effect_key, paid.effect_key)),
+            data=ApplyOutput((booked.effect_key,)),
             public={"subscription": decision.after},
             write=write,
             checkpoint=True,

@@ -103,6 +103,21 @@ def settle_due(amount: int, balance: int, currency: str) -> Due:
     return Due(charge=0, balance=-due, applied=amount)
 
 
+def credit_to_apply(credit: int, total: int, currency: str) -> int:
+    """How much of the customer's booked ``credit`` (gross, minor units) pays an invoice of ``total``: all of it up
+    to the total, except that what is left to charge is never positive and below the currency's smallest chargeable
+    amount (Stripe cannot charge it): then that smallest amount is charged and the rest of the credit kept.
+    0 without credit; never more than ``credit`` or ``total``.
+    """
+    if credit <= 0 or total <= 0:
+        return 0
+    applied = min(credit, total)
+    smallest = currency_of(currency).smallest_charge
+    if 0 < total - applied < smallest:
+        applied = max(total - smallest, 0)
+    return applied
+
+
 @dataclass(frozen=True)
 class PlanChange:
     """The effect of ``/change``: ``difference`` (net, signed) and the period the subscription is in afterwards."""

@@ -45,7 +45,9 @@ KIND = JobKind(
         # already agreed to, and would otherwise count against per-customer velocity limits.
         ChargeStep.around(FraudStage, actions={"create"}),
         ChargeStep.around(VatStage),
-        ChargeStep.around(ChargeStage),
+        # A renewal is paid from the customer's booked credit first (a downgrade's credit note); Stripe charges the
+        # rest.
+        ChargeStep.around(ChargeStage, with_credit=True),
         ApplyStage,
         InvoiceStage,
         NotifyStage,

@@ -17,14 +17,19 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from config.settings import Settings
 from engine.broker.queues import QueueCatalogue
+from engine.db.ledger import account_balance
+from engine.domain.ledger import customer_credit
 from engine.domain.plans import Plan, PlanCatalogue, UnknownPlan
 from engine.domain.timestamps import iso_utc
+from engine.domain.vat import compute_amounts
+from engine.invoices import numbering
 from engine.jobs.job import Job
 from engine.jobs.output import StageOutput
 from engine.jobs.pipeline import StageResult
@@ -72,12 +77,17 @@ class PrepareOutput(StageOutput):
     billed_at: str | None = None
     after: dict[str, Any] | None = None
     after_decline: dict[str, Any] | None = None
+    #: A downgrade's credit note (``net``, ``vat``, ``currency``, the VAT terms of the invoice it credits,
+    #: ``invoice_job``, ``invoice_number``, ``reason``): ``apply`` books and numbers it, nothing is charged.
+    credit_note: dict[str, Any] | None = None
+    #: A renewal: the customer's booked credit (gross) when it was decided; the charge takes what it covers.
+    credit: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Each shape keeps only its own keys."""
         if self.action == REFUSED:
             return {"action": REFUSED}
-        if self.charge is None:
+        if self.charge is None and self.credit_note is None:
             finished: dict[str, Any] = {"action": self.action, "charge": None, "success": self.success}
             if self.note:
                 finished["note"] = self.note
@@ -176,6 +186,7 @@ class PrepareStage:
         success_event: str,
         decline_event: str | None,
         create: dict[str, Any] | None = None,
+        credit: int = 0,
     ) -> StageResult:
         decision = PrepareOutput(
             action=job.request["action"],
@@ -197,8 +208,32 @@ class PrepareStage:
             billed_at=iso_utc(billed_at),
             after=repo.job_block(repo.merged(row, success)),
             after_decline=repo.job_block(repo.merged(row, decline or {})),
+            credit=credit,
         )
         return StageResult(data=decision, public={"subscription": repo.job_block(row)})
+
+    def _crediting(
+        self, job: Job, row: dict[str, Any], change: dict[str, Any], note: dict[str, Any], at: datetime
+    ) -> StageResult:
+        """A downgrade whose unused time becomes a credit note: ``apply`` books it, numbers it and applies
+        ``change``; nothing is charged."""
+        decision = PrepareOutput(
+            action=job.request["action"],
+            subscription=row["id"],
+            customer=row["customer"],
+            success=change,
+            success_event="updated",
+            credit_note=note,
+            billed_at=iso_utc(at),
+            after=repo.job_block(repo.merged(row, change)),
+        )
+        public = {"subscription": repo.job_block(row), "subscription_note": "credited_on_next_renewal"}
+        return StageResult(data=decision, public=public)
+
+    def _booked_credit(self, customer_id: str, currency: str) -> int:
+        """The customer's credit in the ledger (``customer_credit:{customer}``, gross, >= 0)."""
+        with self.db.connect() as conn:
+            return max(-account_balance(conn, customer_credit(customer_id), currency), 0)
 
     # -- actions ----------------------------------------------------------------------------------------------------
 
@@ -340,6 +375,7 @@ class PrepareStage:
             billed_at,
             success_event="renewed",
             decline_event=decline_event,
+            credit=self._booked_credit(row["customer_id"], plan.currency),
         )
 
     def _change(self, job: Job, row: dict[str, Any]) -> StageResult:
@@ -370,7 +406,14 @@ class PrepareStage:
             "current_period_end": iso_utc(result.period_end),
         }
         if result.difference <= 0:
-            # A downgrade: the unused difference is credited on the next renewal.
+            # A downgrade: the unused difference is credited (a credit note, booked as the customer's credit) and
+            # the next renewals consume it.
+            with self.db.connect() as conn:
+                credited = numbering.last_of_subscription(conn, row["id"])
+            note = self._credit_note(old, new, -result.difference, credited, at, result.period_end, start)
+            if note is not None:
+                return self._crediting(job, row, {"plan": new.id, **period}, note, at)
+            # Nothing invoiced to credit: the difference waits in the balance, deducted from the next net.
             change = {"plan": new.id, "credit_balance": row["credit_balance"] - result.difference, **period}
             return self._finish(job, row, change, "updated", note="credited_on_next_renewal")
         due_now = settle_due(result.difference, row["credit_balance"], new.currency)
@@ -399,6 +442,31 @@ class PrepareStage:
             success_event="updated",
             decline_event=None,
         )
+
+    @staticmethod
+    def _credit_note(
+        old: Plan, new: Plan, net: int, invoice: Any, at: datetime, end: datetime, start: datetime
+    ) -> dict[str, Any] | None:
+        """The credit note of ``net`` (minor units) unused on ``old``, against the subscription's latest ``invoice``
+        and with its VAT terms (rounded as the VAT stage rounds); None when there is nothing to credit, no invoice,
+        or the credit exceeds that invoice (a credit note never credits more than its invoice)."""
+        if net <= 0 or invoice is None:
+            return None
+        _, vat, _ = compute_amounts(net, invoice["currency"], Decimal(invoice["vat_rate"]), "exclusive")
+        if net > int(invoice["net"]) or vat > int(invoice["vat"]):
+            return None
+        moment = _day(max(min(at, end), start))
+        return {
+            "net": net,
+            "vat": vat,
+            "currency": invoice["currency"],
+            "vat_country": invoice["vat_country"],
+            "vat_rate": invoice["vat_rate"],
+            "vat_scheme": invoice["vat_scheme"],
+            "invoice_job": invoice["job_id"],
+            "invoice_number": invoice["number"],
+            "reason": f"Unused time on {old.name} after the change to {new.name}, {moment} to {_day(end)}",
+        }
 
     def _cancel(self, job: Job, row: dict[str, Any]) -> StageResult:
         if row["status"] == "canceled":

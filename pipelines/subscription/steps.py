@@ -24,7 +24,9 @@ import sqlalchemy as sa
 from engine.jobs.job import Job
 from engine.jobs.kind import Factory, stage_name
 from engine.jobs.pipeline import Stage, StageResult
+from pipelines.payment.vat import VatOutput
 from pipelines.subscription import repo
+from pipelines.subscription.billing import credit_to_apply
 from pipelines.subscription.prepare import PrepareOutput
 
 
@@ -51,6 +53,8 @@ class ChargeStep:
 
     inner: Stage
     actions: frozenset[str] | None = None
+    #: The charge stage: the customer's booked credit (``PrepareOutput.credit``) pays what it covers first.
+    with_credit: bool = False
     name: str = field(init=False)
     persist_before: bool = field(init=False)
 
@@ -60,9 +64,9 @@ class ChargeStep:
         self.persist_before = bool(getattr(self.inner, "persist_before", False))
 
     @staticmethod
-    def around(inner: Factory, actions: Iterable[str] | None = None) -> ChargeStepFactory:
+    def around(inner: Factory, actions: Iterable[str] | None = None, *, with_credit: bool = False) -> ChargeStepFactory:
         """The stage factory of ``inner`` (a payment stage's factory) wrapped in a :class:`ChargeStep`."""
-        return ChargeStepFactory(inner, frozenset(actions) if actions is not None else None)
+        return ChargeStepFactory(inner, frozenset(actions) if actions is not None else None, with_credit)
 
     def run(self, job: Job) -> StageResult:
         decision = job.output_or_none(PrepareOutput)
@@ -73,6 +77,11 @@ class ChargeStep:
         ):
             return StageResult()
         job_for_inner = dataclasses.replace(job, request=charge_request(job, decision))
+        if self.with_credit and decision.credit:
+            lowered = _less_credit(job_for_inner, decision.credit)
+            if lowered is None:
+                return StageResult()  # the credit pays it all: nothing to charge at Stripe
+            job_for_inner = lowered
         result = self.inner.run(job_for_inner)
         if result.status == "requires_action" and decision.action == "renew":
             # A renewal is off-session: nobody is there to authenticate, so it counts as a failed attempt, and its
@@ -110,16 +119,31 @@ class ChargeStep:
         return dataclasses.replace(result, public=public, write=write)
 
 
+def _less_credit(job: Job, credit: int) -> Job | None:
+    """``job`` as the charge stage sees it when ``credit`` pays part of the VAT total first (the VAT output's
+    ``total`` lowered by :func:`credit_to_apply`), or None when the credit pays all of it.  Deterministic: the
+    decision and the VAT split were committed before the charge, so every delivery charges the same amount."""
+    vat = job.output(VatOutput)
+    applied = credit_to_apply(credit, vat.total, vat.currency)
+    if applied == 0:
+        return job
+    if applied >= vat.total:
+        return None
+    lowered = {**job.stage_results[VatOutput.STAGE], "total": vat.total - applied}
+    return dataclasses.replace(job, stage_results={**job.stage_results, VatOutput.STAGE: lowered})
+
+
 @dataclass(frozen=True)
 class ChargeStepFactory:
     """Builds a :class:`ChargeStep` around the stage ``inner`` builds (the container builds ``inner`` by name)."""
 
     inner: Factory
     actions: frozenset[str] | None = None
+    with_credit: bool = False
 
     @property
     def name(self) -> str:
         return stage_name(self.inner)
 
     def __call__(self, build: Callable[..., Any]) -> ChargeStep:
-        return ChargeStep(build(self.inner), self.actions)
+        return ChargeStep(build(self.inner), self.actions, self.with_credit)

@@ -140,14 +140,16 @@ def test_an_upgrade_charges_the_prorated_difference_and_a_downgrade_credits_the_
     [down] = world.work()
     assert down.status == "succeeded" and world.intents({down.id}) == []
     credit = half_up(2000 * 5 * 86400, period)
+    credit_vat = half_up(credit * 23, 100)
     world.schedulers(end + timedelta(minutes=1), count=1)
     [renewal] = world.work()
     assert renewal.status == "succeeded", renewal.error
-    renewal_net = 900 - credit
+    # The renewal is invoiced in full; the credit (with its VAT, credited by the downgrade's credit note) pays part.
     [renewal_intent] = world.intents({renewal.id})
-    assert renewal_intent["amount"] == renewal_net + half_up(renewal_net * 23, 100)
+    assert renewal_intent["amount"] == 1107 - credit - credit_vat
     [invoice] = [r for r in world.invoices() if r["job_id"] == renewal.id]
-    assert [line["amount"] for line in invoice["document"]["lines"]] == [900, -credit]
+    assert [line["amount"] for line in invoice["document"]["lines"]] == [900]
+    assert invoice["document"]["credit_applied"] == credit + credit_vat
     assert verify(world.c.db).ok
 
 

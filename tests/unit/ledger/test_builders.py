@@ -185,3 +185,19 @@ def test_sales_and_refunds_record_their_vat_terms_when_given() -> None:
 def test_malformed_vat_terms_are_refused(rate: str | None, scheme: str | None) -> None:
     with pytest.raises(ValueError, match="vat_"):
         payment_captured("j", "c", "eur", 100, 23, "IE", vat_rate=rate, vat_scheme=scheme)
+
+
+def test_a_downgrade_credit_is_a_liability_its_use_pays_the_receivable() -> None:
+    from engine.domain.ledger import credit_applied, credit_note_issued
+
+    note = credit_note_issued("subscription:j1:credit_note", "cus_1", "eur", 333, 77, "IE", job_id="j1")
+    assert sorted((p.account, p.amount) for p in note.postings) == [
+        ("customer_credit:cus_1", -410),
+        ("refunds", 333),
+        ("vat_payable:IE", 77),
+    ]
+    used = credit_applied("subscription:j2:credit", "cus_1", "eur", 410, job_id="j2")
+    assert sorted((p.account, p.amount) for p in used.postings) == [
+        ("customer_credit:cus_1", 410),
+        ("receivable:cus_1", -410),
+    ]

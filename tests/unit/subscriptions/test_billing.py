@@ -138,3 +138,20 @@ def test_dunning_schedule() -> None:
     for bad in ("", "3,1", "0,1", "1,1", "x"):
         with pytest.raises(ValueError):
             parse_schedule(bad)
+
+
+@pytest.mark.parametrize(
+    ("credit", "total", "applied"),
+    [
+        (0, 1107, 0),  # no credit
+        (410, 1107, 410),  # part: Stripe charges 697
+        (1107, 1107, 1107),  # all of it: nothing charged
+        (5000, 1107, 1107),  # more: the rest carries over
+        (1090, 1107, 1057),  # 17 cents left is below EUR's 50-cent minimum: 50 charged, 33 kept
+        (1107, 40, 40),
+    ],
+)
+def test_credit_to_apply_never_leaves_an_unchargeable_rest(credit: int, total: int, applied: int) -> None:
+    from pipelines.subscription.billing import credit_to_apply
+
+    assert credit_to_apply(credit, total, "eur") == applied
