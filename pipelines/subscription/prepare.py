@@ -94,6 +94,11 @@ class PrepareOutput(StageOutput):
             return finished
         data = super().to_json()
         del data["note"]
+        # A decision without credit keeps the shape it had before credits were booked.
+        if data["credit_note"] is None:
+            del data["credit_note"]
+        if not data["credit"]:
+            del data["credit"]
         return data
 
 

@@ -79,6 +79,8 @@ def test_a_charging_decision_keeps_every_key() -> None:
         "after": {"id": "sub_1"}, "after_decline": {"id": "sub_1"},
     }  # fmt: skip
     assert _job(prepare=decision).output(PrepareOutput).to_json() == decision
+    with_credit = {**decision, "credit": 410}
+    assert _job(prepare=with_credit).output(PrepareOutput).to_json() == with_credit
 
 
 def test_reading_the_output_of_a_stage_not_run_is_a_clear_error() -> None:
