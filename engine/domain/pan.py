@@ -20,6 +20,8 @@ unless the PAN itself is written without separators (``"4242424242424242 12/29"`
 a run that fails as a whole is checked on its own).
 A run that touches an ASCII letter on either side is part of an identifier (a hexadecimal key, ``pi_3N…``), not a
 card number: ``key-3a4111111111111111bf`` passes, ``card 4111111111111111`` and ``pan:4111111111111111`` do not.
+Nor is a run that lies inside a canonical UUID (``8-4-4-4-12`` hexadecimal groups): its dashes would otherwise join
+all-digit groups into a 13–19-digit run that passes Luhn about once in 10,000 random UUIDs (message ids, job ids).
 Commas and colons do not join digits (amounts ``1,234,567``, clock times, CSV cells).  JSON integers are scanned too,
 and so are floats with no fraction part (a PAN typed as a number is still a PAN); booleans are not.
 
@@ -115,9 +117,26 @@ def _glued(text: str | bytes, start: int, end: int) -> bool:
     return False
 
 
+# A canonical UUID; the scan looks for one only around a run that holds a dash.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_LENGTH = 36
+
+
+def _in_uuid(text: str | bytes, start: int, end: int) -> bool:
+    """True when the run at ``text[start:end]`` lies inside a canonical UUID (a random id, not a number someone
+    typed; a UUID's own groups are at most 12 digits, so only its dashes can make a card-number-long run)."""
+    lo, hi = max(0, start - _UUID_LENGTH + 1), min(len(text), end + _UUID_LENGTH - 1)
+    window = text[lo:hi]
+    if isinstance(window, bytes):
+        window = window.decode("ascii", "replace")
+    if "-" not in window:
+        return False
+    return any(m.start() + lo <= start and end <= m.end() + lo for m in _UUID.finditer(window))
+
+
 def _is_card(text: str, match: re.Match[str]) -> bool:
     digits = _NOT_DIGIT.sub("", match.group())
-    if _glued(text, match.start(), match.end()):
+    if _glued(text, match.start(), match.end()) or _in_uuid(text, match.start(), match.end()):
         return False
     if _MIN_DIGITS <= len(digits) <= _MAX_DIGITS and luhn_valid(digits):
         return True
@@ -180,7 +199,7 @@ def find_pan_in_csv_bytes(data: bytes) -> int | None:
     if data.isascii():
         for match in _CSV_RUN_BYTES.finditer(data):
             digits = _NOT_DIGIT_BYTES.sub(b"", match.group()).decode()
-            if _glued(data, match.start(), match.end()):
+            if _glued(data, match.start(), match.end()) or _in_uuid(data, match.start(), match.end()):
                 continue
             whole = len(digits) <= _MAX_DIGITS and luhn_valid(digits)
             if whole or (len(digits) > _MIN_DIGITS and _has_whole_block(match.group().decode())):

@@ -250,6 +250,27 @@ def test_random_hex_ids_are_never_taken_for_card_numbers() -> None:
     assert not any(contains_pan(f"key-{uuid.uuid4().hex}") for _ in range(20_000))
 
 
+def test_a_run_inside_a_uuid_is_not_a_card_number_and_one_outside_still_is() -> None:
+    from engine.domain.pan import contains_pan, find_pan, find_pan_in_csv_bytes, mask_pans
+
+    # Three all-digit groups joined by the UUID's dashes: 16 digits passing Luhn (seen as a random SQS message id).
+    message_id = "41111111-1111-1111-a111-111111111111"
+    assert not contains_pan(message_id) and mask_pans(message_id) == message_id
+    assert find_pan({"message_id": message_id, "job_id": message_id.upper()}) is None
+    assert find_pan_in_csv_bytes(f"id,amount\n{message_id},100\n".encode()) is None
+    for typed in ("4111-1111-1111-1111", f"4111111111111111 {message_id}", "4111-1111-1111-1111-abcd-ef01"):
+        assert contains_pan(typed), typed  # not UUID-shaped, or outside the UUID
+    assert find_pan_in_csv_bytes(b"id,amount\n4111-1111-1111-1111,100\n") == 1
+
+
+def test_random_uuids_are_never_taken_for_card_numbers() -> None:
+    import uuid
+
+    from engine.domain.pan import contains_pan
+
+    assert not any(contains_pan(str(uuid.uuid4())) for _ in range(100_000))
+
+
 @pytest.mark.parametrize(
     "text", [f"{VISA} 12/29", f"{VISA} 12 29", f"exp 12/29 {AMEX}", f"{VISA_13} - 123", f"{UNIONPAY_19}.1"]
 )
