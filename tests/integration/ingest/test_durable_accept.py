@@ -171,6 +171,35 @@ def test_sqs_down_keeps_the_job_and_delivers_it_later(payment_container, stripe_
     assert len(_charges(stripe_sim, job_id)) == 1
 
 
+def _commits_during(c: Container, action: Callable[[], Any]) -> tuple[Any, int]:
+    """``action()``'s result and how many transactions the container's engine committed while it ran."""
+    counted = [0]
+
+    def on_commit(_: Any) -> None:
+        counted[0] += 1
+
+    sa.event.listen(c.db, "commit", on_commit)
+    try:
+        return action(), counted[0]
+    finally:
+        sa.event.remove(c.db, "commit", on_commit)
+
+
+def test_a_relay_round_commits_only_when_it_sent_something(payment_container) -> None:  # type: ignore[no-untyped-def]
+    # The relay polls every second or so in every process: a round with nothing to send must not cost a commit
+    # (it cost one per poll, most of a slow bench run's commits per payment).
+    c = payment_container
+    relay_once(c.db, c.broker)  # whatever earlier tests left
+    assert _commits_during(c, lambda: relay_once(c.db, c.broker)) == (0, 0)
+    down = JobAcceptor(c.db, Lazy(_RefusingBroker), c.idempotency, c.queues)
+    _submit(down, f"k-{uuid.uuid4().hex}", _payment())
+    with pytest.raises(ReadTimeoutError):  # a refused send marks nothing and commits nothing
+        _commits_during(c, lambda: relay_once(c.db, _RefusingBroker()))
+    sent, commits = _commits_during(c, lambda: relay_once(c.db, c.broker))
+    assert (sent, commits) == (1, 1)
+    _drain(c)
+
+
 def test_a_deleted_queue_answers_202_and_the_job_survives(api, auth, container) -> None:  # type: ignore[no-untyped-def]
     url = container.sqs.get_queue_url(QueueName=container.settings.queue_prefix + "payments.fifo")["QueueUrl"]
     container.broker.queue_url("payments")  # cached URL, as in a running ingest
