@@ -18,6 +18,13 @@ from engine.runtime.container import Container
 
 log = logging.getLogger(__name__)
 
+#: How long the worker's outbox relay waits between rounds when it has no backlog.  What it relays is mostly
+#: notifications (``job.*`` events written by final checkpoints; the ingest relays its own dispatches as they
+#: commit), so a second of delay is invisible to a merchant, and one round then carries every event committed
+#: meanwhile: one commit and a full ``SendMessageBatch`` instead of one each per event when jobs finish one by one
+#: (a slow Stripe).  At 0.2 s the relay's rounds were 0.4 commits and 0.4 SQS calls per payment at +250 ms.
+RELAY_INTERVAL_SECONDS = 1.0
+
 
 def dead_letter_sink(c: Container) -> DeadLetterSink:
     """The database sink when a database is reachable by configuration, else the log."""
@@ -81,7 +88,7 @@ class Sidecars:
         if c.endpoints.database_url:
             from engine.ops.outbox_relay import OutboxRelay
 
-            relay = OutboxRelay(c.db, broker)
+            relay = OutboxRelay(c.db, broker, interval=RELAY_INTERVAL_SECONDS)
             relay.start()
             sidecars.stoppers.append(relay.stop)
         return sidecars
