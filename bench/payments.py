@@ -151,9 +151,16 @@ class Result:
             f"N={self.n}, {CONCURRENCY} HTTP clients, {self.statuses}; commits ingest/worker "
             f"{i['commits']}/{w['commits']} (PostgreSQL xact_commit, same window: {self.pg_commits}; "
             f"pool checkouts ingest/worker {i['checkouts']}/{w['checkouts']}); "
+            f"commits by site ingest {i['commit_sites']} worker {w['commit_sites']}; "
             f"SQS ingest {i['sqs']} worker {w['sqs']}; ingest CPU {i['cpu_seconds'] * 1000 / self.n:.1f} ms/payment; "
             f"submission {self.submit_seconds:.1f} s of {self.seconds:.1f} s"
         )
+
+
+def _count_diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """``after - before`` per key, the keys whose count moved, most first."""
+    moved = {key: count - before.get(key, 0) for key, count in after.items()}
+    return dict(sorted(((k, n) for k, n in moved.items() if n), key=lambda item: -item[1]))
 
 
 def _diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
@@ -162,6 +169,7 @@ def _diff(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
     return {
         "sqs": {op: n for op, n in sqs.items() if n},
         "commits": after["commits"] - before["commits"],
+        "commit_sites": _count_diff(after.get("commit_sites", {}), before.get("commit_sites", {})),
         "checkouts": after["checkouts"] - before["checkouts"],
         "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"],
     }

@@ -39,7 +39,8 @@ class Probe:
     """Counters installed in a child process before the engine builds anything; snapshots on request.
 
     The parent writes a sequence number as a line on the child's stdin; the child answers by writing
-    ``{"seq", "sqs", "commits", "checkouts", "cpu_seconds", "noop_stage_runs"}`` to ``BENCH_PROBE_FILE``
+    ``{"seq", "sqs", "commits", "commit_sites", "checkouts", "cpu_seconds", "noop_stage_runs"}`` to
+    ``BENCH_PROBE_FILE``
     (atomically, via rename).  Counts are totals since start; the parent subtracts two snapshots.
     """
 
@@ -52,6 +53,7 @@ class Probe:
         self._path = path
         self._lock = threading.Lock()
         self._commits = 0
+        self._sites: dict[str, int] = {}
         self._checkouts = 0
         # Registered on the default session's event emitter, every boto3 client made afterwards inherits the hook
         # (the engine makes its clients with boto3.client, i.e. from the default session).  CallCounter.attach
@@ -67,8 +69,10 @@ class Probe:
         threading.Thread(target=self._serve, name="bench-probe", daemon=True).start()
 
     def _on_commit(self, conn: Any) -> None:
+        site = _commit_site(sys._getframe(1))
         with self._lock:
             self._commits += 1
+            self._sites[site] = self._sites.get(site, 0) + 1
 
     def _on_checkout(self, *_: Any) -> None:
         with self._lock:
@@ -76,12 +80,13 @@ class Probe:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            commits, checkouts = self._commits, self._checkouts
+            commits, checkouts, sites = self._commits, self._checkouts, dict(self._sites)
         with _noop_lock:
             noop_runs = _noop_runs[0]
         return {
             "sqs": self.sqs.snapshot(),
             "commits": commits,
+            "commit_sites": sites,
             "checkouts": checkouts,
             "cpu_seconds": time.process_time(),
             "noop_stage_runs": noop_runs,
@@ -93,6 +98,18 @@ class Probe:
             tmp = self._path.with_suffix(".tmp")
             tmp.write_text(json.dumps(data))
             tmp.replace(self._path)
+
+
+def _commit_site(frame: types.FrameType | None) -> str:
+    """Where the code that committed lives: ``path:function`` of the innermost frame of this repository (outside
+    the virtualenv and the probe), e.g. ``engine/jobs/pipeline.py:_commit``; ``?`` when there is none."""
+    root = str(ROOT) + os.sep
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(root) and "site-packages" not in name and not name.endswith("probe.py"):
+            return f"{name[len(root) :]}:{frame.f_code.co_name}"
+        frame = frame.f_back
+    return "?"
 
 
 #: No-op stage runs in this process (the parent checks the baseline ran them and the real runs did not).
