@@ -200,6 +200,7 @@ def run_worker_process(
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    broker.set_worker_threads(threads)  # the consumers hold at most threads + margin messages between them
     worker = dramatiq.Worker(broker, queues=whitelist, worker_threads=threads)
     worker.start()
     sidecars = Sidecars.start(container, broker)

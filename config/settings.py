@@ -50,6 +50,24 @@ class SqsSettings(BaseModel):
     delete_flush_seconds: float = Field(
         default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."
     )
+    receive_pause_seconds: float = Field(
+        default=0.1,
+        ge=0,
+        le=5,
+        description="Pause after a ReceiveMessage that SQS could not fill (fuller batches, fewer calls; adds latency).",
+    )
+    standard_batch_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Standard queues (notifications): pause after an unfilled receive and longest wait of a delete.",
+    )
+    prefetch_margin: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Messages a worker process may hold beyond its threads (received, waiting for a thread).",
+    )
     max_receive_count: int = Field(
         default=20,
         ge=1,
@@ -206,9 +224,9 @@ class WorkerSettings(BaseModel):
         default=1, ge=1, description="Worker processes of `payments worker` (and `payments run`) without `-p`."
     )
     threads: int = Field(
-        default=8,
+        default=32,
         ge=1,
-        description="Worker threads per process (more hide Stripe's latency; more are caught by a crash).",
+        description="Worker threads per process: they mostly wait on Stripe, so many hide its latency.",
     )
 
 

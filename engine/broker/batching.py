@@ -72,8 +72,9 @@ def call_batch(
 
 
 class DeleteBuffer:
-    """Buffers acks into DeleteMessageBatch calls: a batch leaves at 10 entries or ``flush_seconds`` after its
-    first entry arrived, and on :meth:`flush`/:meth:`close`.  Thread-safe; one flusher thread per buffer.
+    """Buffers acks into DeleteMessageBatch calls: a batch leaves at 10 entries or ``flush_seconds`` (or the
+    ``flush_seconds`` its :meth:`add` named) after its first entry arrived, and on :meth:`flush`/:meth:`close`.
+    Thread-safe; one flusher thread per buffer.
 
     Entries SQS refuses for good (a stale receipt handle: the message was redelivered meanwhile) are logged
     and kept in :attr:`failures` (bounded) — the message will be received again, and the job's own
@@ -86,26 +87,30 @@ class DeleteBuffer:
         self._sqs = sqs
         self._flush_seconds = flush_seconds
         self._pending: dict[str, list[str]] = {}
-        self._first_at: dict[str, float] = {}
+        #: When each queue's pending batch must leave (monotonic), set by its first entry.
+        self._due_at: dict[str, float] = {}
         self._cond = threading.Condition()
         self._closed = False
         self.failures: list[tuple[str, FailedEntry]] = []
         self._thread = threading.Thread(target=self._run, name="sqs-delete-flusher", daemon=True)
         self._thread.start()
 
-    def add(self, queue_url: str, receipt_handle: str) -> None:
-        """Schedule the deletion of one received message."""
+    def add(self, queue_url: str, receipt_handle: str, flush_seconds: float | None = None) -> None:
+        """Schedule the deletion of one received message, within ``flush_seconds`` (default: the buffer's)."""
+        window = self._flush_seconds if flush_seconds is None else flush_seconds
         ready: list[str] | None = None
         with self._cond:
             entries = self._pending.setdefault(queue_url, [])
             if not entries:
-                self._first_at[queue_url] = time.monotonic()
+                self._due_at[queue_url] = time.monotonic() + window
             entries.append(receipt_handle)
             if len(entries) >= BATCH_SIZE:
                 ready = entries[:BATCH_SIZE]
                 del entries[:BATCH_SIZE]
                 if entries:
-                    self._first_at[queue_url] = time.monotonic()
+                    self._due_at[queue_url] = time.monotonic() + window
+                else:
+                    self._due_at.pop(queue_url, None)
             else:
                 self._cond.notify()
         if ready:
@@ -118,7 +123,7 @@ class DeleteBuffer:
             urls = [queue_url] if queue_url else list(self._pending)
             taken = {url: self._pending.pop(url, []) for url in urls}
             for url in urls:
-                self._first_at.pop(url, None)
+                self._due_at.pop(url, None)
         for url, handles in taken.items():
             for chunk in chunks(handles):
                 self._delete(url, list(chunk))
@@ -142,19 +147,18 @@ class DeleteBuffer:
             with self._cond:
                 if self._closed:
                     return
-                if not self._first_at:
+                if not self._due_at:
                     self._cond.wait()
                     continue
                 now = time.monotonic()
-                oldest = min(self._first_at.values())
-                wait = oldest + self._flush_seconds - now
+                wait = min(self._due_at.values()) - now
                 if wait > 0:
                     self._cond.wait(timeout=wait)
                     continue
-                for url, first in list(self._first_at.items()):
-                    if first + self._flush_seconds <= now:
+                for url, due_at in list(self._due_at.items()):
+                    if due_at <= now:
                         due[url] = self._pending.pop(url, [])
-                        del self._first_at[url]
+                        del self._due_at[url]
             for url, handles in due.items():
                 for chunk in chunks(handles):
                     self._delete(url, list(chunk))

@@ -28,6 +28,7 @@ from dramatiq.middleware import Middleware, default_middleware
 from dramatiq.middleware.retries import Retries
 
 from engine.broker.batching import DeleteBuffer, call_batch, chunks
+from engine.broker.capacity import Capacity
 from engine.broker.client import make_client
 from engine.broker.config import BrokerConfig
 from engine.broker.consumer import Gate, SQSConsumer
@@ -107,6 +108,9 @@ class SQSBroker(dramatiq.Broker):
         self.dead_letters = DeadLetters(self.sqs, self.sink, self.deleter)
         self._consumers: weakref.WeakSet[SQSConsumer] = weakref.WeakSet()
         self._gates: dict[str, Gate] = {}
+        #: The worker's thread count (:meth:`set_worker_threads`); None: read from Dramatiq's prefetch.
+        self.worker_threads: int | None = None
+        self._capacity: Capacity | None = None
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         """Dramatiq's middleware signal, plus: at worker shutdown, stop every consumer's receiver first."""
@@ -286,8 +290,22 @@ class SQSBroker(dramatiq.Broker):
         take work only while ``gate()`` admits it.  Raises :class:`KeyError` for a name outside the catalogue."""
         self._gates[self.catalogue.resolve(queue_name).spec.base] = gate
 
+    def set_worker_threads(self, threads: int) -> None:
+        """Tell the broker how many threads the worker runs, before it starts (``payments worker`` does): every
+        consumer then shares one :class:`~engine.broker.capacity.Capacity` of ``threads + prefetch_margin``."""
+        self.worker_threads = threads
+
+    def capacity(self, prefetch: int) -> Capacity:
+        """The held-message limit every consumer of this broker shares: the worker's threads (when not set,
+        Dramatiq's default prefetch of ``2 × threads`` tells them) plus ``config.prefetch_margin``."""
+        with self._lookup_lock:
+            if self._capacity is None:
+                threads = self.worker_threads or max(1, prefetch // 2)
+                self._capacity = Capacity(threads + self.config.prefetch_margin)
+            return self._capacity
+
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 30000) -> SQSConsumer:
-        """A consumer of ``queue_name`` (see :class:`SQSConsumer`).
+        """A consumer of ``queue_name`` (see :class:`SQSConsumer`), sharing the broker's :meth:`capacity`.
 
         Raises:
             dramatiq.errors.QueueNotFound: the queue was never declared or does not exist in SQS.
@@ -303,6 +321,7 @@ class SQSBroker(dramatiq.Broker):
             get_actor=self.get_actor,
             dead_letter_exceptions=self.dead_letter_exceptions,
             gate=self._gates.get(self.queue_ref(queue_name).spec.base),
+            capacity=self.capacity(prefetch),
         )
         self._consumers.add(consumer)
         return consumer

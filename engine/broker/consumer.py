@@ -4,9 +4,10 @@ Built by :meth:`engine.broker.broker.SQSBroker.consume`, which hands it everythi
 the client, the delete buffer, :class:`~engine.broker.dead_letters.DeadLetters`): the consumer never imports the
 broker.
 
-Threads per consumer: Dramatiq's consumer thread calls ``__next__``; a *receiver* thread long-polls SQS (10 at a
-time) into a local buffer; a *heartbeat* thread extends the visibility of every message still held here.
-``ack``/``nack`` are called from Dramatiq's worker threads, so all state sits behind one condition variable.
+Threads per consumer: Dramatiq's consumer thread calls ``__next__``; a *receiver* thread long-polls SQS into a local
+buffer, asking for ``min(10, free slots)`` as soon as a slot of the worker's :class:`~engine.broker.capacity.Capacity`
+frees; a *heartbeat* thread extends the visibility of every message still held here.  ``ack``/``nack`` are called
+from Dramatiq's worker threads, so all state sits behind one condition variable.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dramatiq.errors import ActorNotFound, Retry
 
 from engine.broker.backoff import backoff_seconds, visibility_timeout_for
 from engine.broker.batching import BATCH_SIZE, DeleteBuffer, change_visibility
+from engine.broker.capacity import Capacity
 from engine.broker.config import BrokerConfig
 from engine.broker.dead_letters import DeadLetters
 from engine.broker.envelope import PAN_DETECTED, Envelope, parse_body, redacted_body, to_message
@@ -95,11 +97,16 @@ class SQSMessage(dramatiq.MessageProxy):
 class SQSConsumer(dramatiq.Consumer):
     """Consumes one queue for one Dramatiq worker.  Built by :meth:`SQSBroker.consume`.
 
-    ``prefetch`` bounds the messages held at once (received, not yet acked), but never below 10 so that every
-    ReceiveMessage can ask for a full batch: a receive is made only when 10 more fit (or nothing is held).
-    ``get_actor`` is the broker's (a message for an unknown actor is poison); ``dead_letter_exceptions`` are the
-    exceptions that send a message to the DLQ at once.  ``gate`` (optional, see :data:`Gate`) pauses receiving while
-    a dependency the queue's jobs need is down, and gives back unstarted messages (visibility 0) meanwhile.
+    ``capacity`` bounds the messages held at once (received, not yet acked) by every consumer that shares it (the
+    broker shares one per worker process: its threads plus a margin); without one, ``prefetch`` bounds this
+    consumer alone.  The receiver asks SQS for ``min(10, free slots)`` as soon as one slot is free (one slot while
+    the queue is idle, so an idle queue's long poll does not keep capacity from the busy ones).  After a receive
+    that SQS could not fill, it waits ``config.receive_pause_seconds`` so the next one finds a fuller batch (fewer
+    calls per message at the price of that much latency; ``config.standard_batch_seconds`` on a standard queue,
+    which also delays its deletes that long).  ``get_actor`` is the broker's (a message for an unknown
+    actor is poison); ``dead_letter_exceptions`` are the exceptions that send a message to the DLQ at once.
+    ``gate`` (optional, see :data:`Gate`) pauses receiving while a dependency the queue's jobs need is down, and
+    gives back unstarted messages (visibility 0) meanwhile.
     """
 
     def __init__(
@@ -115,6 +122,7 @@ class SQSConsumer(dramatiq.Consumer):
         get_actor: Callable[[str], object],
         dead_letter_exceptions: tuple[type[BaseException], ...],
         gate: Gate | None = None,
+        capacity: Capacity | None = None,
     ) -> None:
         self._queue = queue
         self._gate = gate
@@ -129,7 +137,11 @@ class SQSConsumer(dramatiq.Consumer):
         self._url = queue.url
         self._visibility = queue.visibility_timeout
         self._timeout = max(timeout_ms, 1) / 1000
-        self._capacity = max(prefetch, BATCH_SIZE)
+        self._capacity = capacity if capacity is not None else Capacity(max(prefetch, 1))
+        # A standard queue (notifications) has no group waiting on a delete and no one waiting on its latency: it
+        # batches its receives and deletes over a longer window.
+        self._pause = config.receive_pause_seconds if self._fifo else config.standard_batch_seconds
+        self._delete_window = None if self._fifo else config.standard_batch_seconds
         self._wait = config.wait_time_seconds
         self._tick = max(0.2, min(config.heartbeat_seconds, self._visibility / 3))
         self._margin = min(2 * self._tick, self._visibility * 0.8)
@@ -165,7 +177,7 @@ class SQSConsumer(dramatiq.Consumer):
         assert isinstance(message, SQSMessage)
         with self._cond:
             self._finish(message)
-        self._deleter.add(self._url, message.receipt_handle)
+        self._deleter.add(self._url, message.receipt_handle, self._delete_window)
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
         """Retry by visibility, or dead-letter.  Never re-sends the message.
@@ -181,10 +193,10 @@ class SQSConsumer(dramatiq.Consumer):
         """
         assert isinstance(message, SQSMessage)
         with self._cond:
-            self._tracked.pop(message.sqs_message_id, None)
+            self._forget(message)
             released = list(self._held.pop(message.group_id, ())) if message.group_id else []
             for held in released:
-                self._tracked.pop(held.sqs_message_id, None)
+                self._forget(held)
             if message.group_id:
                 self._running_groups.discard(message.group_id)
             self._cond.notify_all()
@@ -283,7 +295,7 @@ class SQSConsumer(dramatiq.Consumer):
         with self._cond:
             unstarted = [m for m in self._tracked.values() if not m.yielded]
             for m in unstarted:
-                self._tracked.pop(m.sqs_message_id, None)
+                self._forget(m)
             self._ready.clear()
             self._held.clear()
         if unstarted:
@@ -309,9 +321,14 @@ class SQSConsumer(dramatiq.Consumer):
         with self._cond:
             return len(self._tracked)
 
+    def _forget(self, message: SQSMessage) -> None:
+        """Stop tracking ``message`` and free its slot (caller holds the lock; a message not tracked is a no-op)."""
+        if self._tracked.pop(message.sqs_message_id, None) is not None:
+            self._capacity.release(1)
+
     def _finish(self, message: SQSMessage) -> None:
         """Forget a finished message and move the next held message of its group to the ready list."""
-        self._tracked.pop(message.sqs_message_id, None)
+        self._forget(message)
         group = message.group_id
         if group:
             queue = self._held.get(group)
@@ -326,12 +343,12 @@ class SQSConsumer(dramatiq.Consumer):
     def _untrack_with_group(self, message: SQSMessage) -> list[SQSMessage]:
         """Forget ``message`` and the messages held behind it (caller holds the lock)."""
         out = [message]
-        self._tracked.pop(message.sqs_message_id, None)
+        self._forget(message)
         if message in self._ready:
             self._ready.remove(message)
         if message.group_id:
             for held in self._held.pop(message.group_id, ()):
-                self._tracked.pop(held.sqs_message_id, None)
+                self._forget(held)
                 out.append(held)
             self._running_groups.discard(message.group_id)
         return out
@@ -360,24 +377,10 @@ class SQSConsumer(dramatiq.Consumer):
         for entry in failed.values():
             log.warning("ChangeMessageVisibility entry failed on %s: %s %s", self._url, entry.code, entry.message)
 
-    def _room(self) -> int:
-        return self._capacity - len(self._tracked)
-
     def _receive_loop(self) -> None:
         pause = RECEIVE_ERROR_PAUSE
+        idle = True  # until a receive brings something: the first long poll reserves one slot
         while not self._receiving_stopped.is_set():
-            with self._cond:
-                # Ask only for full batches (fewer calls per message), unless nothing at all is held.
-                while (
-                    not self._receiving_stopped.is_set()
-                    and self._tracked
-                    and self._room() < BATCH_SIZE
-                    and self._gate_mode() == "all"
-                ):
-                    self._cond.wait(timeout=1.0)
-                want = min(BATCH_SIZE, self._room())
-            if self._receiving_stopped.is_set():
-                return
             mode = self._gate_mode()
             if mode != "all":
                 if mode == "none":
@@ -385,7 +388,21 @@ class SQSConsumer(dramatiq.Consumer):
                 if mode == "none" or self.held_count():
                     self._receiving_stopped.wait(GATE_PAUSE)
                     continue
-                want = 1  # half-open: one message for the probe
+                most = 1  # half-open: one message for the probe
+            else:
+                most = 1 if idle else BATCH_SIZE
+            # Refill as soon as a slot frees (a thread finished), with as many as are free: threads never wait
+            # for ten to finish, and no more is held than the worker can start soon.
+            want = self._capacity.reserve(most, timeout=1.0)
+            if not want:
+                continue
+            if self._receiving_stopped.is_set():
+                self._capacity.release(want)
+                return
+            if self._fifo:
+                # SQS hands out a FIFO group's next message only once the previous one is deleted: send the acks
+                # waiting in the delete buffer first, so batching deletes never delays a group.
+                self._deleter.flush(self._url)
             try:
                 answer = self._sqs.receive_message(
                     QueueUrl=self._url,
@@ -394,24 +411,32 @@ class SQSConsumer(dramatiq.Consumer):
                     MessageSystemAttributeNames=RECEIVE_ATTRIBUTES,
                 )
             except Exception:
+                self._capacity.release(want)
                 log.exception("ReceiveMessage failed on %s; pausing %.1fs", self._url, pause)
                 self._receiving_stopped.wait(pause)
                 pause = min(pause * 2, RECEIVE_ERROR_PAUSE_MAX)
                 continue
             pause = RECEIVE_ERROR_PAUSE
             raw_messages = answer.get("Messages", [])
+            idle = not raw_messages
             if not raw_messages:
+                self._capacity.release(want)
                 continue
             received_at = time.monotonic()
             if self._receiving_stopped.is_set():
                 # Stopped while polling: give them back untouched.
+                self._capacity.release(want)
                 self._set_visibility([(raw["ReceiptHandle"], 0) for raw in raw_messages])
                 return
-            self._admit(raw_messages, received_at)
+            admitted = self._admit(raw_messages, received_at)
+            self._capacity.release(want - admitted)
+            if len(raw_messages) < want and self._pause > 0:
+                # SQS had no more: let a few arrive before asking again (a fuller batch, fewer calls).
+                self._receiving_stopped.wait(self._pause)
 
-    def _admit(self, raw_messages: list[dict[str, Any]], received_at: float) -> None:
+    def _admit(self, raw_messages: list[dict[str, Any]], received_at: float) -> int:
         """Decode a received batch; dead-letter the poison; queue the rest, holding back later messages of a
-        group whose earlier message has not finished."""
+        group whose earlier message has not finished.  Returns how many were queued (each holds a slot)."""
         admitted: list[SQSMessage] = []
         for raw in raw_messages:
             attributes = raw.get("Attributes", {})
@@ -464,8 +489,11 @@ class SQSConsumer(dramatiq.Consumer):
                     visible_until=received_at + self._visibility,
                 )
             )
+        taken = 0
         with self._cond:
             for item in admitted:
+                if item.sqs_message_id not in self._tracked:
+                    taken += 1  # a copy of a message still tracked here keeps the slot its first copy took
                 self._tracked[item.sqs_message_id] = item
                 group = item.group_id
                 if group and (group in self._running_groups or group in self._held):
@@ -475,6 +503,7 @@ class SQSConsumer(dramatiq.Consumer):
                         self._running_groups.add(group)
                     self._ready.append(item)
             self._cond.notify_all()
+        return taken
 
     def _heartbeat_loop(self) -> None:
         while not self._closing.wait(self._tick):

@@ -1,11 +1,14 @@
-"""Partial failures of batch calls, with a fake client (no I/O): entry-by-entry retry, then a precise error."""
+"""Partial failures of batch calls, with a fake client (no I/O): entry-by-entry retry, then a precise error; the
+delete buffer's windows."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
+from engine.broker.batching import DeleteBuffer
 from engine.broker.broker import SQSBroker
 from engine.broker.envelope import Envelope, to_message
 from engine.broker.errors import BatchSendError
@@ -98,3 +101,31 @@ def test_retries_middleware_is_refused() -> None:
     broker = SQSBroker(FakeSQS(set(), set()), catalogue=CATALOGUE)
     assert not any(isinstance(m, Retries) for m in broker.middleware)
     broker.close()
+
+
+class RecordingDeletes:
+    """Answers DeleteMessageBatch, recording when each call came and what it carried."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str, int]] = []
+
+    def delete_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.calls.append((time.monotonic(), QueueUrl, len(Entries)))
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_a_delete_waits_the_window_its_queue_asked_for() -> None:
+    fake = RecordingDeletes()
+    buffer = DeleteBuffer(fake, flush_seconds=0.05)
+    try:
+        started = time.monotonic()
+        buffer.add("fifo", "h1")  # the buffer's window
+        for i in range(3):
+            buffer.add("standard", f"s{i}", flush_seconds=0.6)  # a longer window: one call for all three
+        time.sleep(0.3)
+        assert [(url, n) for _, url, n in fake.calls] == [("fifo", 1)]
+        time.sleep(0.6)
+        assert [(url, n) for _, url, n in fake.calls] == [("fifo", 1), ("standard", 3)]
+        assert fake.calls[1][0] - started >= 0.55
+    finally:
+        buffer.close()
