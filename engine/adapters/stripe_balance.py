@@ -27,9 +27,13 @@ class Fee:
 
 
 def charge_fee(gw: StripeGateway, job_id: str, *, charge: str | None, payment_intent: str | None) -> Fee | None:
-    """The fee of ``charge`` (or of ``payment_intent``'s latest charge when the charge id is not known): one GET with
-    the balance transaction expanded.  None when the charge has no balance transaction yet (not captured).
-    Raises the SDK's errors (the caller classifies them)."""
+    """The fee of ``charge`` (or of ``payment_intent``'s latest charge when the charge id is not known): the balance
+    transaction this process's create-and-confirm saw expanded, else one GET with it expanded.  None when the charge
+    has no balance transaction yet (not captured).  Raises the SDK's errors (the caller classifies them)."""
+    seen = gw.seen_balance_transaction(charge) if charge else None
+    if seen is not None:
+        # The create-and-confirm of this delivery expanded it (StripeGateway.create_and_confirm): no GET.
+        return Fee(int(seen.fee), str(seen.currency).lower(), str(seen.id))
     if charge:
         obj = gw.call(job_id, gw.client.v1.charges.retrieve, charge, params={"expand": ["balance_transaction"]})
     elif payment_intent:

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 #: Card countries remembered per process (oldest forgotten first).
 CARD_COUNTRIES_REMEMBERED = 4096
+#: Balance transactions seen expanded on a confirmed intent and not read yet (oldest forgotten first).
+FEES_REMEMBERED = 4096
+#: What a create-and-confirm asks Stripe to expand: the charge's balance transaction carries the fee the ledger
+#: books, so the ledger needs no GET of its own (:meth:`StripeGateway.seen_balance_transaction`).
+CONFIRM_EXPAND = ["latest_charge.balance_transaction"]
 
 
 class StripeGateway:
@@ -57,6 +62,7 @@ class StripeGateway:
         self.rate_limiter = rate_limiter
         self._customers: dict[str, str] = {}
         self._card_countries: dict[str, str | None] = {}
+        self._balance_transactions: dict[str, Any] = {}
         self._probing = False
         self._lock = threading.Lock()
 
@@ -235,14 +241,54 @@ class StripeGateway:
         if description:
             params["description"] = description
         refuse_card_numbers(job_id, params)
-        return self.call(
-            job_id, self.client.v1.payment_intents.create, params=params, options={"idempotency_key": idempotency_key}
-        )
+        options = {"idempotency_key": idempotency_key}
+        try:
+            intent = self.call(
+                job_id,
+                self.client.v1.payment_intents.create,
+                params={**params, "expand": CONFIRM_EXPAND},
+                options=options,
+            )
+        except stripe.IdempotencyError:
+            # The key was first used without ``expand`` (by an engine of before the expansion, the request cut
+            # short by a deploy): Stripe compares parameters, so repeat that request exactly to get its answer.
+            intent = self.call(job_id, self.client.v1.payment_intents.create, params=params, options=options)
+        self._remember_balance_transaction(intent)
+        return intent
 
     def confirm(self, job_id: str, intent_id: str, idempotency_key: str) -> Any:
-        return self.call(
-            job_id, self.client.v1.payment_intents.confirm, intent_id, options={"idempotency_key": idempotency_key}
-        )
+        options = {"idempotency_key": idempotency_key}
+        try:
+            intent = self.call(
+                job_id,
+                self.client.v1.payment_intents.confirm,
+                intent_id,
+                params={"expand": CONFIRM_EXPAND},
+                options=options,
+            )
+        except stripe.IdempotencyError:  # first sent without ``expand``: see create_and_confirm
+            intent = self.call(job_id, self.client.v1.payment_intents.confirm, intent_id, options=options)
+        self._remember_balance_transaction(intent)
+        return intent
+
+    def _remember_balance_transaction(self, intent: Any) -> None:
+        """Keep the balance transaction an expanded intent carries, by charge id, for the fee read after it."""
+        charge: Any = getattr(intent, "latest_charge", None)
+        if charge is None or isinstance(charge, str):
+            return  # no charge yet, or Stripe did not expand it
+        txn = getattr(charge, "balance_transaction", None)
+        if txn is None or isinstance(txn, str):
+            return  # not captured yet (no balance transaction)
+        with self._lock:
+            if len(self._balance_transactions) >= FEES_REMEMBERED:
+                self._balance_transactions.pop(next(iter(self._balance_transactions)))
+            self._balance_transactions[str(charge.id)] = txn
+
+    def seen_balance_transaction(self, charge_id: str) -> Any | None:
+        """The balance transaction of ``charge_id`` as this process's create-and-confirm saw it expanded, once
+        (forgotten when read: a later read asks Stripe), or None.  Balance transactions do not change once made."""
+        with self._lock:
+            return self._balance_transactions.pop(charge_id, None)
 
     def cancel_intent(self, job_id: str, intent_id: str, idempotency_key: str) -> Any:
         """Cancel the PaymentIntent ``intent_id`` (``abandoned``); the canceled intent.  Under the same key a repeat

@@ -89,6 +89,8 @@ class SandboxApp:
             ),
             0,
         )
+        # Requests per endpoint (``POST /v1/customers``: 3), for GET /_sim/stats: what a test says was called.
+        self.by_endpoint: dict[str, int] = {}
         # Requests still being processed after their connection was dropped (drop_in_flight_rate).
         self._in_flight: set[asyncio.Task[None]] = set()
         self._resets = 0  # a request still in flight when the sandbox is reset is forgotten, not processed
@@ -118,6 +120,8 @@ class SandboxApp:
         and saving its answer under the key when Stripe would."""
         knobs = self.faults.knobs
         self.stats["requests"] += 1
+        endpoint = endpoint_of(method, path)
+        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
         # "down" refuses service and drop_rate loses the connection: both before anything else happens.
         if knobs.down or self.faults.roll(knobs.drop_rate):
             self.stats["dropped"] += 1
@@ -128,7 +132,7 @@ class SandboxApp:
             api_key = self._authenticate(headers)
             # Stripe's request limits (knobs; off by default): refused before the endpoint, nothing saved.
             if (knobs.rate_limit_per_account or knobs.rate_limit_per_endpoint) and not self.rate_limits.admit(
-                api_key, endpoint_of(method, path), knobs.rate_limit_per_account, knobs.rate_limit_per_endpoint
+                api_key, endpoint, knobs.rate_limit_per_account, knobs.rate_limit_per_endpoint
             ):
                 self.stats["rate_limited"] += 1
                 raise StripeError(
@@ -349,7 +353,7 @@ class SandboxApp:
             self.clock.advance(float(advance))
             return _json(200, {"now": self.clock.now()})
         if segments == ["stats"] and method == "GET":
-            return _json(200, dict(self.stats))
+            return _json(200, {**self.stats, "by_endpoint": dict(self.by_endpoint)})
         if segments == ["webhook_deliveries"] and method == "GET":
             return _json(200, {"object": "list", "data": list(self.dispatcher.attempts)})
         if len(segments) == 3 and segments[0] == "payment_intents" and segments[2] == "authenticate":
@@ -434,3 +438,4 @@ class SandboxApp:
         self.clock.reset()
         for name in self.stats:
             self.stats[name] = 0
+        self.by_endpoint.clear()
