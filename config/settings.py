@@ -51,10 +51,10 @@ class SqsSettings(BaseModel):
         default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."
     )
     receive_pause_seconds: float = Field(
-        default=0.1,
+        default=0.3,
         ge=0,
         le=5,
-        description="Pause after a ReceiveMessage that SQS could not fill (fuller batches, fewer calls; adds latency).",
+        description="Longest pause after a receive SQS could not fill (fuller batches, fewer calls; adds latency).",
     )
     standard_batch_seconds: float = Field(
         default=1.0,

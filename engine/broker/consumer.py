@@ -43,6 +43,9 @@ SHUTDOWN_RECEIVE_WAIT_SECONDS = 1.0
 RECEIVE_ERROR_PAUSE_MAX = 10.0
 #: How often a consumer whose gate is shut looks at it again (seconds).
 GATE_PAUSE = 0.5
+#: A FIFO consumer pausing after an unfilled receive asks again early once this many of its messages finished:
+#: each finished message's group may have a next message, deliverable once the delete is sent (a fuller batch).
+FINISHED_PER_RECEIVE = BATCH_SIZE // 2
 
 #: A consumer's gate: how much work it may take now — ``all``, ``probe`` (one message, when it holds none) or
 #: ``none`` (take nothing and give back what is not started).  The worker gates the queues whose jobs call Stripe
@@ -150,6 +153,7 @@ class SQSConsumer(dramatiq.Consumer):
         self._ready: deque[SQSMessage] = deque()
         self._tracked: dict[str, SQSMessage] = {}
         self._running_groups: set[str] = set()
+        self._finished_since_receive = 0
         self._held: dict[str, deque[SQSMessage]] = {}
         self._closing = threading.Event()
         self._receiving_stopped = threading.Event()
@@ -194,6 +198,7 @@ class SQSConsumer(dramatiq.Consumer):
         assert isinstance(message, SQSMessage)
         with self._cond:
             self._forget(message)
+            self._finished_since_receive += 1
             released = list(self._held.pop(message.group_id, ())) if message.group_id else []
             for held in released:
                 self._forget(held)
@@ -329,6 +334,7 @@ class SQSConsumer(dramatiq.Consumer):
     def _finish(self, message: SQSMessage) -> None:
         """Forget a finished message and move the next held message of its group to the ready list."""
         self._forget(message)
+        self._finished_since_receive += 1
         group = message.group_id
         if group:
             queue = self._held.get(group)
@@ -403,6 +409,8 @@ class SQSConsumer(dramatiq.Consumer):
                 # SQS hands out a FIFO group's next message only once the previous one is deleted: send the acks
                 # waiting in the delete buffer first, so batching deletes never delays a group.
                 self._deleter.flush(self._url)
+            with self._cond:
+                self._finished_since_receive = 0
             try:
                 answer = self._sqs.receive_message(
                     QueueUrl=self._url,
@@ -431,8 +439,19 @@ class SQSConsumer(dramatiq.Consumer):
             admitted = self._admit(raw_messages, received_at)
             self._capacity.release(want - admitted)
             if len(raw_messages) < want and self._pause > 0:
-                # SQS had no more: let a few arrive before asking again (a fuller batch, fewer calls).
-                self._receiving_stopped.wait(self._pause)
+                self._pause_for_a_fuller_batch()
+
+    def _pause_for_a_fuller_batch(self) -> None:
+        """SQS had no more for now: let some arrive before asking again (a fuller batch, fewer calls per message).
+        Waits the pause, on a FIFO queue only until :data:`FINISHED_PER_RECEIVE` messages finished since the last
+        receive (their groups' next messages become deliverable), and never past a stop."""
+        deadline = time.monotonic() + self._pause
+        with self._cond:
+            while not self._receiving_stopped.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or (self._fifo and self._finished_since_receive >= FINISHED_PER_RECEIVE):
+                    return
+                self._cond.wait(left)
 
     def _admit(self, raw_messages: list[dict[str, Any]], received_at: float) -> int:
         """Decode a received batch; dead-letter the poison; queue the rest, holding back later messages of a

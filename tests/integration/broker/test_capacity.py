@@ -97,3 +97,30 @@ def test_two_queues_share_the_worker_capacity(sqs: Any, broker: SQSBroker) -> No
     finally:
         payments.close()
         notifications.close()
+
+
+def test_after_an_unfilled_receive_a_fifo_consumer_waits_for_finished_messages_before_asking_again(
+    sqs: Any, broker: SQSBroker
+) -> None:
+    _actors(broker)
+    broker.config = replace(FAST, receive_pause_seconds=3.0)
+    broker.set_worker_threads(20)
+    asked = AskedFor(sqs)
+    broker.enqueue_many([message(envelope(f"cus_{i}")) for i in range(7)])
+    consumer = broker.consume("payments", prefetch=40, timeout=100)
+    try:
+        # The first (idle) poll takes one, the next asks for ten and gets six: SQS had no more, so it pauses.
+        assert wait_until(lambda: consumer.held_count() == 7, timeout=10)
+        calls = len(asked.asked)
+        broker.enqueue_many([message(envelope(f"cus_new_{i}")) for i in range(3)])
+        threading.Event().wait(1.0)
+        assert len(asked.asked) == calls, "asked again during the pause"
+        assert consumer.held_count() == 7
+        # Five finished messages end the pause early (their groups may have a next message): the new three come.
+        for _ in range(5):
+            m = next(consumer)
+            assert m is not None
+            consumer.ack(m)
+        assert wait_until(lambda: consumer.held_count() == 5, timeout=1.5), "waited out the whole pause"
+    finally:
+        consumer.close()
