@@ -101,8 +101,9 @@ class DeleteBuffer:
         ready: list[str] | None = None
         with self._cond:
             entries = self._pending.setdefault(queue_url, [])
-            if not entries:
-                self._due_at[queue_url] = time.monotonic() + window
+            due = time.monotonic() + window
+            # The batch leaves when its most urgent entry must: a short window is not held up by a longer one.
+            self._due_at[queue_url] = min(due, self._due_at.get(queue_url, due)) if entries else due
             entries.append(receipt_handle)
             if len(entries) >= BATCH_SIZE:
                 ready = entries[:BATCH_SIZE]

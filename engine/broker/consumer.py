@@ -145,6 +145,9 @@ class SQSConsumer(dramatiq.Consumer):
         # batches its receives and deletes over a longer window.
         self._pause = config.receive_pause_seconds if self._fifo else config.standard_batch_seconds
         self._delete_window = None if self._fifo else config.standard_batch_seconds
+        #: True while the receiver waits in a ReceiveMessage (FIFO: an ack's delete then goes out within the
+        #: buffer's short window, since a group waits on it; otherwise the receiver sends it before its next receive).
+        self._polling = False
         self._wait = config.wait_time_seconds
         self._tick = max(0.2, min(config.heartbeat_seconds, self._visibility / 3))
         self._margin = min(2 * self._tick, self._visibility * 0.8)
@@ -181,7 +184,12 @@ class SQSConsumer(dramatiq.Consumer):
         assert isinstance(message, SQSMessage)
         with self._cond:
             self._finish(message)
-        self._deleter.add(self._url, message.receipt_handle, self._delete_window)
+            window = self._delete_window
+            if self._fifo and not self._polling:
+                # The receiver is pausing or about to receive: it sends pending deletes first (bounded by the pause
+                # should it have just started a poll), so this delete joins the others instead of leaving alone.
+                window = self._pause
+        self._deleter.add(self._url, message.receipt_handle, window)
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
         """Retry by visibility, or dead-letter.  Never re-sends the message.
@@ -405,12 +413,13 @@ class SQSConsumer(dramatiq.Consumer):
             if self._receiving_stopped.is_set():
                 self._capacity.release(want)
                 return
+            with self._cond:
+                self._finished_since_receive = 0
+                self._polling = True  # before the flush: an ack from now on is sent within the short window
             if self._fifo:
                 # SQS hands out a FIFO group's next message only once the previous one is deleted: send the acks
                 # waiting in the delete buffer first, so batching deletes never delays a group.
                 self._deleter.flush(self._url)
-            with self._cond:
-                self._finished_since_receive = 0
             try:
                 answer = self._sqs.receive_message(
                     QueueUrl=self._url,
@@ -419,11 +428,15 @@ class SQSConsumer(dramatiq.Consumer):
                     MessageSystemAttributeNames=RECEIVE_ATTRIBUTES,
                 )
             except Exception:
+                with self._cond:
+                    self._polling = False
                 self._capacity.release(want)
                 log.exception("ReceiveMessage failed on %s; pausing %.1fs", self._url, pause)
                 self._receiving_stopped.wait(pause)
                 pause = min(pause * 2, RECEIVE_ERROR_PAUSE_MAX)
                 continue
+            with self._cond:
+                self._polling = False
             pause = RECEIVE_ERROR_PAUSE
             raw_messages = answer.get("Messages", [])
             idle = not raw_messages

@@ -129,3 +129,15 @@ def test_a_delete_waits_the_window_its_queue_asked_for() -> None:
         assert fake.calls[1][0] - started >= 0.55
     finally:
         buffer.close()
+
+
+def test_a_short_window_is_not_held_up_by_a_longer_one_already_pending() -> None:
+    fake = RecordingDeletes()
+    buffer = DeleteBuffer(fake, flush_seconds=0.05)
+    try:
+        buffer.add("fifo", "h1", flush_seconds=5.0)
+        buffer.add("fifo", "h2")  # the buffer's 0.05 s: both leave then, in one call
+        time.sleep(0.4)
+        assert [(url, n) for _, url, n in fake.calls] == [("fifo", 2)]
+    finally:
+        buffer.close()
