@@ -51,7 +51,7 @@ class SqsSettings(BaseModel):
         default=0.05, ge=0, description="Longest an ack waits to be batched into a DeleteMessageBatch."
     )
     receive_pause_seconds: float = Field(
-        default=0.3,
+        default=0.2,
         ge=0,
         le=5,
         description="Longest pause after a receive SQS could not fill (fuller batches, fewer calls; adds latency).",
@@ -224,9 +224,9 @@ class WorkerSettings(BaseModel):
         default=1, ge=1, description="Worker processes of `payments worker` (and `payments run`) without `-p`."
     )
     threads: int = Field(
-        default=32,
+        default=8,
         ge=1,
-        description="Worker threads per process: they mostly wait on Stripe, so many hide its latency.",
+        description="Worker threads per process (more hide Stripe's latency; more are caught by a crash).",
     )
 
 

@@ -25,7 +25,7 @@ class BrokerConfig:
     wait_time_seconds: int = 20
     heartbeat_seconds: float = 60.0
     delete_flush_seconds: float = 0.05
-    receive_pause_seconds: float = 0.3
+    receive_pause_seconds: float = 0.2
     standard_batch_seconds: float = 1.0
     prefetch_margin: int = 10
     backoff_base_seconds: float = 5.0
