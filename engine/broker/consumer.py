@@ -451,7 +451,8 @@ class SQSConsumer(dramatiq.Consumer):
                 return
             admitted = self._admit(raw_messages, received_at)
             self._capacity.release(want - admitted)
-            if len(raw_messages) < want and self._pause > 0:
+            if len(raw_messages) < BATCH_SIZE and self._pause > 0:
+                # SQS had no more, or only a few slots were free (the threads are busy: messages wait for them).
                 self._pause_for_a_fuller_batch()
 
     def _pause_for_a_fuller_batch(self) -> None:
