@@ -8,17 +8,22 @@ say which charge is refunded.
 
 from __future__ import annotations
 
+import dataclasses
+from fractions import Fraction
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from engine.domain.money import currency as currency_of
+from engine.domain.money import round_half_up_to
 from engine.domain.vat import VatResult
 from engine.errors import PaymentsError
 from engine.jobs.job import Job
 from engine.jobs.request import check_metadata
 from pipelines.payment.charge import ChargeOutput
 from pipelines.payment.vat import VatOutput
+from pipelines.subscription.billing import credit_to_apply
 from pipelines.webhook.context import CHARGING_KINDS, job_for_intent
 
 REASONS = ("duplicate", "fraudulent", "requested_by_customer")
@@ -107,7 +112,20 @@ def payment_figures(payment: Job) -> VatResult:
         charge = payment.output_or_none(ChargeOutput)
         if charge is None or charge.status != "succeeded":
             raise PaymentNotRefundable(f"{payment.kind} job {payment.id} has no successful charge")
+        return _charged_part(vat.figures(), int((payment.stage_results.get("prepare") or {}).get("credit") or 0))
     return vat.figures()
+
+
+def _charged_part(invoiced: VatResult, credit: int) -> VatResult:
+    """What Stripe charged of a renewal invoiced at ``invoiced`` when the customer's booked ``credit`` paid part of it
+    first (pipelines/subscription/steps.py charges the VAT total less :func:`credit_to_apply`): that total, its VAT
+    the invoice's share (half up, to the currency's step).  A refund can return only what Stripe took."""
+    applied = credit_to_apply(credit, invoiced.total, invoiced.currency)
+    if not applied:
+        return invoiced
+    total = invoiced.total - applied
+    vat = round_half_up_to(Fraction(invoiced.vat * total, invoiced.total), currency_of(invoiced.currency).step)
+    return dataclasses.replace(invoiced, total=total, vat=vat, net=total - vat)
 
 
 def payment_intent_of(payment: Job) -> str | None:

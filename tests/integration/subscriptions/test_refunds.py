@@ -458,3 +458,34 @@ def test_a_refund_of_an_invoiced_payment_issues_a_credit_note_and_one_without_an
     assert note["number"] == row["number"] and (row["net"], row["vat"], row["total"]) == (813, 187, 1000)
     assert "credit_note" not in by_payment[plain["id"]]
     assert verify(world.c.db).ok
+
+
+def test_a_renewal_paid_partly_by_credit_refunds_only_what_stripe_charged(world: World) -> None:
+    from tests.integration.subscriptions.test_downgrade_credit import change, renew
+
+    accepted = world.subscribe("pro-monthly")
+    sub_id = accepted["subscription"]["id"]
+    world.work()
+    end = parse(world.get(sub_id)["current_period_end"])
+    change(world, sub_id, "basic-monthly", end - timedelta(days=5))
+    [down] = world.work()
+    assert down.status == "succeeded", down.error
+    renewal = world.job(renew(world, end + timedelta(minutes=1)).id)
+    [intent] = world.intents({renewal.id})
+    charged = int(intent["amount"])
+    assert 0 < charged < TOTAL  # invoiced 11.07, the downgrade's credit paid the rest
+    over = _refund(world, {"payment": renewal.id, "amount": charged + 1}, status=422)["error"]
+    assert over["code"] == "refund_exceeds_captured" and f"{charged} minor units" in over["message"]
+    _refund(world, {"payment": renewal.id})
+    [done] = _run_refunds(world)
+    assert done.status == "succeeded", done.error
+    vat = half_up(VAT * charged, TOTAL)
+    assert world.job(done.id).view()["amounts"] == {
+        "net": charged - vat,
+        "vat": vat,
+        "total": charged,
+        "currency": "eur",
+    }
+    [note] = _credit_notes(world, renewal)
+    assert (note["net"], note["vat"]) == (charged - vat, vat)
+    _assert_money(world, renewal)
